@@ -1,0 +1,376 @@
+"""The SQLite C API, resolved in the very library Python's ``sqlite3`` uses.
+
+Two copies of SQLite in one process corrupt each other (each has its own
+allocator and global state), so fastagg never loads ``libsqlite3`` by name:
+every symbol is looked up through the handle of the ``_sqlite3`` extension
+module, whose dependency list contains the SQLite that module was linked
+against. The library's version must equal :data:`sqlite3.sqlite_version`.
+
+Two views of the same symbols are offered:
+
+* ``lib``: a :class:`ctypes.CDLL` with typed functions, for Python-side calls
+  (registering functions, verifying connections).
+* :func:`native`: :class:`numba.types.ExternalFunction` declarations by
+  *name*. Their addresses are given to LLVM with ``llvmlite.binding.add_symbol``
+  when this module is imported, so compiled code refers to symbols rather than
+  to embedded addresses and numba's on-disk cache stays valid across
+  processes.
+
+Documentation of every function: https://www.sqlite.org/c3ref/funclist.html
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sqlite3
+import sys
+from functools import lru_cache
+
+from .errors import SQLiteLibraryError
+
+# Fundamental datatypes (https://www.sqlite.org/c3ref/c_blob.html).
+SQLITE_INTEGER = 1
+SQLITE_FLOAT = 2
+SQLITE_TEXT = 3
+SQLITE_BLOB = 4
+SQLITE_NULL = 5
+
+# Result codes (https://www.sqlite.org/rescode.html).
+SQLITE_OK = 0
+SQLITE_ERROR = 1
+SQLITE_INTERRUPT = 9
+SQLITE_CONSTRAINT = 19
+SQLITE_MISUSE = 21
+SQLITE_ROW = 100
+SQLITE_DONE = 101
+
+# Text encodings and function flags (https://www.sqlite.org/c3ref/c_deterministic.html).
+SQLITE_UTF8 = 1
+SQLITE_DETERMINISTIC = 0x000000800
+SQLITE_DIRECTONLY = 0x000080000
+SQLITE_INNOCUOUS = 0x000200000
+
+# Destructor sentinel: SQLite makes its own copy of the bytes before returning.
+SQLITE_TRANSIENT = -1
+SQLITE_STATIC = 0
+
+SQLITE_LIMIT_LENGTH = 0
+SQLITE_LIMIT_VARIABLE_NUMBER = 9
+
+# Signatures in a compact code: p pointer, i int32, q int64, d double,
+# z pointer-sized integer (destructor sentinels), v void. First letter is the
+# result. Function pointers are passed as p.
+_SIGNATURES = {
+    # library
+    "sqlite3_libversion": "p",
+    "sqlite3_libversion_number": "i",
+    "sqlite3_threadsafe": "i",
+    # connections
+    "sqlite3_limit": "ipii",
+    "sqlite3_db_filename": "ppp",
+    "sqlite3_errmsg": "pp",
+    "sqlite3_errcode": "ip",
+    "sqlite3_extended_errcode": "ip",
+    "sqlite3_get_autocommit": "ip",
+    "sqlite3_interrupt": "vp",
+    "sqlite3_is_interrupted": "ip",
+    "sqlite3_progress_handler": "vpipp",
+    "sqlite3_changes64": "qp",
+    "sqlite3_exec": "ippppp",
+    # functions
+    "sqlite3_create_function_v2": "ippiippppp",
+    "sqlite3_create_window_function": "ippiipppppp",
+    "sqlite3_aggregate_context": "ppi",
+    "sqlite3_user_data": "pp",
+    "sqlite3_context_db_handle": "pp",
+    "sqlite3_value_type": "ip",
+    "sqlite3_value_numeric_type": "ip",
+    "sqlite3_value_double": "dp",
+    "sqlite3_value_int64": "qp",
+    "sqlite3_value_text": "pp",
+    "sqlite3_value_blob": "pp",
+    "sqlite3_value_bytes": "ip",
+    "sqlite3_result_null": "vp",
+    "sqlite3_result_double": "vpd",
+    "sqlite3_result_int64": "vpq",
+    "sqlite3_result_text": "vppiz",
+    "sqlite3_result_text64": "vppqzi",
+    "sqlite3_result_blob": "vppiz",
+    "sqlite3_result_blob64": "vppqz",
+    "sqlite3_result_error": "vppi",
+    "sqlite3_result_error_nomem": "vp",
+    "sqlite3_result_error_toobig": "vp",
+    # memory
+    "sqlite3_malloc64": "pq",
+    "sqlite3_realloc64": "ppq",
+    "sqlite3_free": "vp",
+    # statements
+    "sqlite3_prepare_v2": "ippipp",
+    "sqlite3_prepare_v3": "ippiipp",
+    "sqlite3_step": "ip",
+    "sqlite3_reset": "ip",
+    "sqlite3_finalize": "ip",
+    "sqlite3_clear_bindings": "ip",
+    "sqlite3_sql": "pp",
+    "sqlite3_stmt_readonly": "ip",
+    "sqlite3_bind_parameter_count": "ip",
+    "sqlite3_bind_parameter_name": "ppi",
+    "sqlite3_bind_null": "ipi",
+    "sqlite3_bind_int64": "ipiq",
+    "sqlite3_bind_double": "ipid",
+    "sqlite3_bind_text64": "ipipqzi",
+    "sqlite3_bind_blob64": "ipipqz",
+    "sqlite3_column_count": "ip",
+    "sqlite3_column_name": "ppi",
+    "sqlite3_column_decltype": "ppi",
+    "sqlite3_column_type": "ipi",
+    "sqlite3_column_int64": "qpi",
+    "sqlite3_column_double": "dpi",
+    "sqlite3_column_text": "ppi",
+    "sqlite3_column_blob": "ppi",
+    "sqlite3_column_bytes": "ipi",
+    # virtual tables
+    "sqlite3_create_module_v2": "ippppp",
+    "sqlite3_declare_vtab": "ipp",
+    "sqlite3_vtab_config": "ipi",
+    "sqlite3_vtab_distinct": "ip",
+    "sqlite3_vtab_in": "ipii",
+    "sqlite3_vtab_in_first": "ipp",
+    "sqlite3_vtab_in_next": "ipp",
+    "sqlite3_vtab_rhs_value": "ipip",
+    "sqlite3_drop_modules": "ipp",
+}
+
+_CTYPES = {
+    "p": ctypes.c_void_p,
+    "i": ctypes.c_int,
+    "q": ctypes.c_int64,
+    "d": ctypes.c_double,
+    "z": ctypes.c_ssize_t,
+    "v": None,
+}
+
+# Functions that exist only in newer SQLite versions; absent ones are skipped
+# and code needing them checks :func:`has`.
+_OPTIONAL = {
+    "sqlite3_is_interrupted",  # 3.41
+    "sqlite3_vtab_distinct",  # 3.38
+    "sqlite3_vtab_in",  # 3.38
+    "sqlite3_vtab_in_first",
+    "sqlite3_vtab_in_next",
+    "sqlite3_drop_modules",  # 3.30
+}
+
+
+def _load_library() -> ctypes.CDLL:
+    """Return a handle whose symbol lookups reach the SQLite of ``_sqlite3``."""
+    import _sqlite3
+
+    path = getattr(_sqlite3, "__file__", None)
+    if path is None:
+        # _sqlite3 is built into the interpreter: its symbols are in the
+        # process itself.
+        return ctypes.CDLL(None)
+    return ctypes.CDLL(path)
+
+
+def _bind(lib: ctypes.CDLL) -> dict[str, int]:
+    addresses: dict[str, int] = {}
+    for name, code in _SIGNATURES.items():
+        try:
+            fn = getattr(lib, name)
+        except AttributeError:
+            if name in _OPTIONAL:
+                continue
+            raise SQLiteLibraryError(
+                f"the SQLite library used by Python's sqlite3 module does not "
+                f"export {name}; fastagg needs a sqlite3 module linked against a "
+                f"shared SQLite ({sqlite3.sqlite_version}) with exported symbols"
+            ) from None
+        fn.restype = _CTYPES[code[0]]
+        fn.argtypes = [_CTYPES[c] for c in code[1:]]
+        addresses[name] = ctypes.cast(fn, ctypes.c_void_p).value
+    return addresses
+
+
+lib = _load_library()
+_ADDRESSES = _bind(lib)
+
+LIBVERSION: str = ctypes.string_at(lib.sqlite3_libversion()).decode()
+if LIBVERSION != sqlite3.sqlite_version:
+    raise SQLiteLibraryError(
+        f"the SQLite found through Python's _sqlite3 module is {LIBVERSION} but "
+        f"sqlite3.sqlite_version is {sqlite3.sqlite_version}: two SQLite "
+        f"libraries are loaded; fastagg refuses to mix them"
+    )
+LIBVERSION_NUMBER: int = lib.sqlite3_libversion_number()
+
+
+def has(name: str) -> bool:
+    """Return whether the loaded SQLite exports C function *name*."""
+    return name in _ADDRESSES
+
+
+def address(name: str) -> int:
+    """Return the address of C function *name* in Python's SQLite."""
+    return _ADDRESSES[name]
+
+
+def _register_llvm_symbols() -> None:
+    """Tell LLVM where each SQLite symbol lives (cheap: no compilation).
+
+    Explicitly added symbols take precedence over the process's own symbol
+    table, so compiled code binds to this SQLite even if another copy is
+    loaded globally.
+    """
+    import llvmlite.binding as llvm
+
+    for name, addr in _ADDRESSES.items():
+        llvm.add_symbol(name, addr)
+
+
+@lru_cache(maxsize=None)
+def native(name: str):
+    """Return the numba declaration of C function *name*, callable in nopython code.
+
+    Pointer arguments are ``voidptr``; integers are ``int32``/``int64``;
+    destructor sentinels are ``intp`` (pass ``SQLITE_TRANSIENT``).
+    """
+    from numba import types
+
+    if name not in _ADDRESSES:
+        raise SQLiteLibraryError(f"SQLite {LIBVERSION} has no {name}")
+    kinds = {
+        "p": types.voidptr,
+        "i": types.int32,
+        "q": types.int64,
+        "d": types.float64,
+        "z": types.intp,
+        "v": types.void,
+    }
+    code = _SIGNATURES[name]
+    sig = kinds[code[0]](*[kinds[c] for c in code[1:]])
+    _ensure_llvm_symbols()
+    return types.ExternalFunction(name, sig)
+
+
+_llvm_symbols_registered = False
+
+
+def _ensure_llvm_symbols() -> None:
+    global _llvm_symbols_registered
+    if not _llvm_symbols_registered:
+        _register_llvm_symbols()
+        _llvm_symbols_registered = True
+
+
+# --------------------------------------------------------------------------
+# Connections
+
+
+class _PyObjectHead(ctypes.Structure):
+    _fields_ = [("ob_refcnt", ctypes.c_ssize_t), ("ob_type", ctypes.c_void_p)]
+
+
+# CPython's pysqlite_Connection begins with PyObject_HEAD followed by the
+# ``sqlite3 *db`` member (Modules/_sqlite/connection.h, 3.8 through 3.14).
+_DB_OFFSET = ctypes.sizeof(_PyObjectHead)
+
+_PROBE_LIMIT = SQLITE_LIMIT_VARIABLE_NUMBER
+
+
+def connection_handle(con: sqlite3.Connection) -> int:
+    """Return the ``sqlite3*`` of *con*, verified against the connection itself.
+
+    Reads the handle from CPython's ``pysqlite_Connection`` struct, then
+    checks it: SQLite must report for the handle the same main database file
+    as the connection, and a limit set through the handle must be what the
+    connection reports (``Connection.getlimit``, Python 3.11+). Raises
+    :class:`SQLiteLibraryError` instead of using a pointer that fails either
+    check, and :class:`sqlite3.ProgrammingError` for a closed connection.
+    Calls ``sqlite3_db_filename`` and ``sqlite3_limit``.
+    """
+    if not isinstance(con, sqlite3.Connection):
+        raise TypeError(f"expected a sqlite3.Connection, got {type(con).__name__}")
+    if sys.implementation.name != "cpython":
+        raise SQLiteLibraryError(
+            "fastagg reads the SQLite handle from CPython's sqlite3.Connection; "
+            f"{sys.implementation.name} is not supported"
+        )
+    # Raises ProgrammingError on a closed connection, before any pointer is read.
+    (main_file,) = [
+        row[2] for row in con.execute("PRAGMA database_list") if row[1] == "main"
+    ]
+    handle = ctypes.c_void_p.from_address(id(con) + _DB_OFFSET).value
+    if not handle or handle % ctypes.alignment(ctypes.c_void_p):
+        raise SQLiteLibraryError(_layout_message(con))
+    _verify_handle(con, handle, main_file)
+    return handle
+
+
+def _verify_handle(con: sqlite3.Connection, handle: int, main_file: str) -> None:
+    reported = lib.sqlite3_db_filename(handle, b"main")
+    reported = ctypes.string_at(reported).decode() if reported else ""
+    if reported != main_file:
+        raise SQLiteLibraryError(_layout_message(con))
+    if hasattr(con, "getlimit"):
+        old = con.getlimit(_PROBE_LIMIT)
+        probe = max(1, old - 1)
+        lib.sqlite3_limit(handle, _PROBE_LIMIT, probe)
+        seen = con.getlimit(_PROBE_LIMIT)
+        lib.sqlite3_limit(handle, _PROBE_LIMIT, old)
+        if seen != probe:
+            raise SQLiteLibraryError(_layout_message(con))
+
+
+def _layout_message(con) -> str:
+    return (
+        f"could not verify the SQLite handle of {con!r}: this Python's "
+        f"sqlite3.Connection layout is not the one fastagg knows "
+        f"(Python {sys.version.split()[0]})"
+    )
+
+
+def errmsg(handle: int) -> str:
+    """Return SQLite's last error message on *handle*. Calls ``sqlite3_errmsg``."""
+    msg = lib.sqlite3_errmsg(handle)
+    return ctypes.string_at(msg).decode("utf-8", "replace") if msg else ""
+
+
+def create_aggregate(
+    handle: int,
+    name: str,
+    narg: int,
+    step: int,
+    final: int,
+    value: int | None = None,
+    inverse: int | None = None,
+) -> None:
+    """Register C callbacks as aggregate (or, with *inverse*, window) function *name*.
+
+    Calls ``sqlite3_create_window_function`` or ``sqlite3_create_function_v2``
+    (https://www.sqlite.org/c3ref/create_function.html).
+    """
+    encoded = name.encode()
+    if inverse is not None:
+        rc = lib.sqlite3_create_window_function(
+            handle, encoded, narg, SQLITE_UTF8, None, step, final, value, inverse, None
+        )
+    else:
+        rc = lib.sqlite3_create_function_v2(
+            handle, encoded, narg, SQLITE_UTF8, None, None, step, final, None
+        )
+    if rc != SQLITE_OK:
+        raise sqlite3.OperationalError(f"cannot register {name}: {errmsg(handle)}")
+
+
+def delete_function(handle: int, name: str, narg: int) -> None:
+    """Remove function *name* with *narg* arguments from the connection.
+
+    Calls ``sqlite3_create_function_v2`` with NULL callbacks.
+    """
+    rc = lib.sqlite3_create_function_v2(
+        handle, name.encode(), narg, SQLITE_UTF8, None, None, None, None, None
+    )
+    if rc != SQLITE_OK:
+        raise sqlite3.OperationalError(f"cannot unregister {name}: {errmsg(handle)}")

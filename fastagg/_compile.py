@@ -1,0 +1,558 @@
+"""Compile an :class:`~fastagg._spec.AggregateSpec` into SQLite C callbacks.
+
+Each aggregate becomes up to four ``numba.cfunc`` callbacks with SQLite's
+signatures (``xStep``, ``xFinal``, ``xValue``, ``xInverse``). Their source is
+generated per aggregate into a small module in fastagg's cache directory so
+that numba's on-disk cache serves a second process; the module's file name
+carries a fingerprint of the user's code, so a changed class never reuses a
+stale compilation.
+
+State. SQLite allocates a zeroed blob per aggregate context
+(``sqlite3_aggregate_context``); fastagg asks for ``state.itemsize`` bytes,
+plus one byte that records whether ``__init__`` has run when the class has an
+``__init__``. The state record is a ``numba.carray`` view of that blob, so
+each context (every group, every use in the query, every window partition)
+has its own state, initialised exactly once.
+
+Errors. User code runs inside a *trap*: a call with numba's internal calling
+convention whose error status is inspected instead of propagated. On error
+the trap takes the GIL, turns numba's exception into a Python one, and calls
+:func:`report_callback_error`, which sets the message on the SQLite context
+(``sqlite3_result_error``), failing the statement. The hot path never touches
+the GIL.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import os
+import re
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import llvmlite.ir as llir
+import numba
+import numpy as np
+from numba import carray, cfunc, njit, types
+from numba.core import cgutils, errors as numba_errors, typing
+from numba.cpython.unicode import (
+    PY_UNICODE_1BYTE_KIND,
+    PY_UNICODE_2BYTE_KIND,
+    PY_UNICODE_4BYTE_KIND,
+    _empty_string,
+    _get_code_point,
+    _set_code_point,
+)
+from numba.extending import intrinsic
+
+from . import _capi
+from ._spec import AggregateSpec
+from .errors import CompileError
+
+__all__ = ["compile_aggregate", "CompiledAggregate", "report_callback_error", "last_callback_error"]
+
+SQLITE_TRANSIENT = _capi.SQLITE_TRANSIENT
+
+# --------------------------------------------------------------------------
+# Intrinsics (all of fastagg's hand-written LLVM lives in this section).
+
+
+@intrinsic
+def is_null(typingctx, ptr):
+    """Return whether a ``voidptr`` is NULL."""
+    if ptr != types.voidptr:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return cgutils.is_null(builder, args[0])
+
+    return types.boolean(ptr), codegen
+
+
+@intrinsic
+def as_voidptr(typingctx, address):
+    """Reinterpret an integer address (``arr.ctypes.data``) as ``voidptr``."""
+    if not isinstance(address, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.inttoptr(args[0], context.get_value_type(types.voidptr))
+
+    return types.voidptr(address), codegen
+
+
+def make_trap(body, where: str):
+    """Return an intrinsic ``trap(ctx, (args...)) -> bool`` that calls *body*.
+
+    *body* is a Python function compiled as a nopython subroutine. If it
+    raises, the exception becomes the SQL error of SQLite context *ctx*
+    (via :func:`report_callback_error`) and the trap returns False.
+    """
+    report = functools.partial(report_callback_error, where)
+
+    @intrinsic
+    def trap(typingctx, ctx, args):
+        if ctx != types.voidptr or not isinstance(args, types.BaseTuple):
+            return None
+
+        def codegen(context, builder, sig, llargs):
+            ctx_value, packed = llargs
+            items = cgutils.unpack_tuple(builder, packed, len(args.types))
+            callee_sig = typing.signature(types.none, *args.types)
+            # caching=False: bodies of different aggregates can share code
+            # objects that compare equal while their globals differ.
+            cres = context.compile_subroutine(builder, body, callee_sig, caching=False)
+            status, _ = context.call_internal_no_propagate(
+                builder, cres.fndesc, callee_sig, items
+            )
+            with builder.if_then(status.is_error, likely=False):
+                _emit_report(context, builder, status, ctx_value, report)
+            return builder.not_(status.is_error)
+
+        return types.boolean(ctx, args), codegen
+
+    return trap
+
+
+def _emit_report(context, builder, status, ctx_value, report) -> None:
+    """Emit: with the GIL, raise numba's error as Python's, hand it to *report*."""
+    pyapi = context.get_python_api(builder)
+    gil = pyapi.gil_ensure()
+    context.call_conv.raise_error(builder, pyapi, status)
+    slots = [cgutils.alloca_once(builder, pyapi.pyobj) for _ in range(3)]
+    pyapi.err_fetch(*slots)
+    normalize = pyapi._get_function(
+        llir.FunctionType(llir.VoidType(), [pyapi.pyobj.as_pointer()] * 3),
+        name="PyErr_NormalizeException",
+    )
+    builder.call(normalize, slots)
+    exc_type, exc_value, exc_tb = (builder.load(s) for s in slots)
+    exc_or_none = builder.select(
+        cgutils.is_null(builder, exc_value), pyapi.borrow_none(), exc_value
+    )
+    callback = pyapi.unserialize(pyapi.serialize_object(report))
+    ctx_int = pyapi.long_from_ssize_t(
+        builder.ptrtoint(ctx_value, context.get_value_type(types.intp))
+    )
+    result = pyapi.call_function_objargs(callback, [ctx_int, exc_or_none])
+    for obj in (result, callback, ctx_int, exc_type, exc_value, exc_tb):
+        pyapi.decref(obj)  # Py_DecRef: NULL-safe
+    pyapi.err_clear()
+    pyapi.gil_release(gil)
+
+
+_last_error = threading.local()
+
+
+def report_callback_error(where: str, ctx: int, exc: BaseException | None) -> None:
+    """Fail the SQLite statement running context *ctx* with *exc*'s message.
+
+    Called, with the GIL held, by compiled callbacks whose user code raised.
+    The message reads ``"WAvg.step: ValueError: negative weight"``. The
+    exception is also kept for :func:`last_callback_error` so that the front
+    end can raise :class:`fastagg.AggregateError` from it. Never raises.
+    """
+    try:
+        if exc is None:
+            text = f"{where}: unknown error"
+        else:
+            detail = str(exc)
+            text = f"{where}: {type(exc).__name__}" + (f": {detail}" if detail else "")
+        _last_error.value = (text, exc)
+        message = text.encode("utf-8", "replace")
+    except BaseException:  # noqa: BLE001 - must not propagate into SQLite
+        message = f"{where}: error".encode()
+    _capi.lib.sqlite3_result_error(ctx, message, len(message))
+
+
+def last_callback_error() -> tuple[str, BaseException | None] | None:
+    """Return and forget this thread's latest ``(message, exception)`` from a callback."""
+    value = getattr(_last_error, "value", None)
+    _last_error.value = None
+    return value
+
+
+# --------------------------------------------------------------------------
+# Runtime helpers called by generated code (nopython).
+
+_value_text = _capi.native("sqlite3_value_text")
+_value_blob = _capi.native("sqlite3_value_blob")
+_value_bytes = _capi.native("sqlite3_value_bytes")
+_result_text = _capi.native("sqlite3_result_text")
+_result_blob = _capi.native("sqlite3_result_blob")
+_result_error_toobig = _capi.native("sqlite3_result_error_toobig")
+
+
+@njit(cache=True)
+def utf8_to_str(ptr, nbytes):
+    """Decode *nbytes* of UTF-8 at *ptr* into a new str (invalid bytes -> U+FFFD)."""
+    raw = carray(ptr, nbytes, np.uint8)
+    ascii_only = True
+    for b in raw:
+        if b >= 128:
+            ascii_only = False
+            break
+    if ascii_only:
+        s = _empty_string(PY_UNICODE_1BYTE_KIND, nbytes, 1)
+        carray(s._data, nbytes, np.uint8)[:] = raw
+        return s
+    points = np.empty(nbytes, np.int32)
+    count = 0
+    widest = 0
+    i = 0
+    while i < nbytes:
+        b = raw[i]
+        cp = 0xFFFD
+        width = 1
+        if b < 0x80:
+            cp = b
+        elif 0xC2 <= b < 0xE0 and i + 1 < nbytes and (raw[i + 1] & 0xC0) == 0x80:
+            cp = ((b & 0x1F) << 6) | (raw[i + 1] & 0x3F)
+            width = 2
+        elif 0xE0 <= b < 0xF0 and i + 2 < nbytes and (raw[i + 1] & 0xC0) == 0x80 and (raw[i + 2] & 0xC0) == 0x80:
+            cp = ((b & 0x0F) << 12) | ((raw[i + 1] & 0x3F) << 6) | (raw[i + 2] & 0x3F)
+            width = 3
+            if cp < 0x800 or 0xD800 <= cp < 0xE000:
+                cp = 0xFFFD
+        elif (
+            0xF0 <= b < 0xF5
+            and i + 3 < nbytes
+            and (raw[i + 1] & 0xC0) == 0x80
+            and (raw[i + 2] & 0xC0) == 0x80
+            and (raw[i + 3] & 0xC0) == 0x80
+        ):
+            cp = ((b & 0x07) << 18) | ((raw[i + 1] & 0x3F) << 12) | ((raw[i + 2] & 0x3F) << 6) | (raw[i + 3] & 0x3F)
+            width = 4
+            if cp < 0x10000 or cp > 0x10FFFF:
+                cp = 0xFFFD
+        points[count] = cp
+        widest = max(widest, cp)
+        count += 1
+        i += width
+    kind = PY_UNICODE_1BYTE_KIND
+    if widest > 0xFFFF:
+        kind = PY_UNICODE_4BYTE_KIND
+    elif widest > 0xFF:
+        kind = PY_UNICODE_2BYTE_KIND
+    s = _empty_string(kind, count, 0)
+    for j in range(count):
+        _set_code_point(s, j, points[j])
+    return s
+
+
+@njit(cache=True)
+def str_to_utf8(s):
+    """Encode *s* as UTF-8 into a new uint8 array."""
+    out = np.empty(4 * len(s), np.uint8)
+    n = 0
+    for i in range(len(s)):
+        cp = _get_code_point(s, i)
+        if cp < 0x80:
+            out[n] = cp
+            n += 1
+        elif cp < 0x800:
+            out[n] = 0xC0 | (cp >> 6)
+            out[n + 1] = 0x80 | (cp & 0x3F)
+            n += 2
+        elif cp < 0x10000:
+            out[n] = 0xE0 | (cp >> 12)
+            out[n + 1] = 0x80 | ((cp >> 6) & 0x3F)
+            out[n + 2] = 0x80 | (cp & 0x3F)
+            n += 3
+        else:
+            out[n] = 0xF0 | (cp >> 18)
+            out[n + 1] = 0x80 | ((cp >> 12) & 0x3F)
+            out[n + 2] = 0x80 | ((cp >> 6) & 0x3F)
+            out[n + 3] = 0x80 | (cp & 0x3F)
+            n += 4
+    return out[:n]
+
+
+@njit(cache=True)
+def read_text(value):
+    """Return SQL value *value* (``sqlite3_value*``) as a str."""
+    ptr = _value_text(value)  # text before bytes: the byte count is of the UTF-8 form
+    return utf8_to_str(ptr, _value_bytes(value))
+
+
+@njit(cache=True)
+def read_blob(value):
+    """Return SQL value *value* as a uint8 array view (valid during the call)."""
+    ptr = _value_blob(value)
+    return carray(ptr, _value_bytes(value), np.uint8)
+
+
+@njit(cache=True)
+def result_str(ctx, s):
+    """Set the result of *ctx* to str *s* (SQLite copies it)."""
+    if s._is_ascii:
+        _result_text(ctx, s._data, len(s), SQLITE_TRANSIENT)
+    else:
+        encoded = str_to_utf8(s)
+        if len(encoded) > 2147483647:
+            _result_error_toobig(ctx)
+            return
+        _result_text(ctx, as_voidptr(encoded.ctypes.data), len(encoded), SQLITE_TRANSIENT)
+
+
+@njit(cache=True)
+def result_bytes(ctx, data):
+    """Set the result of *ctx* to the bytes of uint8 array *data* (SQLite copies them)."""
+    flat = np.ascontiguousarray(data)
+    if flat.size > 2147483647:
+        _result_error_toobig(ctx)
+        return
+    _result_blob(ctx, as_voidptr(flat.ctypes.data), flat.size, SQLITE_TRANSIENT)
+
+
+# --------------------------------------------------------------------------
+# Code generation
+
+STEP_SIG = types.void(types.voidptr, types.int32, types.CPointer(types.voidptr))
+FINAL_SIG = types.void(types.voidptr)
+
+_READERS = {
+    "float": "value_double(v{i})",
+    "int": "value_int64(v{i})",
+    "bool": "value_int64(v{i}) != 0",
+    "str": "read_text(v{i})",
+    "bytes": "read_blob(v{i})",
+}
+
+# No float()/int() here: they do not accept an Optional, while the call's
+# implicit conversion narrows it (r is known not to be None on this branch).
+_WRITERS = {
+    "float": "result_double(ctx, r)",
+    "int": "result_int64(ctx, r)",
+    "bool": "result_int64(ctx, r)",
+    "str": "result_str(ctx, r)",
+    "bytes": "result_bytes(ctx, r)",
+}
+
+_HEADER = '''\
+# Generated by fastagg for {qualname} (SQL name {name}); do not edit.
+# Callbacks for sqlite3_create_window_function; see fastagg/_compile.py.
+import numpy as np
+from numba import carray
+from fastagg._compile import is_null, read_text, read_blob, result_str, result_bytes
+from fastagg._capi import native
+
+aggregate_context = native("sqlite3_aggregate_context")
+value_type = native("sqlite3_value_type")
+value_double = native("sqlite3_value_double")
+value_int64 = native("sqlite3_value_int64")
+result_double = native("sqlite3_result_double")
+result_int64 = native("sqlite3_result_int64")
+result_null = native("sqlite3_result_null")
+result_error_nomem = native("sqlite3_result_error_nomem")
+
+NBYTES = {nbytes}
+ITEMSIZE = {itemsize}
+# Set after import by fastagg: STATE (dtype), user_* (jitted methods), trap_*.
+'''
+
+
+def _state_block(has_init: bool) -> str:
+    lines = [
+        "    blob = aggregate_context(ctx, NBYTES)",
+        "    if is_null(blob):",
+        "        result_error_nomem(ctx)",
+        "        return",
+    ]
+    if has_init:
+        lines += [
+            "    initialised = carray(blob, NBYTES, np.uint8)",
+            "    if initialised[ITEMSIZE] == 0:",
+            "        if not trap_init(ctx, (blob,)):",
+            "            return",
+            "        initialised[ITEMSIZE] = 1",
+        ]
+    return "\n".join(lines)
+
+
+def _row_callback(spec: AggregateSpec, method: str) -> str:
+    """Source of xStep / xInverse: read arguments, skip NULL rows, call the user."""
+    lines = [f"def {method}(ctx, argc, argv):", _state_block(spec.init is not None)]
+    names = []
+    for i, arg in enumerate(spec.args):
+        read = _READERS[arg.kind].format(i=i)
+        if arg.kind in ("float", "int") and arg.dtype is not None and arg.dtype not in (
+            np.dtype(np.float64),
+            np.dtype(np.int64),
+        ):
+            read = f"np.{arg.dtype.name}({read})"
+        lines.append(f"    v{i} = argv[{i}]")
+        if arg.optional:
+            lines += [
+                f"    if value_type(v{i}) == 5:",
+                f"        a{i} = None",
+                "    else:",
+                f"        a{i} = {read}",
+            ]
+        else:
+            lines += [f"    if value_type(v{i}) == 5:", "        return", f"    a{i} = {read}"]
+        names.append(f"a{i}")
+    packed = "".join(f", {n}" for n in names)
+    lines.append(f"    trap_{method}(ctx, (blob{packed},))")
+    lines.append("")
+    lines.append(f"def {method}_body(blob{packed}):")
+    lines.append(f"    user_{method}(carray(blob, 1, STATE)[0]{packed})")
+    return "\n".join(lines) + "\n"
+
+
+def _result_callback(spec: AggregateSpec, method: str) -> str:
+    """Source of xFinal / xValue: make sure the state exists, compute, set the result."""
+    return "\n".join(
+        [
+            f"def {method}(ctx):",
+            _state_block(spec.init is not None),
+            f"    trap_{method}(ctx, (ctx, blob))",
+            "",
+            f"def {method}_body(ctx, blob):",
+            f"    r = user_{method}(carray(blob, 1, STATE)[0])",
+            "    if r is None:",
+            "        result_null(ctx)",
+            "    else:",
+            f"        {_WRITERS[spec.result.kind]}",
+        ]
+    ) + "\n"
+
+
+def generate_source(spec: AggregateSpec) -> str:
+    """Return the Python source of *spec*'s callback module."""
+    nbytes = spec.state.itemsize + (1 if spec.init is not None else 0)
+    parts = [_HEADER.format(qualname=spec.qualname, name=spec.name, nbytes=nbytes, itemsize=spec.state.itemsize)]
+    if spec.init is not None:
+        parts.append("def init_body(blob):\n    user_init(carray(blob, 1, STATE)[0])\n")
+    parts.append(_row_callback(spec, "step"))
+    parts.append(_result_callback(spec, "finalize"))
+    if spec.is_window:
+        parts.append(_row_callback(spec, "inverse"))
+        parts.append(_result_callback(spec, "value"))
+    return "\n\n".join(parts)
+
+
+# --------------------------------------------------------------------------
+# Compilation with numba's on-disk cache
+
+
+def cache_dir() -> Path | None:
+    """Return the directory for generated callback modules, or None if unwritable.
+
+    ``FASTAGG_CACHE_DIR`` overrides the default ``~/.cache/fastagg``.
+    """
+    base = os.environ.get("FASTAGG_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "fastagg",
+    )
+    path = Path(base) / f"numba-{numba.__version__}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".probe-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError:
+        return None
+    return path
+
+
+class CompiledAggregate:
+    """The native callbacks of one aggregate, alive for the rest of the process.
+
+    SQLite holds raw pointers to these functions in every connection the
+    aggregate is registered on, so they are never freed.
+    """
+
+    def __init__(self, spec: AggregateSpec, callbacks: dict):
+        self.spec = spec
+        self._callbacks = callbacks  # keeps the cfunc objects (and code) alive
+
+    def address(self, method: str) -> int | None:
+        """Return the C address of callback *method* or None."""
+        cb = self._callbacks.get(method)
+        return None if cb is None else cb.address
+
+    @property
+    def state_nbytes(self) -> int:
+        """Bytes requested from ``sqlite3_aggregate_context`` per context."""
+        return self.spec.state.itemsize + (1 if self.spec.init is not None else 0)
+
+
+_compiled: dict[int, CompiledAggregate] = {}
+_compile_lock = threading.RLock()
+
+
+def compile_aggregate(spec: AggregateSpec) -> CompiledAggregate:
+    """Return the compiled callbacks of *spec*, compiling once per process."""
+    key = id(spec)
+    with _compile_lock:
+        done = _compiled.get(key)
+        if done is not None and done.spec is spec:
+            return done
+        try:
+            done = _compile(spec)
+        except CompileError:
+            raise
+        except (numba_errors.NumbaError, TypeError, ValueError) as exc:
+            detail = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+            raise CompileError(
+                f"{spec.qualname}: numba could not compile the aggregate "
+                f"(every method must be valid nopython code; `self` is the numpy "
+                f"state record):\n{detail}"
+            ) from exc
+        _compiled[key] = done
+        return done
+
+
+def _load_module(spec: AggregateSpec):
+    source = generate_source(spec)
+    digest = hashlib.sha256(
+        (source + spec.fingerprint() + numba.__version__).encode()
+    ).hexdigest()[:20]
+    modname = f"fastagg_callbacks_{spec.name.lower()}_{digest}"
+    directory = cache_dir()
+    cacheable = directory is not None
+    if directory is None:
+        directory = Path(tempfile.mkdtemp(prefix="fastagg-"))
+    path = directory / f"{modname}.py"
+    if not path.exists():
+        # Write once, atomically: numba's cache index is keyed on the file's
+        # modification time, so rewriting it would invalidate the cache.
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(source)
+        os.replace(tmp, path)
+    module = sys.modules.get(modname)
+    if module is None:
+        loader_spec = importlib.util.spec_from_file_location(modname, path)
+        module = importlib.util.module_from_spec(loader_spec)
+        loader_spec.loader.exec_module(module)
+        sys.modules[modname] = module
+    return module, cacheable
+
+
+def _compile(spec: AggregateSpec) -> CompiledAggregate:
+    module, cacheable = _load_module(spec)
+    ns = module.__dict__
+    ns["STATE"] = spec.state
+    methods = {"step": spec.step, "finalize": spec.finalize}
+    if spec.init is not None:
+        methods["init"] = spec.init
+    if spec.is_window:
+        methods["inverse"] = spec.inverse
+        methods["value"] = spec.value or spec.finalize
+    for method, fn in methods.items():
+        ns[f"user_{method}"] = njit(fn)
+        label = "__init__" if method == "init" else method
+        if method == "value" and spec.value is None:
+            label = "finalize"
+        ns[f"trap_{method}"] = make_trap(ns[f"{method}_body"], f"{spec.qualname}.{label}")
+    callbacks = {}
+    for method in ("step", "finalize", "inverse", "value"):
+        if method in ns and callable(ns[method]):
+            sig = STEP_SIG if method in ("step", "inverse") else FINAL_SIG
+            callbacks[method] = cfunc(sig, cache=cacheable)(ns[method])
+    return CompiledAggregate(spec, callbacks)
