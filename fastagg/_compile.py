@@ -47,7 +47,8 @@ from numba.cpython.unicode import (
     _get_code_point,
     _set_code_point,
 )
-from numba.extending import intrinsic
+from numba.core.imputils import impl_ret_borrowed
+from numba.extending import intrinsic, overload
 
 from . import _capi
 from ._spec import AggregateSpec
@@ -83,6 +84,19 @@ def as_voidptr(typingctx, address):
         return builder.inttoptr(args[0], context.get_value_type(types.voidptr))
 
     return types.voidptr(address), codegen
+
+
+@intrinsic
+def unwrap(typingctx, value):
+    """Narrow an ``Optional(T)`` known not to be None to ``T``."""
+    if not isinstance(value, types.Optional):
+        return None
+
+    def codegen(context, builder, sig, args):
+        payload = context.cast(builder, args[0], value, value.type)
+        return impl_ret_borrowed(context, builder, value.type, payload)
+
+    return value.type(value), codegen
 
 
 def make_trap(body, where: str):
@@ -286,6 +300,42 @@ def read_blob(value):
     return carray(ptr, _value_bytes(value), np.uint8)
 
 
+_result_null = _capi.native("sqlite3_result_null")
+_result_double = _capi.native("sqlite3_result_double")
+_result_int64 = _capi.native("sqlite3_result_int64")
+
+
+def _result_writer(write_value, name: str):
+    """Return a nopython function ``(ctx, r)`` setting *r* as the SQL result.
+
+    Accepts whatever type numba inferred for the user's return value:
+    ``None`` (a method that only raises or returns None) becomes NULL, an
+    ``Optional`` is narrowed, anything else goes to *write_value*.
+    """
+
+    def write(ctx, r):
+        raise NotImplementedError("nopython only")
+
+    write.__name__ = write.__qualname__ = name
+
+    @overload(write, jit_options={"cache": True})
+    def typed_write(ctx, r):
+        if isinstance(r, types.NoneType):
+            return lambda ctx, r: _result_null(ctx)
+        if isinstance(r, types.Optional):
+
+            def write_optional(ctx, r):
+                if r is None:
+                    _result_null(ctx)
+                else:
+                    write_value(ctx, unwrap(r))
+
+            return write_optional
+        return lambda ctx, r: write_value(ctx, r)
+
+    return write
+
+
 @njit(cache=True)
 def result_str(ctx, s):
     """Set the result of *ctx* to str *s* (SQLite copies it)."""
@@ -309,6 +359,11 @@ def result_bytes(ctx, data):
     _result_blob(ctx, as_voidptr(flat.ctypes.data), flat.size, SQLITE_TRANSIENT)
 
 
+write_float = _result_writer(_result_double, "write_float")
+write_int = _result_writer(_result_int64, "write_int")
+write_str = _result_writer(result_str, "write_str")
+write_bytes = _result_writer(result_bytes, "write_bytes")
+
 # --------------------------------------------------------------------------
 # Code generation
 
@@ -323,14 +378,12 @@ _READERS = {
     "bytes": "read_blob(v{i})",
 }
 
-# No float()/int() here: they do not accept an Optional, while the call's
-# implicit conversion narrows it (r is known not to be None on this branch).
 _WRITERS = {
-    "float": "result_double(ctx, r)",
-    "int": "result_int64(ctx, r)",
-    "bool": "result_int64(ctx, r)",
-    "str": "result_str(ctx, r)",
-    "bytes": "result_bytes(ctx, r)",
+    "float": "write_float",
+    "int": "write_int",
+    "bool": "write_int",
+    "str": "write_str",
+    "bytes": "write_bytes",
 }
 
 _HEADER = '''\
@@ -338,16 +391,13 @@ _HEADER = '''\
 # Callbacks for sqlite3_create_window_function; see fastagg/_compile.py.
 import numpy as np
 from numba import carray
-from fastagg._compile import is_null, read_text, read_blob, result_str, result_bytes
+from fastagg._compile import is_null, read_text, read_blob, write_float, write_int, write_str, write_bytes
 from fastagg._capi import native
 
 aggregate_context = native("sqlite3_aggregate_context")
 value_type = native("sqlite3_value_type")
 value_double = native("sqlite3_value_double")
 value_int64 = native("sqlite3_value_int64")
-result_double = native("sqlite3_result_double")
-result_int64 = native("sqlite3_result_int64")
-result_null = native("sqlite3_result_null")
 result_error_nomem = native("sqlite3_result_error_nomem")
 
 NBYTES = {nbytes}
@@ -413,11 +463,7 @@ def _result_callback(spec: AggregateSpec, method: str) -> str:
             f"    trap_{method}(ctx, (ctx, blob))",
             "",
             f"def {method}_body(ctx, blob):",
-            f"    r = user_{method}(carray(blob, 1, STATE)[0])",
-            "    if r is None:",
-            "        result_null(ctx)",
-            "    else:",
-            f"        {_WRITERS[spec.result.kind]}",
+            f"    {_WRITERS[spec.result.kind]}(ctx, user_{method}(carray(blob, 1, STATE)[0]))",
         ]
     ) + "\n"
 

@@ -1,0 +1,264 @@
+"""Bad input gets a clear error, never a crash.
+
+Errors raised by user code inside compiled callbacks run in a subprocess, so
+that a segfault fails one test instead of the whole suite.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+
+import fastagg
+from conftest import run_isolated
+
+RAISING_CLASS = '''
+import json, sqlite3, numpy as np, fastagg
+
+@fastagg.aggregate
+class Fails:
+    total: float
+    def __init__(self):
+        if FAIL_IN == "__init__":
+            raise ValueError("bad init")
+        self.total = 0.0
+    def step(self, x: float):
+        if FAIL_IN == "step" and x > 2:
+            raise ValueError("x too large")
+        if FAIL_IN == "zero":
+            self.total += 1 // int(x - x)
+        self.total += x
+    def inverse(self, x: float):
+        if FAIL_IN == "inverse":
+            raise KeyError("no inverse")
+        self.total -= x
+    def value(self) -> float:
+        if FAIL_IN == "value":
+            raise RuntimeError("no value")
+        return self.total
+    def finalize(self) -> float:
+        if FAIL_IN == "finalize":
+            raise ArithmeticError("cannot finish")
+        return self.total
+
+con = sqlite3.connect(":memory:")
+fastagg.register(con, Fails)
+con.execute("CREATE TABLE t (x REAL)")
+con.executemany("INSERT INTO t VALUES (?)", [(1.0,), (2.0,), (3.0,), (4.0,)])
+out = {}
+try:
+    out["rows"] = con.execute(SQL).fetchall()
+except Exception as exc:
+    out["type"] = type(exc).__name__
+    out["message"] = str(exc)
+# The connection stays usable after the failure.
+out["after"] = con.execute("SELECT fails(x) FROM t WHERE 0").fetchall() if FAIL_IN != "__init__" and FAIL_IN != "finalize" else None
+print(json.dumps(out))
+'''
+
+AGG = "SELECT fails(x) FROM t"
+WINDOW = "SELECT fails(x) OVER (ORDER BY x ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) FROM t"
+
+
+@pytest.mark.parametrize(
+    "fail_in, sql, fragment",
+    [
+        ("__init__", AGG, "Fails.__init__: ValueError: bad init"),
+        ("step", AGG, "Fails.step: ValueError: x too large"),
+        ("zero", AGG, "Fails.step: ZeroDivisionError"),
+        ("finalize", AGG, "Fails.finalize: ArithmeticError: cannot finish"),
+        ("inverse", WINDOW, "Fails.inverse: KeyError: 'no inverse'"),
+        ("value", WINDOW, "Fails.value: RuntimeError: no value"),
+    ],
+)
+def test_exception_in_user_code_fails_the_statement(fail_in, sql, fragment):
+    code = f"FAIL_IN = {fail_in!r}\nSQL = {sql!r}\n" + RAISING_CLASS
+    proc = run_isolated(code)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out.get("type") == "OperationalError", out
+    assert fragment in out["message"]
+    # Never "Exception ignored" or a traceback printed while carrying on.
+    assert "Exception ignored" not in proc.stderr
+    assert "Traceback" not in proc.stderr
+    if out["after"] is not None:
+        assert out["after"] == [[0.0]]
+
+
+def test_empty_table_error_in_finalize_is_also_an_error():
+    code = "FAIL_IN = 'finalize'\nSQL = 'SELECT fails(x) FROM t WHERE 0'\n" + RAISING_CLASS
+    out = json.loads(run_isolated(code).stdout.strip().splitlines()[-1])
+    assert "Fails.finalize: ArithmeticError" in out["message"]
+
+
+def _define(body: str, **kw):
+    namespace = {"np": np, "fastagg": fastagg}
+    exec(body, namespace)  # noqa: S102 - test input
+    return namespace
+
+
+DECORATION_ERRORS = [
+    (
+        "missing step",
+        "@fastagg.aggregate\nclass A:\n    n: int\n    def finalize(self) -> int:\n        return 1\n",
+        "A: missing method step",
+    ),
+    (
+        "missing finalize",
+        "@fastagg.aggregate\nclass A:\n    n: int\n    def step(self, x: float):\n        pass\n",
+        "A: missing method finalize",
+    ),
+    (
+        "unknown argument annotation",
+        "@fastagg.aggregate\nclass A:\n    n: int\n    def step(self, x: list):\n        pass\n"
+        "    def finalize(self) -> int:\n        return 1\n",
+        "A.step: argument 'x' is annotated list; use float, int, str, bytes, bool",
+    ),
+    (
+        "missing argument annotation",
+        "@fastagg.aggregate\nclass A:\n    n: int\n    def step(self, x):\n        pass\n"
+        "    def finalize(self) -> int:\n        return 1\n",
+        "A.step: argument 'x' has no annotation",
+    ),
+    (
+        "missing result annotation",
+        "@fastagg.aggregate\nclass A:\n    n: int\n    def step(self, x: int):\n        pass\n"
+        "    def finalize(self):\n        return 1\n",
+        "A.finalize: the result has no annotation",
+    ),
+    (
+        "bad result annotation",
+        "@fastagg.aggregate\nclass A:\n    n: int\n    def step(self, x: int):\n        pass\n"
+        "    def finalize(self) -> dict:\n        return 1\n",
+        "A.finalize: the result is annotated dict",
+    ),
+    (
+        "inverse arity",
+        "@fastagg.aggregate\nclass A:\n    n: int\n    def step(self, x: int, y: int):\n        pass\n"
+        "    def inverse(self, x: int):\n        pass\n    def finalize(self) -> int:\n        return 1\n",
+        "A.inverse takes 1 argument(s) but step takes 2",
+    ),
+    (
+        "value without inverse",
+        "@fastagg.aggregate\nclass A:\n    n: int\n    def step(self, x: int):\n        pass\n"
+        "    def value(self) -> int:\n        return 1\n    def finalize(self) -> int:\n        return 1\n",
+        "value() is for window functions and needs inverse",
+    ),
+    (
+        "bad state field",
+        "@fastagg.aggregate\nclass A:\n    n: str\n    def step(self, x: int):\n        pass\n"
+        "    def finalize(self) -> int:\n        return 1\n",
+        "A: state field 'n' is annotated str",
+    ),
+    (
+        "no state",
+        "@fastagg.aggregate\nclass A:\n    def step(self, x: int):\n        pass\n"
+        "    def finalize(self) -> int:\n        return 1\n",
+        "A: no state fields",
+    ),
+    (
+        "init with arguments",
+        "@fastagg.aggregate\nclass A:\n    n: int\n    def __init__(self, k):\n        pass\n"
+        "    def step(self, x: int):\n        pass\n    def finalize(self) -> int:\n        return 1\n",
+        "A.__init__ must take only self",
+    ),
+    (
+        "default argument",
+        "@fastagg.aggregate\nclass A:\n    n: int\n    def step(self, x: int = 1):\n        pass\n"
+        "    def finalize(self) -> int:\n        return 1\n",
+        "parameter 'x' has a default",
+    ),
+    (
+        "varargs",
+        "@fastagg.aggregate\nclass A:\n    n: int\n    def step(self, *xs: int):\n        pass\n"
+        "    def finalize(self) -> int:\n        return 1\n",
+        "parameter 'xs' is variadic positional",
+    ),
+    (
+        "bad name",
+        "@fastagg.aggregate(name='no spaces')\nclass A:\n    n: int\n    def step(self, x: int):\n        pass\n"
+        "    def finalize(self) -> int:\n        return 1\n",
+        "SQL name 'no spaces' is not a valid identifier",
+    ),
+    ("not a class", "@fastagg.aggregate\ndef f():\n    pass\n", "decorates a class, got function"),
+    (
+        "explicit state not structured",
+        "@fastagg.aggregate(state=np.dtype(np.float64))\nclass A:\n    def step(self, x: int):\n        pass\n"
+        "    def finalize(self) -> int:\n        return 1\n",
+        "state must be a structured dtype",
+    ),
+]
+
+
+@pytest.mark.parametrize("case, body, fragment", DECORATION_ERRORS, ids=[c[0] for c in DECORATION_ERRORS])
+def test_invalid_class_rejected_at_decoration(case, body, fragment):
+    with pytest.raises(fastagg.CompileError) as info:
+        _define(body)
+    assert fragment in str(info.value)
+    assert isinstance(info.value, TypeError) and isinstance(info.value, sqlite3.Error)
+
+
+def test_uncompilable_body_rejected_at_registration(con):
+    @fastagg.aggregate
+    class UsesDict:
+        n: int
+
+        def step(self, x: float):
+            self.n += {"a": object()}["a"]
+
+        def finalize(self) -> int:
+            return self.n
+
+    with pytest.raises(fastagg.CompileError, match="UsesDict: numba could not compile"):
+        fastagg.register(con, UsesDict)
+    # Nothing half-registered.
+    with pytest.raises(sqlite3.OperationalError, match="no such function"):
+        con.execute("SELECT usesdict(1)")
+
+
+def test_undecorated_class_rejected(con):
+    class Plain:
+        def step(self, x):
+            pass
+
+        def finalize(self):
+            return 1
+
+    with pytest.raises(fastagg.CompileError, match="decorate the class with @fastagg.aggregate"):
+        fastagg.register(con, Plain)
+    with pytest.raises(fastagg.CompileError, match="not a fastagg aggregate"):
+        fastagg.register(con, "myavg")
+
+
+def test_closed_connection(con):
+    @fastagg.aggregate
+    class Count:
+        n: int
+
+        def step(self, x: float):
+            self.n += 1
+
+        def finalize(self) -> int:
+            return self.n
+
+    con.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        fastagg.register(con, Count)
+
+
+def test_not_a_connection():
+    @fastagg.aggregate
+    class Count2:
+        n: int
+
+        def step(self, x: float):
+            self.n += 1
+
+        def finalize(self) -> int:
+            return self.n
+
+    with pytest.raises(TypeError, match="expected a sqlite3.Connection"):
+        fastagg.register("not a connection", Count2)
