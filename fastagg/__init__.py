@@ -1,13 +1,15 @@
 """fastagg: SQL over pandas DataFrames with aggregates compiled by numba.
 
-Importing fastagg compiles nothing; each aggregate compiles at its first
-registration and numba's on-disk cache serves later processes.
+Importing fastagg compiles nothing and does not import numba; each aggregate
+compiles at its first registration and numba's on-disk cache serves later
+processes. Importing it registers the ``DataFrame.sqlagg`` accessor.
 """
 
 from __future__ import annotations
 
+from . import accessor as _accessor  # noqa: F401 - registers DataFrame.sqlagg
 from ._spec import aggregate, array
-from .database import register
+from .database import Database, connect, query, register, sql
 from .errors import (
     AggregateError,
     CompileError,
@@ -21,10 +23,14 @@ __version__ = "0.1.0"
 __all__ = [
     "AggregateError",
     "CompileError",
+    "Database",
     "Error",
     "SQLiteLibraryError",
     "UnsupportedDtypeError",
     "aggregate",
     "array",
+    "connect",
+    "query",
     "register",
+    "sql",
 ]

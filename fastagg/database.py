@@ -1,28 +1,40 @@
-"""The front end: register compiled aggregates on connections, run queries.
+"""The front end: sessions, one-shot queries, and registration of aggregates.
 
-Calls into SQLite go through :mod:`fastagg._capi`.
+Data path: frames are exposed to SQLite by :mod:`fastagg._ingest` (a
+zero-copy virtual table, or a bulk load into a real table), aggregates are
+compiled by :mod:`fastagg._compile`, and results are read into Arrow by
+:mod:`fastagg._reader`. Those modules import numba; this one does not, so
+``import fastagg`` stays cheap.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import sqlite3
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from . import _capi
-from ._spec import spec_of
+from ._spec import AggregateSpec, spec_of
+from .errors import Error
 
-__all__ = ["register"]
+__all__ = ["Database", "connect", "query", "register", "sql"]
+
+OUTPUTS = ("pandas", "arrow")
 
 
-def register(con: sqlite3.Connection, *aggregates: type) -> None:
+def register(con, *aggregates: type) -> None:
     """Register compiled aggregates on any :class:`sqlite3.Connection`.
 
     Each aggregate compiles once per process, at its first registration. The
     compiled code lives for the rest of the process, so the connection may
-    use it for as long as it is open.
+    use it for as long as it is open. A :class:`Database` is accepted too.
 
     Parameters
     ----------
-    con : sqlite3.Connection
+    con : sqlite3.Connection or fastagg.Database
     *aggregates : classes decorated with :func:`fastagg.aggregate`
 
     Raises
@@ -53,9 +65,15 @@ def register(con: sqlite3.Connection, *aggregates: type) -> None:
     >>> con.execute("SELECT span(value) FROM (SELECT 3 AS value UNION SELECT 10)").fetchone()
     (7.0,)
     """
+    if isinstance(con, Database):
+        con = con.connection
+    _register_specs(con, [spec_of(agg) for agg in aggregates])
+
+
+def _register_specs(con: sqlite3.Connection, specs: Iterable[AggregateSpec]) -> None:
     from ._compile import compile_aggregate  # numba loads here, not at import
 
-    specs = [spec_of(agg) for agg in aggregates]
+    specs = list(specs)
     handle = _capi.connection_handle(con)
     for spec in specs:
         compiled = compile_aggregate(spec)
@@ -68,3 +86,381 @@ def register(con: sqlite3.Connection, *aggregates: type) -> None:
             compiled.address("value"),
             compiled.address("inverse"),
         )
+
+
+def _unregister_specs(con: sqlite3.Connection, specs: Iterable[AggregateSpec]) -> None:
+    handle = _capi.connection_handle(con)
+    for spec in specs:
+        try:
+            _capi.delete_function(handle, spec.name, spec.narg)
+        except sqlite3.OperationalError:
+            # SQLite refuses while another statement of the caller's is
+            # active. Leaving the function registered is safe: its code
+            # lives for the whole process.
+            pass
+
+
+_CALLED_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+
+
+def _builtins_used(sql_text: str) -> list[AggregateSpec]:
+    """Return the built-in aggregates *sql_text* may call (a superset is harmless).
+
+    Built-ins compile lazily: registering all of them on every query would
+    cost a compile (or a cache load) per function.
+    """
+    from .aggregates import BUILTINS
+
+    called = {name.lower() for name in _CALLED_NAME.findall(sql_text)}
+    return [spec_of(cls) for cls in BUILTINS if spec_of(cls).name.lower() in called]
+
+
+def _is_frame(obj) -> bool:
+    pd = sys.modules.get("pandas")
+    pa = sys.modules.get("pyarrow")
+    return (
+        (pd is not None and isinstance(obj, pd.DataFrame))
+        or (pa is not None and isinstance(obj, (pa.Table, pa.RecordBatch)))
+        or hasattr(obj, "__arrow_c_stream__")
+    )
+
+
+class Database:
+    """A SQLite session: frames registered as tables, aggregates, queries.
+
+    Use :func:`connect` to open one. A session owns its connection unless it
+    wraps a caller's (``Database(connection=con)``), which it then never
+    closes.
+
+    Parameters
+    ----------
+    path : str or os.PathLike, default ":memory:"
+        SQLite database to open.
+    connection : sqlite3.Connection, optional
+        Wrap an existing connection instead of opening one.
+
+    Examples
+    --------
+    >>> import pandas as pd, fastagg
+    >>> with fastagg.connect() as db:
+    ...     db.register("trades", pd.DataFrame({"sym": ["a", "b", "a"], "px": [1.0, 2.0, 3.0]}))
+    ...     out = db.query("SELECT sym, avg(px) AS px FROM trades GROUP BY sym ORDER BY sym")
+    >>> out["px"].tolist()
+    [2.0, 2.0]
+    """
+
+    def __init__(self, path: str | os.PathLike = ":memory:", *, connection: sqlite3.Connection | None = None):
+        if connection is not None:
+            if not isinstance(connection, sqlite3.Connection):
+                raise TypeError(f"connection must be a sqlite3.Connection, got {type(connection).__name__}")
+            self._con = connection
+            self._owns_connection = False
+        else:
+            # check_same_thread=False: the reader steps statements on a worker
+            # thread so that Ctrl-C can interrupt them.
+            self._con = sqlite3.connect(path, check_same_thread=False)
+            self._owns_connection = True
+        self._tables: dict[str, Any] = {}
+
+    # -- lifetime ---------------------------------------------------------
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The underlying :class:`sqlite3.Connection`."""
+        self._check_open()
+        return self._con
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called."""
+        return self._con is None
+
+    def close(self) -> None:
+        """Drop registered frames and close the connection if this session opened it."""
+        if self._con is None:
+            return
+        for name in list(self._tables):
+            self.unregister(name)
+        if self._owns_connection:
+            self._con.close()
+        self._con = None
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"tables={sorted(self._tables)}"
+        return f"<fastagg.Database {state}>"
+
+    def _check_open(self) -> None:
+        if self._con is None:
+            raise Error("this fastagg.Database is closed")
+
+    # -- tables -----------------------------------------------------------
+
+    def register(self, name: str, frame) -> None:
+        """Expose *frame* as table *name* without copying its data.
+
+        *frame* is a pandas DataFrame, a pyarrow Table, or any object with
+        ``__arrow_c_stream__``. The frame's buffers stay pinned until
+        :meth:`unregister` or :meth:`close`; the frame itself is not modified.
+        Registering again under the same name replaces the table.
+        """
+        self._check_open()
+        _check_table_name(name)
+        from ._ingest import register_frame
+
+        if name in self._tables:
+            self.unregister(name)
+        self._tables[name] = register_frame(self._con, name, frame)
+
+    def unregister(self, name: str) -> None:
+        """Remove table *name* registered with :meth:`register`; release its buffers."""
+        self._check_open()
+        registration = self._tables.pop(name, None)
+        if registration is None:
+            raise Error(f"no frame is registered as {name!r}")
+        registration.close()
+
+    def load(self, name: str, frame, *, if_exists: str = "fail") -> None:
+        """Copy *frame* into a real SQLite table *name*, in one transaction.
+
+        Column types become INTEGER, REAL, TEXT or BLOB. *if_exists* is
+        ``"fail"``, ``"replace"`` or ``"append"``. On failure the database is
+        left as it was.
+        """
+        self._check_open()
+        _check_table_name(name)
+        from ._ingest import load_frame
+
+        load_frame(self._con, name, frame, if_exists=if_exists)
+
+    @property
+    def tables(self) -> list[str]:
+        """Names of the frames registered with :meth:`register`."""
+        return sorted(self._tables)
+
+    # -- queries ----------------------------------------------------------
+
+    def query(
+        self,
+        sql: str,
+        aggregates: Iterable[type] = (),
+        *,
+        params=None,
+        output: str = "pandas",
+        builtins: bool = True,
+    ):
+        """Run *sql* and return its result as a DataFrame or Arrow table.
+
+        Parameters
+        ----------
+        sql : str
+            One SQL statement.
+        aggregates : iterable of aggregate classes
+            Registered for this query only.
+        params : sequence or mapping, optional
+            SQL parameters, as :mod:`sqlite3` takes them.
+        output : {"pandas", "arrow"}
+            ``"pandas"``: a DataFrame with ``pd.ArrowDtype`` columns;
+            ``"arrow"``: a ``pyarrow.Table``.
+        builtins : bool, default True
+            Make fastagg's built-in aggregates (``var_samp``, ``median``, ...)
+            available.
+        """
+        self._check_open()
+        if output not in OUTPUTS:
+            raise Error(f"output must be one of {', '.join(map(repr, OUTPUTS))}; got {output!r}")
+        if not isinstance(sql, str):
+            raise TypeError(f"sql must be a str, got {type(sql).__name__}")
+        specs = [spec_of(agg) for agg in aggregates]
+        if builtins:
+            given = {s.name.lower() for s in specs}
+            specs += [s for s in _builtins_used(sql) if s.name.lower() not in given]
+        from ._reader import read_query
+
+        _register_specs(self._con, specs)
+        try:
+            table = read_query(self._con, sql, params)
+        finally:
+            # Aggregates given to a query serve that query only.
+            _unregister_specs(self._con, specs)
+        return _convert(table, output)
+
+
+def _check_table_name(name) -> None:
+    if not isinstance(name, str) or not name:
+        raise Error(f"table name must be a non-empty str, got {name!r}")
+
+
+def _convert(table, output: str):
+    if output == "arrow":
+        return table
+    import pandas as pd
+
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def connect(path: str | os.PathLike = ":memory:") -> Database:
+    """Open a :class:`Database` session on *path* (in memory by default).
+
+    Examples
+    --------
+    >>> import fastagg
+    >>> with fastagg.connect() as db:
+    ...     db.query("SELECT 1 + 1 AS two", output="arrow").to_pylist()
+    [{'two': 2}]
+    """
+    return Database(path)
+
+
+def query(
+    data,
+    sql: str,
+    aggregates: Iterable[type] = (),
+    *,
+    params=None,
+    output: str = "pandas",
+    builtins: bool = True,
+):
+    """Run one SQL statement over *data* with compiled aggregates.
+
+    Parameters
+    ----------
+    data
+        A pandas DataFrame or pyarrow Table (the table ``df``), any object
+        with ``__arrow_c_stream__`` (also ``df``), a dict ``{name: frame}``,
+        a :class:`sqlite3.Connection`, a path to a SQLite file, or a
+        :class:`Database`.
+    sql : str
+        One SQL statement.
+    aggregates : iterable of aggregate classes
+        Registered for this call only.
+    params, output, builtins
+        As for :meth:`Database.query`.
+
+    Returns
+    -------
+    pandas.DataFrame (``pd.ArrowDtype`` columns) or pyarrow.Table
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, fastagg
+    >>> @fastagg.aggregate
+    ... class Spread:
+    ...     lo: float
+    ...     hi: float
+    ...     def __init__(self):
+    ...         self.lo = np.inf
+    ...         self.hi = -np.inf
+    ...     def step(self, x: float):
+    ...         self.lo = min(self.lo, x)
+    ...         self.hi = max(self.hi, x)
+    ...     def finalize(self) -> float:
+    ...         return self.hi - self.lo
+    >>> df = pd.DataFrame({"g": [1, 1, 2], "x": [1.0, 4.0, 2.0]})
+    >>> fastagg.query(df, "SELECT g, spread(x) AS s FROM df GROUP BY g", [Spread])["s"].tolist()
+    [3.0, 0.0]
+    >>> df.pipe(fastagg.query, "SELECT count(*) AS n FROM df")["n"].tolist()
+    [3]
+    """
+    kw = dict(params=params, output=output, builtins=builtins)
+    if isinstance(data, Database):
+        return data.query(sql, aggregates, **kw)
+    if isinstance(data, sqlite3.Connection):
+        return Database(connection=data).query(sql, aggregates, **kw)
+    if isinstance(data, (str, os.PathLike)):
+        path = os.fspath(data)
+        if not os.path.exists(path):
+            raise Error(f"no such SQLite database file: {path!r}")
+        with Database(path) as db:
+            return db.query(sql, aggregates, **kw)
+    if isinstance(data, Mapping):
+        frames = dict(data)
+    elif _is_frame(data):
+        frames = {"df": data}
+    else:
+        raise TypeError(
+            f"fastagg.query: data must be a DataFrame, a pyarrow Table, an Arrow stream, "
+            f"a dict of them, a sqlite3.Connection, a database path or a fastagg.Database; "
+            f"got {type(data).__name__}"
+        )
+    with Database() as db:
+        for name, frame in frames.items():
+            db.register(name, frame)
+        return db.query(sql, aggregates, **kw)
+
+
+_NO_SUCH_TABLE = re.compile(r"no such table: (?:main\.)?(\S+)")
+
+
+def sql(sql_text: str, aggregates: Iterable[type] = (), *, tables: Mapping | None = None, **kw):
+    """Run *sql_text*, finding each table it names among the caller's variables.
+
+    Like DuckDB's replacement scans: a table the statement uses that is not
+    in *tables* is looked up among the calling function's local, then global,
+    variables (DataFrames, Arrow tables, objects with ``__arrow_c_stream__``).
+    SQLite's own parser decides what is a table, so CTE names and aliases
+    are never mistaken for one. Other keywords are those of :func:`query`.
+
+    Examples
+    --------
+    >>> import pandas as pd, fastagg
+    >>> trades = pd.DataFrame({"px": [1.0, 2.0, 6.0]})
+    >>> fastagg.sql("SELECT avg(px) AS px FROM trades")["px"].tolist()
+    [3.0]
+    """
+    caller = sys._getframe(1)
+    try:
+        scopes = (caller.f_locals, caller.f_globals)
+    finally:
+        del caller
+    with Database() as db:
+        for name, frame in (tables or {}).items():
+            db.register(name, frame)
+        attempted = set()
+        while True:
+            missing = _missing_table(db.connection, sql_text)
+            if missing is None:
+                break
+            if missing in attempted:
+                raise Error(f"table {missing!r} is still missing after registering it")
+            attempted.add(missing)
+            frame = _find_frame(missing, scopes)
+            if frame is None:
+                raise Error(
+                    f"no such table: {missing} (and no DataFrame, Arrow table or Arrow "
+                    f"stream named {missing!r} among the caller's variables)"
+                )
+            db.register(missing, frame)
+        return db.query(sql_text, aggregates, **kw)
+
+
+def _missing_table(con: sqlite3.Connection, sql_text: str) -> str | None:
+    """Return the first table SQLite cannot find in *sql_text*, preparing only."""
+    try:
+        # EXPLAIN prepares the statement without running it.
+        con.execute("EXPLAIN " + sql_text.strip().rstrip(";")).close()
+    except sqlite3.OperationalError as exc:
+        match = _NO_SUCH_TABLE.search(str(exc))
+        if match:
+            return match.group(1)
+    except sqlite3.Error:
+        pass  # the real run reports other errors
+    return None
+
+
+def _find_frame(name: str, scopes):
+    for scope in scopes:
+        for key in (name, name.lower()):
+            obj = scope.get(key)
+            if obj is not None and _is_frame(obj):
+                return obj
+        # SQLite names are case-insensitive; variables are not.
+        for key, obj in scope.items():
+            if key.lower() == name.lower() and _is_frame(obj):
+                return obj
+    return None
