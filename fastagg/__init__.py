@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from . import accessor as _accessor  # noqa: F401 - registers DataFrame.sqlagg
 from ._spec import aggregate, array
+from ._vector import vector
 from .database import Database, connect, query, register, sql
 from .errors import (
     AggregateError,
@@ -33,4 +34,5 @@ __all__ = [
     "query",
     "register",
     "sql",
+    "vector",
 ]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import operator
 import os
 import re
 import sys
@@ -48,7 +49,7 @@ from numba.cpython.unicode import (
     _set_code_point,
 )
 from numba.core.imputils import impl_ret_borrowed
-from numba.extending import intrinsic, overload
+from numba.extending import intrinsic, overload, overload_method
 
 from . import _capi
 from ._spec import AggregateSpec
@@ -84,6 +85,46 @@ def as_voidptr(typingctx, address):
         return builder.inttoptr(args[0], context.get_value_type(types.voidptr))
 
     return types.voidptr(address), codegen
+
+
+@intrinsic
+def address_of(typingctx, ptr):
+    """Return the address held by a ``voidptr`` as ``intp`` (inverse of :func:`as_voidptr`).
+
+    Used by fastagg._ingest to store pointers from ``sqlite3_malloc64`` in
+    int64 slots of SQLite-owned structs (``sqlite3_vtab``, cursors).
+    """
+    if ptr != types.voidptr:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.ptrtoint(args[0], context.get_value_type(types.intp))
+
+    return types.intp(ptr), codegen
+
+
+@intrinsic
+def address_of(typingctx, ptr):
+    """Return a ``voidptr`` as an integer address."""
+    if ptr != types.voidptr:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.ptrtoint(args[0], context.get_value_type(types.intp))
+
+    return types.intp(ptr), codegen
+
+
+@intrinsic
+def record_address(typingctx, rec):
+    """Return the address of a state record (records are passed by reference)."""
+    if not isinstance(rec, types.Record):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.ptrtoint(args[0], context.get_value_type(types.intp))
+
+    return types.intp(rec), codegen
 
 
 @intrinsic
@@ -359,6 +400,149 @@ def result_bytes(ctx, data):
     _result_blob(ctx, as_voidptr(flat.ctypes.data), flat.size, SQLITE_TRANSIENT)
 
 
+# --------------------------------------------------------------------------
+# fastagg.vector fields: methods of the nested (data, size, capacity) record.
+
+_realloc = _capi.native("sqlite3_realloc64")
+_free = _capi.native("sqlite3_free")
+
+
+def _vector_element(rec):
+    if not isinstance(rec, types.Record):
+        return None
+    from ._vector import vector_element
+
+    return vector_element(np.dtype([(name, np.int64) for name in rec.fields]))
+
+
+@njit(cache=True)
+def _vector_slots(rec):
+    # [0] element address, [1] size, [2] capacity (see _vector.vector_dtype).
+    return carray(as_voidptr(record_address(rec)), 3, np.int64)
+
+
+@njit(cache=True)
+def _vector_reserve(slots, needed, itemsize):
+    if needed <= slots[2]:
+        return
+    capacity = max(16, slots[2] * 2, needed)
+    grown = _realloc(as_voidptr(slots[0]), capacity * itemsize)
+    if is_null(grown):
+        raise MemoryError("fastagg.vector: out of memory")
+    slots[0] = address_of(grown)
+    slots[2] = capacity
+
+
+@njit(cache=True)
+def free_vector(rec):
+    """Free a vector field's elements (called after ``finalize``)."""
+    slots = _vector_slots(rec)
+    _free(as_voidptr(slots[0]))
+    slots[0] = 0
+    slots[1] = 0
+    slots[2] = 0
+
+
+@overload_method(types.Record, "append", jit_options={"cache": True})
+def _vector_append(rec, x):
+    element = _vector_element(rec)
+    if element is None:
+        return None
+    itemsize = element.itemsize
+
+    def append(rec, x):
+        slots = _vector_slots(rec)
+        size = slots[1]
+        _vector_reserve(slots, size + 1, itemsize)
+        carray(as_voidptr(slots[0]), size + 1, element)[size] = x
+        slots[1] = size + 1
+
+    return append
+
+
+@overload_method(types.Record, "extend", jit_options={"cache": True})
+def _vector_extend(rec, values):
+    element = _vector_element(rec)
+    if element is None:
+        return None
+    itemsize = element.itemsize
+
+    def extend(rec, values):
+        slots = _vector_slots(rec)
+        size = slots[1]
+        _vector_reserve(slots, size + len(values), itemsize)
+        out = carray(as_voidptr(slots[0]), size + len(values), element)
+        for i in range(len(values)):
+            out[size + i] = values[i]
+        slots[1] = size + len(values)
+
+    return extend
+
+
+@overload_method(types.Record, "as_array", jit_options={"cache": True})
+def _vector_as_array(rec):
+    element = _vector_element(rec)
+    if element is None:
+        return None
+
+    def as_array(rec):
+        slots = _vector_slots(rec)
+        return carray(as_voidptr(slots[0]), slots[1], element)
+
+    return as_array
+
+
+@overload_method(types.Record, "clear", jit_options={"cache": True})
+def _vector_clear(rec):
+    if _vector_element(rec) is None:
+        return None
+
+    def clear(rec):
+        _vector_slots(rec)[1] = 0
+
+    return clear
+
+
+@overload_method(types.Record, "remove", jit_options={"cache": True})
+def _vector_remove(rec, x):
+    element = _vector_element(rec)
+    if element is None:
+        return None
+
+    def remove(rec, x):
+        slots = _vector_slots(rec)
+        size = slots[1]
+        data = carray(as_voidptr(slots[0]), size, element)
+        for i in range(size):
+            if data[i] == x:
+                data[i] = data[size - 1]
+                slots[1] = size - 1
+                return True
+        return False
+
+    return remove
+
+
+@overload(len, jit_options={"cache": True})
+def _vector_len(rec):
+    if _vector_element(rec) is None:
+        return None
+    return lambda rec: _vector_slots(rec)[1]
+
+
+@overload(operator.getitem, jit_options={"cache": True})
+def _vector_getitem(rec, i):
+    element = _vector_element(rec)
+    if element is None or not isinstance(i, types.Integer):
+        return None
+
+    def getitem(rec, i):
+        slots = _vector_slots(rec)
+        return carray(as_voidptr(slots[0]), slots[1], element)[i]
+
+    return getitem
+
+
 write_float = _result_writer(_result_double, "write_float")
 write_int = _result_writer(_result_int64, "write_int")
 write_str = _result_writer(result_str, "write_str")
@@ -391,7 +575,7 @@ _HEADER = '''\
 # Callbacks for sqlite3_create_window_function; see fastagg/_compile.py.
 import numpy as np
 from numba import carray
-from fastagg._compile import is_null, read_text, read_blob, write_float, write_int, write_str, write_bytes
+from fastagg._compile import is_null, read_text, read_blob, write_float, write_int, write_str, write_bytes, free_vector
 from fastagg._capi import native
 
 aggregate_context = native("sqlite3_aggregate_context")
@@ -456,11 +640,17 @@ def _row_callback(spec: AggregateSpec, method: str) -> str:
 
 def _result_callback(spec: AggregateSpec, method: str) -> str:
     """Source of xFinal / xValue: make sure the state exists, compute, set the result."""
+    release = []
+    if method == "finalize" and spec.vector_fields:
+        # SQLite frees the state blob after xFinal; the vectors' elements are ours.
+        release.append("    state = carray(blob, 1, STATE)[0]")
+        release += [f"    free_vector(state.{name})" for name in spec.vector_fields]
     return "\n".join(
         [
             f"def {method}(ctx):",
             _state_block(spec.init is not None),
             f"    trap_{method}(ctx, (ctx, blob))",
+            *release,
             "",
             f"def {method}_body(ctx, blob):",
             f"    {_WRITERS[spec.result.kind]}(ctx, user_{method}(carray(blob, 1, STATE)[0]))",

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ._vector import Vector, VectorField, vector_dtype, vector_element
 from .errors import CompileError
 
 # Python annotation -> (kind, numpy dtype used in compiled code)
@@ -32,7 +33,8 @@ _SCALAR_KINDS = {
 ARGUMENT_HINT = "use float, int, str, bytes, bool or a numpy scalar type, optionally `| None`"
 STATE_HINT = (
     "use a numpy scalar type (np.float64, np.int32, ...), float, int, bool, "
-    "or fastagg.array(dtype, shape) for a fixed-size array"
+    "fastagg.array(dtype, shape) for a fixed-size array, or fastagg.vector(dtype) "
+    "for a growable one"
 )
 
 
@@ -103,6 +105,11 @@ class AggregateSpec:
     @property
     def qualname(self) -> str:
         return self.cls.__qualname__
+
+    @property
+    def vector_fields(self) -> tuple[str, ...]:
+        """Names of the growable (``fastagg.vector``) fields of the state."""
+        return tuple(n for n in self.state.names if vector_element(self.state.fields[n][0]) is not None)
 
     @property
     def is_window(self) -> bool:
@@ -224,6 +231,8 @@ def _type_name(annotation) -> str:
 
 
 def _state_field(owner: str, name: str, annotation):
+    if isinstance(annotation, VectorField):
+        return (name, vector_dtype(annotation.dtype))
     if isinstance(annotation, ArrayField):
         return (name, annotation.dtype, annotation.shape)
     if isinstance(annotation, np.dtype):
@@ -246,6 +255,8 @@ def _check_state_dtype(owner: str, dtype: np.dtype) -> np.dtype:
         )
     for field in dtype.names:
         base = dtype.fields[field][0]
+        if vector_element(base) is not None:
+            continue
         base = base.subdtype[0] if base.subdtype else base
         if base.kind not in "biuf" or base.itemsize > 8:
             raise CompileError(
@@ -424,6 +435,9 @@ def aggregate(cls=None, *, name: str | None = None, state=None):
 
 
 def _zero(field_dtype: np.dtype):
+    element = vector_element(field_dtype)
+    if element is not None:
+        return Vector(element)
     if field_dtype.shape:
         return np.zeros(field_dtype.shape, field_dtype.base)
     # Python scalars, not numpy ones: float division by zero must raise as
