@@ -101,6 +101,7 @@ _SIGNATURES = {
     "sqlite3_result_error_nomem": "vp",
     "sqlite3_result_error_toobig": "vp",
     # memory
+    "sqlite3_memory_used": "q",
     "sqlite3_malloc64": "pq",
     "sqlite3_realloc64": "ppq",
     "sqlite3_free": "vp",
@@ -129,6 +130,12 @@ _SIGNATURES = {
     "sqlite3_column_text": "ppi",
     "sqlite3_column_blob": "ppi",
     "sqlite3_column_bytes": "ipi",
+    # fastagg._reader: read values under the connection mutex it holds
+    "sqlite3_column_value": "ppi",
+    "sqlite3_db_handle": "pp",
+    "sqlite3_db_mutex": "pp",
+    "sqlite3_mutex_enter": "vp",
+    "sqlite3_mutex_leave": "vp",
     # virtual tables
     "sqlite3_create_module_v2": "ippppp",
     "sqlite3_declare_vtab": "ipp",
@@ -139,6 +146,11 @@ _SIGNATURES = {
     "sqlite3_vtab_in_next": "ipp",
     "sqlite3_vtab_rhs_value": "ipip",
     "sqlite3_drop_modules": "ipp",
+    # statements of a connection (fastagg._ingest: is any statement mid-run?)
+    "sqlite3_next_stmt": "ppp",
+    "sqlite3_stmt_busy": "ip",
+    # variadic; called only with the (int, int*) arguments of boolean options
+    "sqlite3_db_config": "ipiip",
 }
 
 _CTYPES = {
