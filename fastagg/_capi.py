@@ -376,6 +376,19 @@ def create_aggregate(
         raise sqlite3.OperationalError(f"cannot register {name}: {errmsg(handle)}")
 
 
+def create_scalar(handle: int, name: str, narg: int, func: int, *, deterministic: bool) -> None:
+    """Register C callback *func* as scalar function *name*.
+
+    Calls ``sqlite3_create_function_v2``; *deterministic* adds
+    ``SQLITE_DETERMINISTIC`` so SQLite may use the function in indexes and
+    fold constant calls.
+    """
+    flags = SQLITE_UTF8 | (SQLITE_DETERMINISTIC if deterministic else 0)
+    rc = lib.sqlite3_create_function_v2(handle, name.encode(), narg, flags, None, func, None, None, None)
+    if rc != SQLITE_OK:
+        raise sqlite3.OperationalError(f"cannot register {name}: {errmsg(handle)}")
+
+
 def delete_function(handle: int, name: str, narg: int) -> None:
     """Remove function *name* with *narg* arguments from the connection.
 

@@ -52,10 +52,10 @@ from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic, overload, overload_method
 
 from . import _capi
-from ._spec import AggregateSpec
+from ._spec import AggregateSpec, FunctionSpec
 from .errors import CompileError
 
-__all__ = ["compile_aggregate", "CompiledAggregate", "report_callback_error", "last_callback_error"]
+__all__ = ["compile_spec", "CompiledCallbacks", "report_callback_error", "last_callback_error"]
 
 SQLITE_TRANSIENT = _capi.SQLITE_TRANSIENT
 
@@ -583,6 +583,7 @@ value_type = native("sqlite3_value_type")
 value_double = native("sqlite3_value_double")
 value_int64 = native("sqlite3_value_int64")
 result_error_nomem = native("sqlite3_result_error_nomem")
+result_null = native("sqlite3_result_null")
 
 NBYTES = {nbytes}
 ITEMSIZE = {itemsize}
@@ -608,11 +609,14 @@ def _state_block(has_init: bool) -> str:
     return "\n".join(lines)
 
 
-def _row_callback(spec: AggregateSpec, method: str) -> str:
-    """Source of xStep / xInverse: read arguments, skip NULL rows, call the user."""
-    lines = [f"def {method}(ctx, argc, argv):", _state_block(spec.init is not None)]
-    names = []
-    for i, arg in enumerate(spec.args):
+def _argument_lines(args, on_null: list[str]) -> tuple[list[str], list[str]]:
+    """Source lines reading SQL arguments ``argv[i]`` into ``a0, a1, ...``.
+
+    A NULL in an optional argument becomes None; in any other argument it
+    runs *on_null* (skip the row, or return NULL from a scalar function).
+    """
+    lines, names = [], []
+    for i, arg in enumerate(args):
         read = _READERS[arg.kind].format(i=i)
         if arg.kind in ("float", "int") and arg.dtype is not None and arg.dtype not in (
             np.dtype(np.float64),
@@ -628,13 +632,34 @@ def _row_callback(spec: AggregateSpec, method: str) -> str:
                 f"        a{i} = {read}",
             ]
         else:
-            lines += [f"    if value_type(v{i}) == 5:", "        return", f"    a{i} = {read}"]
+            lines += [f"    if value_type(v{i}) == 5:", *[f"        {line}" for line in on_null], f"    a{i} = {read}"]
         names.append(f"a{i}")
+    return lines, names
+
+
+def _row_callback(spec: AggregateSpec, method: str) -> str:
+    """Source of xStep / xInverse: read arguments, skip NULL rows, call the user."""
+    lines = [f"def {method}(ctx, argc, argv):", _state_block(spec.init is not None)]
+    arg_lines, names = _argument_lines(spec.args, ["return"])
+    lines += arg_lines
     packed = "".join(f", {n}" for n in names)
     lines.append(f"    trap_{method}(ctx, (blob{packed},))")
     lines.append("")
     lines.append(f"def {method}_body(blob{packed}):")
     lines.append(f"    user_{method}(carray(blob, 1, STATE)[0]{packed})")
+    return "\n".join(lines) + "\n"
+
+
+def _scalar_callback(spec: FunctionSpec) -> str:
+    """Source of xFunc: read arguments (any NULL argument gives NULL), call, set the result."""
+    lines = ["def call(ctx, argc, argv):"]
+    arg_lines, names = _argument_lines(spec.args, ["result_null(ctx)", "return"])
+    lines += arg_lines
+    packed = "".join(f", {n}" for n in names)
+    lines.append(f"    trap_call(ctx, (ctx{packed},))")
+    lines.append("")
+    lines.append(f"def call_body(ctx{packed}):")
+    lines.append(f"    {_WRITERS[spec.result.kind]}(ctx, user_call({packed[2:]}))")
     return "\n".join(lines) + "\n"
 
 
@@ -658,8 +683,11 @@ def _result_callback(spec: AggregateSpec, method: str) -> str:
     ) + "\n"
 
 
-def generate_source(spec: AggregateSpec) -> str:
+def generate_source(spec: AggregateSpec | FunctionSpec) -> str:
     """Return the Python source of *spec*'s callback module."""
+    if isinstance(spec, FunctionSpec):
+        header = _HEADER.format(qualname=spec.qualname, name=spec.name, nbytes=0, itemsize=0)
+        return header + "\n\n" + _scalar_callback(spec)
     nbytes = spec.state.itemsize + (1 if spec.init is not None else 0)
     parts = [_HEADER.format(qualname=spec.qualname, name=spec.name, nbytes=nbytes, itemsize=spec.state.itemsize)]
     if spec.init is not None:
@@ -696,14 +724,14 @@ def cache_dir() -> Path | None:
     return path
 
 
-class CompiledAggregate:
-    """The native callbacks of one aggregate, alive for the rest of the process.
+class CompiledCallbacks:
+    """The native callbacks of one aggregate or scalar function.
 
-    SQLite holds raw pointers to these functions in every connection the
-    aggregate is registered on, so they are never freed.
+    SQLite holds raw pointers to these functions in every connection they
+    are registered on, so they live for the rest of the process.
     """
 
-    def __init__(self, spec: AggregateSpec, callbacks: dict):
+    def __init__(self, spec: AggregateSpec | FunctionSpec, callbacks: dict):
         self.spec = spec
         self._callbacks = callbacks  # keeps the cfunc objects (and code) alive
 
@@ -718,11 +746,11 @@ class CompiledAggregate:
         return self.spec.state.itemsize + (1 if self.spec.init is not None else 0)
 
 
-_compiled: dict[int, CompiledAggregate] = {}
+_compiled: dict[int, CompiledCallbacks] = {}
 _compile_lock = threading.RLock()
 
 
-def compile_aggregate(spec: AggregateSpec) -> CompiledAggregate:
+def compile_spec(spec: AggregateSpec | FunctionSpec) -> CompiledCallbacks:
     """Return the compiled callbacks of *spec*, compiling once per process."""
     key = id(spec)
     with _compile_lock:
@@ -734,17 +762,19 @@ def compile_aggregate(spec: AggregateSpec) -> CompiledAggregate:
         except CompileError:
             raise
         except (numba_errors.NumbaError, TypeError, ValueError) as exc:
+            what = "function" if isinstance(spec, FunctionSpec) else "aggregate"
             detail = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
             raise CompileError(
-                f"{spec.qualname}: numba could not compile the aggregate "
-                f"(every method must be valid nopython code; `self` is the numpy "
+                f"{spec.qualname}: numba could not compile the {what} (every method "
+                f"must be valid nopython code; an aggregate's `self` is the numpy "
                 f"state record):\n{detail}"
             ) from exc
         _compiled[key] = done
         return done
 
 
-def _load_module(spec: AggregateSpec):
+
+def _load_module(spec: AggregateSpec | FunctionSpec):
     source = generate_source(spec)
     digest = hashlib.sha256(
         (source + spec.fingerprint() + numba.__version__).encode()
@@ -770,25 +800,33 @@ def _load_module(spec: AggregateSpec):
     return module, cacheable
 
 
-def _compile(spec: AggregateSpec) -> CompiledAggregate:
+def _user_methods(spec: AggregateSpec | FunctionSpec) -> dict[str, tuple]:
+    """Map each generated body to (user function, name used in error messages)."""
+    if isinstance(spec, FunctionSpec):
+        return {"call": (spec.func, spec.qualname)}
+    methods = {"step": (spec.step, "step"), "finalize": (spec.finalize, "finalize")}
+    if spec.init is not None:
+        methods["init"] = (spec.init, "__init__")
+    if spec.is_window:
+        methods["inverse"] = (spec.inverse, "inverse")
+        methods["value"] = (spec.value, "value") if spec.value else (spec.finalize, "finalize")
+    return {k: (fn, f"{spec.qualname}.{label}") for k, (fn, label) in methods.items()}
+
+
+def _compile(spec: AggregateSpec | FunctionSpec) -> CompiledCallbacks:
     module, cacheable = _load_module(spec)
     ns = module.__dict__
-    ns["STATE"] = spec.state
-    methods = {"step": spec.step, "finalize": spec.finalize}
-    if spec.init is not None:
-        methods["init"] = spec.init
-    if spec.is_window:
-        methods["inverse"] = spec.inverse
-        methods["value"] = spec.value or spec.finalize
-    for method, fn in methods.items():
-        ns[f"user_{method}"] = njit(fn)
-        label = "__init__" if method == "init" else method
-        if method == "value" and spec.value is None:
-            label = "finalize"
-        ns[f"trap_{method}"] = make_trap(ns[f"{method}_body"], f"{spec.qualname}.{label}")
+    if isinstance(spec, AggregateSpec):
+        ns["STATE"] = spec.state
+    jitted = {}
+    for method, (fn, where) in _user_methods(spec).items():
+        if fn not in jitted:  # value defaults to finalize: one dispatcher
+            jitted[fn] = njit(fn)
+        ns[f"user_{method}"] = jitted[fn]
+        ns[f"trap_{method}"] = make_trap(ns[f"{method}_body"], where)
     callbacks = {}
-    for method in ("step", "finalize", "inverse", "value"):
-        if method in ns and callable(ns[method]):
-            sig = STEP_SIG if method in ("step", "inverse") else FINAL_SIG
+    for method in ("step", "finalize", "inverse", "value", "call"):
+        if callable(ns.get(method)):
+            sig = FINAL_SIG if method in ("finalize", "value") else STEP_SIG
             callbacks[method] = cfunc(sig, cache=cacheable)(ns[method])
-    return CompiledAggregate(spec, callbacks)
+    return CompiledCallbacks(spec, callbacks)

@@ -128,6 +128,32 @@ class AggregateSpec:
         return h.hexdigest()[:24]
 
 
+@dataclasses.dataclass(frozen=True)
+class FunctionSpec:
+    """Everything fastagg knows about a decorated scalar function."""
+
+    func: Any
+    name: str  # SQL name
+    args: tuple[ValueSpec, ...]
+    result: ValueSpec
+    deterministic: bool
+
+    @property
+    def qualname(self) -> str:
+        return self.func.__qualname__
+
+    @property
+    def narg(self) -> int:
+        return len(self.args)
+
+    def fingerprint(self) -> str:
+        """Return a hash of everything the compiled code depends on."""
+        h = hashlib.sha256()
+        h.update(repr((self.name, self.args, self.result, self.deterministic)).encode())
+        h.update(_code_fingerprint(self.func).encode())
+        return h.hexdigest()[:24]
+
+
 def _code_fingerprint(fn) -> str:
     if fn is None:
         return "-"
@@ -461,12 +487,74 @@ def _install_python_init(cls, spec: AggregateSpec) -> None:
     cls.__init__ = __init__
 
 
-def spec_of(obj) -> AggregateSpec:
-    """Return the :class:`AggregateSpec` of a decorated class, else raise CompileError."""
-    spec = obj.__dict__.get(SPEC_ATTRIBUTE) if isinstance(obj, type) else None
+def spec_of(obj) -> AggregateSpec | FunctionSpec:
+    """Return the spec of a decorated class or function, else raise CompileError."""
+    if isinstance(obj, type):
+        spec = obj.__dict__.get(SPEC_ATTRIBUTE)
+    else:
+        spec = getattr(obj, SPEC_ATTRIBUTE, None) if inspect.isfunction(obj) else None
     if spec is None:
-        what = obj.__qualname__ if isinstance(obj, type) else repr(obj)
+        what = getattr(obj, "__qualname__", None) or repr(obj)
         raise CompileError(
-            f"{what} is not a fastagg aggregate; decorate the class with @fastagg.aggregate"
+            f"{what} is not a fastagg aggregate or function; decorate the class with "
+            f"@fastagg.aggregate (or the function with @fastagg.function)"
         )
     return spec
+
+
+def describe_function(
+    func, *, name: str | None = None, deterministic: bool = True, namespace: dict | None = None
+) -> FunctionSpec:
+    """Validate *func* as a scalar SQL function and return its :class:`FunctionSpec`."""
+    if not inspect.isfunction(func):
+        raise CompileError(f"@fastagg.function decorates a function, got {type(func).__name__}")
+    owner = func.__qualname__
+    sql_name = name if name is not None else func.__name__
+    if not isinstance(sql_name, str) or not sql_name.isidentifier():
+        raise CompileError(f"{owner}: SQL name {sql_name!r} is not a valid identifier")
+    params = list(inspect.signature(func).parameters.values())
+    hints = _resolve_hints(func, namespace)
+    for p in params:
+        if p.kind not in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
+            raise CompileError(f"{owner}: parameter {p.name!r} is {p.kind.description}; use plain positional parameters")
+        if p.default is not inspect.Parameter.empty:
+            raise CompileError(f"{owner}: parameter {p.name!r} has a default; SQL arity is fixed")
+    args = tuple(
+        _describe_value(owner, p.name, hints.get(p.name, p.annotation), is_result=False) for p in params
+    )
+    if len(args) > 127:
+        raise CompileError(f"{owner} takes {len(args)} arguments; SQLite allows 127")
+    result_hint = hints.get("return", inspect.signature(func).return_annotation)
+    result = _describe_value(owner, "return", result_hint, is_result=True)
+    return FunctionSpec(func, sql_name, args, result, bool(deterministic))
+
+
+def function(func=None, *, name: str | None = None, deterministic: bool = True):
+    """Declare a Python function as a scalar SQL function compiled by numba.
+
+    Arguments and result are annotated like an aggregate's. A NULL in a
+    non-optional argument makes the result NULL without calling the function
+    (SQL's usual rule); ``T | None`` arguments receive None. With
+    ``deterministic=True`` (the default) SQLite may use the function in
+    indexes and fold calls with constant arguments. The function stays
+    callable from Python.
+
+    Examples
+    --------
+    >>> import fastagg
+    >>> @fastagg.function
+    ... def clamp(x: float, lo: float, hi: float) -> float:
+    ...     return min(max(x, lo), hi)
+    >>> clamp(5.0, 0.0, 1.0)
+    1.0
+    """
+    caller = sys._getframe(1)
+    namespace = {**caller.f_globals, **caller.f_locals}
+    del caller
+
+    def decorate(target):
+        spec = describe_function(target, name=name, deterministic=deterministic, namespace=namespace)
+        setattr(target, SPEC_ATTRIBUTE, spec)
+        return target
+
+    return decorate if func is None else decorate(func)

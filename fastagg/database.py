@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from . import _capi
-from ._spec import AggregateSpec, spec_of
+from ._spec import AggregateSpec, FunctionSpec, spec_of
 from .errors import Error
 
 __all__ = ["Database", "connect", "query", "register", "sql"]
@@ -26,7 +26,7 @@ OUTPUTS = ("pandas", "arrow")
 
 
 def register(con, *aggregates: type) -> None:
-    """Register compiled aggregates on any :class:`sqlite3.Connection`.
+    """Register compiled aggregates (and scalar functions) on any :class:`sqlite3.Connection`.
 
     Each aggregate compiles once per process, at its first registration. The
     compiled code lives for the rest of the process, so the connection may
@@ -35,7 +35,8 @@ def register(con, *aggregates: type) -> None:
     Parameters
     ----------
     con : sqlite3.Connection or fastagg.Database
-    *aggregates : classes decorated with :func:`fastagg.aggregate`
+    *aggregates : classes decorated with :func:`fastagg.aggregate`, or
+        functions decorated with :func:`fastagg.function`
 
     Raises
     ------
@@ -70,13 +71,18 @@ def register(con, *aggregates: type) -> None:
     _register_specs(con, [spec_of(agg) for agg in aggregates])
 
 
-def _register_specs(con: sqlite3.Connection, specs: Iterable[AggregateSpec]) -> None:
-    from ._compile import compile_aggregate  # numba loads here, not at import
+def _register_specs(con: sqlite3.Connection, specs: Iterable[AggregateSpec | FunctionSpec]) -> None:
+    from ._compile import compile_spec  # numba loads here, not at import
 
     specs = list(specs)
     handle = _capi.connection_handle(con)
     for spec in specs:
-        compiled = compile_aggregate(spec)
+        compiled = compile_spec(spec)
+        if isinstance(spec, FunctionSpec):
+            _capi.create_scalar(
+                handle, spec.name, spec.narg, compiled.address("call"), deterministic=spec.deterministic
+            )
+            continue
         _capi.create_aggregate(
             handle,
             spec.name,
@@ -250,6 +256,7 @@ class Database:
         sql: str,
         aggregates: Iterable[type] = (),
         *,
+        functions: Iterable = (),
         params=None,
         output: str = "pandas",
         builtins: bool = True,
@@ -262,6 +269,8 @@ class Database:
             One SQL statement.
         aggregates : iterable of aggregate classes
             Registered for this query only.
+        functions : iterable of scalar functions
+            Decorated with :func:`fastagg.function`; registered for this query only.
         params : sequence or mapping, optional
             SQL parameters, as :mod:`sqlite3` takes them.
         output : {"pandas", "arrow"}
@@ -276,7 +285,7 @@ class Database:
             raise Error(f"output must be one of {', '.join(map(repr, OUTPUTS))}; got {output!r}")
         if not isinstance(sql, str):
             raise TypeError(f"sql must be a str, got {type(sql).__name__}")
-        specs = [spec_of(agg) for agg in aggregates]
+        specs = [spec_of(obj) for obj in (*aggregates, *functions)]
         if builtins:
             given = {s.name.lower() for s in specs}
             specs += [s for s in _builtins_used(sql) if s.name.lower() not in given]
@@ -322,6 +331,7 @@ def query(
     sql: str,
     aggregates: Iterable[type] = (),
     *,
+    functions: Iterable = (),
     params=None,
     output: str = "pandas",
     builtins: bool = True,
@@ -339,7 +349,7 @@ def query(
         One SQL statement.
     aggregates : iterable of aggregate classes
         Registered for this call only.
-    params, output, builtins
+    functions, params, output, builtins
         As for :meth:`Database.query`.
 
     Returns
@@ -367,7 +377,7 @@ def query(
     >>> df.pipe(fastagg.query, "SELECT count(*) AS n FROM df")["n"].tolist()
     [3]
     """
-    kw = dict(params=params, output=output, builtins=builtins)
+    kw = dict(functions=functions, params=params, output=output, builtins=builtins)
     if isinstance(data, Database):
         return data.query(sql, aggregates, **kw)
     if isinstance(data, sqlite3.Connection):

@@ -373,12 +373,12 @@ def test_python_class_stays_plain_python():
 
 
 def test_state_dtype_and_size():
-    from fastagg._compile import compile_aggregate
+    from fastagg._compile import compile_spec
 
     assert MyAvg.__fastagg_spec__.state == np.dtype([("total", "f8"), ("count", "i8")])
-    assert compile_aggregate(MyAvg.__fastagg_spec__).state_nbytes == 16
+    assert compile_spec(MyAvg.__fastagg_spec__).state_nbytes == 16
     # A class with __init__ needs one more byte: the "initialised" flag.
-    assert compile_aggregate(MinOf.__fastagg_spec__).state_nbytes == MinOf.__fastagg_spec__.state.itemsize + 1
+    assert compile_spec(MinOf.__fastagg_spec__).state_nbytes == MinOf.__fastagg_spec__.state.itemsize + 1
 
 
 def test_state_from_explicit_dtype(con):
