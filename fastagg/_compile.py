@@ -443,6 +443,53 @@ def free_vector(rec):
     slots[2] = 0
 
 
+@njit(cache=True)
+def vector_bytes(rec):
+    """Return a vector field's elements as a uint8 view."""
+    slots = _vector_slots(rec)
+    return carray(as_voidptr(slots[0]), slots[1] * _vector_itemsize(rec), np.uint8)
+
+
+@njit(cache=True)
+def forget_vector_memory(rec):
+    """Clear a vector's address and capacity, keeping its element count."""
+    slots = _vector_slots(rec)
+    slots[0] = 0
+    slots[2] = 0
+
+
+@njit(cache=True)
+def load_vector(rec, data, at):
+    """Fill an empty vector field from serialised *data* at offset *at*.
+
+    The element count is the one recorded in the serialised record; returns
+    the offset after the elements, or -1 if *data* is too short.
+    """
+    slots = _vector_slots(rec)
+    count = slots[1]
+    nbytes = count * _vector_itemsize(rec)
+    slots[1] = 0
+    if count < 0 or at + nbytes > len(data):
+        return -1
+    _vector_reserve(slots, count, _vector_itemsize(rec))
+    carray(as_voidptr(slots[0]), nbytes, np.uint8)[:] = data[at : at + nbytes]
+    slots[1] = count
+    return at + nbytes
+
+
+def _vector_itemsize(rec):
+    raise NotImplementedError("nopython only")
+
+
+@overload(_vector_itemsize, jit_options={"cache": True})
+def _vector_itemsize_impl(rec):
+    element = _vector_element(rec)
+    if element is None:
+        return None
+    itemsize = element.itemsize
+    return lambda rec: itemsize
+
+
 @overload_method(types.Record, "append", jit_options={"cache": True})
 def _vector_append(rec, x):
     element = _vector_element(rec)
@@ -575,7 +622,10 @@ _HEADER = '''\
 # Callbacks for sqlite3_create_window_function; see fastagg/_compile.py.
 import numpy as np
 from numba import carray
-from fastagg._compile import is_null, read_text, read_blob, write_float, write_int, write_str, write_bytes, free_vector
+from fastagg._compile import (
+    is_null, as_voidptr, read_text, read_blob, write_float, write_int, write_str, write_bytes,
+    free_vector, forget_vector_memory, vector_bytes, load_vector,
+)
 from fastagg._capi import native
 
 aggregate_context = native("sqlite3_aggregate_context")
@@ -587,6 +637,8 @@ result_null = native("sqlite3_result_null")
 
 NBYTES = {nbytes}
 ITEMSIZE = {itemsize}
+MAGIC = np.uint64(0x46414747)
+HEADER = 16
 # Set after import by fastagg: STATE (dtype), user_* (jitted methods), trap_*.
 '''
 
@@ -683,6 +735,78 @@ def _result_callback(spec: AggregateSpec, method: str) -> str:
     ) + "\n"
 
 
+# Serialised partial state: a 16-byte header (magic, record size, layout
+# hash), the record's bytes, then each vector field's elements in order.
+STATE_MAGIC = 0x46414747  # "FAGG"
+STATE_HEADER = 16
+
+
+def _partial_callbacks(spec: AggregateSpec) -> str:
+    """Source of xFinal writing the state as a BLOB, and xStep merging such BLOBs."""
+    vectors = spec.vector_fields
+    lines = [
+        f"LAYOUT = np.uint64({spec.layout_hash()})",
+        f"NOT_PARTIAL = {('argument is not a partial state of ' + spec.name + ' (from ' + spec.partial_names[0] + ')')!r}",
+        "",
+        "def partial_final(ctx):",
+        _state_block(spec.init is not None),
+        "    state = carray(blob, 1, STATE)[0]",
+        "    size = HEADER + ITEMSIZE"
+        + "".join(f" + len(state.{v}) * state.{v}.as_array().itemsize" for v in vectors),
+        "    out = np.empty(size, np.uint8)",
+        "    head = carray(as_voidptr(out.ctypes.data), 2, np.uint64)",
+        "    head[0] = MAGIC | (np.uint64(ITEMSIZE) << np.uint64(32))",
+        "    head[1] = LAYOUT",
+        "    out[HEADER:HEADER + ITEMSIZE] = carray(blob, ITEMSIZE, np.uint8)",
+        "    at = HEADER + ITEMSIZE",
+    ]
+    for v in vectors:
+        lines += [
+            f"    n = len(state.{v}) * state.{v}.as_array().itemsize",
+            f"    out[at:at + n] = vector_bytes(state.{v})",
+            "    at += n",
+            f"    free_vector(state.{v})",
+        ]
+    lines += [
+        "    write_bytes(ctx, out)",
+        "",
+        "def merge_step(ctx, argc, argv):",
+        _state_block(spec.init is not None),
+        "    v0 = argv[0]",
+        "    if value_type(v0) == 5:",
+        "        return",
+        "    other = np.zeros(1, STATE)",
+        "    if trap_load(ctx, (read_blob(v0), other)):",
+        "        trap_merge(ctx, (blob, other))",
+        *[f"    free_vector(other[0].{v})" for v in vectors],
+        "",
+        "def load_body(data, other):",
+        "    if len(data) < HEADER + ITEMSIZE:",
+        f"        raise ValueError(NOT_PARTIAL)",
+        "    head = np.empty(2, np.uint64)",
+        "    carray(as_voidptr(head.ctypes.data), 16, np.uint8)[:] = data[:16]",
+        "    if head[0] != (MAGIC | (np.uint64(ITEMSIZE) << np.uint64(32))) or head[1] != LAYOUT:",
+        f"        raise ValueError(NOT_PARTIAL)",
+        "    carray(as_voidptr(other.ctypes.data), ITEMSIZE, np.uint8)[:] = data[HEADER:HEADER + ITEMSIZE]",
+        # The copied record holds another process's pointers: clear them first.
+        *[f"    forget_vector_memory(other[0].{v})" for v in vectors],
+        "    at = HEADER + ITEMSIZE",
+        *[
+            line
+            for v in vectors
+            for line in (
+                f"    at = load_vector(other[0].{v}, data, at)",
+                "    if at < 0:",
+                "        raise ValueError(NOT_PARTIAL)",
+            )
+        ],
+        "",
+        "def merge_body(blob, other):",
+        "    user_merge(carray(blob, 1, STATE)[0], other[0])",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def generate_source(spec: AggregateSpec | FunctionSpec) -> str:
     """Return the Python source of *spec*'s callback module."""
     if isinstance(spec, FunctionSpec):
@@ -697,6 +821,8 @@ def generate_source(spec: AggregateSpec | FunctionSpec) -> str:
     if spec.is_window:
         parts.append(_row_callback(spec, "inverse"))
         parts.append(_result_callback(spec, "value"))
+    if spec.is_mergeable:
+        parts.append(_partial_callbacks(spec))
     return "\n\n".join(parts)
 
 
@@ -810,6 +936,9 @@ def _user_methods(spec: AggregateSpec | FunctionSpec) -> dict[str, tuple]:
     if spec.is_window:
         methods["inverse"] = (spec.inverse, "inverse")
         methods["value"] = (spec.value, "value") if spec.value else (spec.finalize, "finalize")
+    if spec.is_mergeable:
+        methods["merge"] = (spec.merge, "merge")
+        methods["load"] = (None, "merge")  # validation of the partial state: no user code
     return {k: (fn, f"{spec.qualname}.{label}") for k, (fn, label) in methods.items()}
 
 
@@ -820,13 +949,14 @@ def _compile(spec: AggregateSpec | FunctionSpec) -> CompiledCallbacks:
         ns["STATE"] = spec.state
     jitted = {}
     for method, (fn, where) in _user_methods(spec).items():
-        if fn not in jitted:  # value defaults to finalize: one dispatcher
-            jitted[fn] = njit(fn)
-        ns[f"user_{method}"] = jitted[fn]
+        if fn is not None:
+            if fn not in jitted:  # value defaults to finalize: one dispatcher
+                jitted[fn] = njit(fn)
+            ns[f"user_{method}"] = jitted[fn]
         ns[f"trap_{method}"] = make_trap(ns[f"{method}_body"], where)
     callbacks = {}
-    for method in ("step", "finalize", "inverse", "value", "call"):
+    for method in ("step", "finalize", "inverse", "value", "call", "partial_final", "merge_step"):
         if callable(ns.get(method)):
-            sig = FINAL_SIG if method in ("finalize", "value") else STEP_SIG
+            sig = FINAL_SIG if method in ("finalize", "value", "partial_final") else STEP_SIG
             callbacks[method] = cfunc(sig, cache=cacheable)(ns[method])
     return CompiledCallbacks(spec, callbacks)

@@ -99,12 +99,27 @@ class AggregateSpec:
     finalize: Any
     value: Any  # None: use finalize
     inverse: Any  # None: not a window function
+    merge: Any  # None: partial states cannot be combined
     args: tuple[ValueSpec, ...]
     result: ValueSpec
 
     @property
     def qualname(self) -> str:
         return self.cls.__qualname__
+
+    @property
+    def is_mergeable(self) -> bool:
+        return self.merge is not None
+
+    @property
+    def partial_names(self) -> tuple[str, str, str]:
+        """SQL names of the partial-state functions: (partial, combine, merge)."""
+        return (f"{self.name}_partial", f"{self.name}_combine", f"{self.name}_merge")
+
+    def layout_hash(self) -> int:
+        """Return a 63-bit hash of the state layout, stamped on serialised states."""
+        digest = hashlib.sha256(repr((self.name.lower(), self.state.descr)).encode()).digest()
+        return int.from_bytes(digest[:8], "little") >> 1
 
     @property
     def vector_fields(self) -> tuple[str, ...]:
@@ -123,7 +138,7 @@ class AggregateSpec:
         """Return a hash of everything the compiled code depends on."""
         h = hashlib.sha256()
         h.update(repr((self.name, self.state.descr, self.args, self.result)).encode())
-        for fn in (self.init, self.step, self.finalize, self.value, self.inverse):
+        for fn in (self.init, self.step, self.finalize, self.value, self.inverse, self.merge):
             h.update(_code_fingerprint(fn).encode())
         return h.hexdigest()[:24]
 
@@ -368,6 +383,11 @@ def describe(cls: type, *, name: str | None = None, state=None, namespace: dict 
     finalize = _method(cls, "finalize", required=True)
     value = _method(cls, "value", required=False)
     inverse = _method(cls, "inverse", required=False)
+    merge = _method(cls, "merge", required=False)
+    if merge is not None and len(_parameters(f"{owner}.merge", merge)) != 1:
+        raise CompileError(
+            f"{owner}.merge must take (self, other): other is a second state to fold into self"
+        )
     if value is not None and inverse is None:
         raise CompileError(
             f"{owner}: value() is for window functions and needs inverse(self, ...) too"
@@ -408,6 +428,7 @@ def describe(cls: type, *, name: str | None = None, state=None, namespace: dict 
         finalize=finalize,
         value=value,
         inverse=inverse,
+        merge=merge,
         args=args,
         result=result,
     )

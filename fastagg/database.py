@@ -92,6 +92,13 @@ def _register_specs(con: sqlite3.Connection, specs: Iterable[AggregateSpec | Fun
             compiled.address("value"),
             compiled.address("inverse"),
         )
+        if spec.is_mergeable:
+            partial, combine, merge = spec.partial_names
+            step, final = compiled.address("step"), compiled.address("finalize")
+            merge_step, partial_final = compiled.address("merge_step"), compiled.address("partial_final")
+            _capi.create_aggregate(handle, partial, spec.narg, step, partial_final)
+            _capi.create_aggregate(handle, combine, 1, merge_step, partial_final)
+            _capi.create_aggregate(handle, merge, 1, merge_step, final)
 
 
 def _unregister_specs(con: sqlite3.Connection, specs: Iterable[AggregateSpec]) -> None:
@@ -99,6 +106,11 @@ def _unregister_specs(con: sqlite3.Connection, specs: Iterable[AggregateSpec]) -
     for spec in specs:
         try:
             _capi.delete_function(handle, spec.name, spec.narg)
+            if isinstance(spec, AggregateSpec) and spec.is_mergeable:
+                partial, combine, merge = spec.partial_names
+                _capi.delete_function(handle, partial, spec.narg)
+                _capi.delete_function(handle, combine, 1)
+                _capi.delete_function(handle, merge, 1)
         except sqlite3.OperationalError:
             # SQLite refuses while another statement of the caller's is
             # active. Leaving the function registered is safe: its code
