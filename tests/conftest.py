@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -29,11 +30,15 @@ def con():
     connection.close()
 
 
-def run_isolated(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run *code* in a fresh interpreter, so that a crash fails one test only."""
+def run_isolated(code: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run *code* in a fresh interpreter, so that a crash fails one test only.
+
+    *env* adds to (or overrides) this process's environment.
+    """
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
         text=True,
         timeout=timeout,
+        env={**os.environ, **(env or {})},
     )

@@ -434,3 +434,49 @@ def test_wrong_argument_count_is_sql_error(con):
     fastagg.register(con, WAvg)
     with pytest.raises(sqlite3.OperationalError, match="wrong number of arguments"):
         con.execute("SELECT wavg(1)")
+
+
+def test_second_process_loads_from_numba_cache(tmp_path):
+    """Compiled callbacks are cached on disk: a second process compiles nothing."""
+    from conftest import run_isolated
+
+    script = """
+        import sqlite3, numpy as np, fastagg
+        from fastagg._compile import compile_spec
+
+        @fastagg.aggregate
+        class CachedAvg:
+            total: np.float64
+            n: np.int64
+            def step(self, x: float):
+                self.total += x
+                self.n += 1
+            def finalize(self) -> float | None:
+                return self.total / self.n if self.n else None
+
+        con = sqlite3.connect(":memory:")
+        fastagg.register(con, CachedAvg)
+        assert con.execute("SELECT cachedavg(2.0)").fetchone() == (2.0,)
+        compiled = compile_spec(CachedAvg.__fastagg_spec__)
+        print(sum(compiled._callbacks[m].cache_hits for m in ("step", "finalize")))
+    """
+    env = {"FASTAGG_CACHE_DIR": str(tmp_path / "cache")}
+    first = run_isolated(script, env=env)
+    second = run_isolated(script, env=env)
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert first.stdout.split()[-1] == "0"
+    assert second.stdout.split()[-1] == "2"
+
+
+def test_import_compiles_nothing():
+    from conftest import run_isolated
+
+    proc = run_isolated(
+        """
+        import sys, fastagg
+        print("numba" in sys.modules, "fastagg._compile" in sys.modules)
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "False"]
