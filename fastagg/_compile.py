@@ -378,9 +378,20 @@ def _result_writer(write_value, name: str):
 
 
 @njit(cache=True)
+def _is_ascii(s):
+    # Not s._is_ascii: numba sets it on some Latin-1 strings (chr(0x80) * 3).
+    if s._kind != PY_UNICODE_1BYTE_KIND:
+        return False
+    for b in carray(s._data, len(s), np.uint8):
+        if b >= 128:
+            return False
+    return True
+
+
+@njit(cache=True)
 def result_str(ctx, s):
     """Set the result of *ctx* to str *s* (SQLite copies it)."""
-    if s._is_ascii:
+    if _is_ascii(s):
         _result_text(ctx, s._data, len(s), SQLITE_TRANSIENT)
     else:
         encoded = str_to_utf8(s)
@@ -604,7 +615,7 @@ FINAL_SIG = types.void(types.voidptr)
 _READERS = {
     "float": "value_double(v{i})",
     "int": "value_int64(v{i})",
-    "bool": "value_int64(v{i}) != 0",
+    "bool": "value_double(v{i}) != 0.0",
     "str": "read_text(v{i})",
     "bytes": "read_blob(v{i})",
 }
@@ -900,10 +911,26 @@ def compile_spec(spec: AggregateSpec | FunctionSpec) -> CompiledCallbacks:
 
 
 
+def _runtime_fingerprint() -> str:
+    """Hash fastagg's own runtime code, which generated callbacks compile in.
+
+    numba keys a cached function on its own file only; without this a
+    changed runtime helper would be served stale from the cache.
+    """
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for name in ("_compile.py", "_capi.py", "_vector.py"):
+        h.update((here / name).read_bytes())
+    return h.hexdigest()
+
+
+_RUNTIME_FINGERPRINT = _runtime_fingerprint()
+
+
 def _load_module(spec: AggregateSpec | FunctionSpec):
     source = generate_source(spec)
     digest = hashlib.sha256(
-        (source + spec.fingerprint() + numba.__version__).encode()
+        (source + spec.fingerprint() + numba.__version__ + _RUNTIME_FINGERPRINT).encode()
     ).hexdigest()[:20]
     modname = f"fastagg_callbacks_{spec.name.lower()}_{digest}"
     directory = cache_dir()

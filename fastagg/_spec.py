@@ -169,22 +169,35 @@ class FunctionSpec:
         return h.hexdigest()[:24]
 
 
-def _code_fingerprint(fn) -> str:
+def _code_fingerprint(fn, seen: set | None = None) -> str:
+    """Fingerprint *fn*'s code and what it depends on: constants and called functions.
+
+    Functions (plain or numba-jitted) that *fn* calls through its globals are
+    compiled into the same machine code, so a change to them must change the
+    fingerprint too; simple global constants are frozen into the code.
+    """
     if fn is None:
         return "-"
+    seen = set() if seen is None else seen
+    if id(fn) in seen:
+        return "<recursive>"
+    seen.add(id(fn))
     code = fn.__code__
     parts = [code.co_code.hex(), repr(code.co_names), repr(code.co_varnames)]
     for const in code.co_consts:
         parts.append(
-            _code_fingerprint(pytypes.FunctionType(const, {}))
+            _code_fingerprint(pytypes.FunctionType(const, {}), seen)
             if isinstance(const, pytypes.CodeType)
             else repr(const)
         )
-    # Simple global constants are frozen into compiled code: part of the key.
     for name in code.co_names:
-        value = fn.__globals__.get(name)
+        value = getattr(fn, "__globals__", {}).get(name)
         if isinstance(value, (int, float, str, bool, tuple)):
             parts.append(f"{name}={value!r}")
+        else:
+            callee = getattr(value, "py_func", value)  # numba dispatchers wrap py_func
+            if inspect.isfunction(callee):
+                parts.append(f"{name}:{_code_fingerprint(callee, seen)}")
     return "|".join(parts)
 
 
