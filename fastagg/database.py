@@ -179,6 +179,7 @@ class Database:
             self._con = sqlite3.connect(path, check_same_thread=False)
             self._owns_connection = True
         self._tables: dict[str, Any] = {}
+        self._frames: dict[str, Any] = {}  # name -> frame, for workers=N (re-registered per worker)
 
     # -- lifetime ---------------------------------------------------------
 
@@ -234,11 +235,13 @@ class Database:
         if name in self._tables:
             self.unregister(name)
         self._tables[name] = register_frame(self._con, name, frame)
+        self._frames[name] = frame
 
     def unregister(self, name: str) -> None:
         """Remove table *name* registered with :meth:`register`; release its buffers."""
         self._check_open()
         registration = self._tables.pop(name, None)
+        self._frames.pop(name, None)
         if registration is None:
             raise Error(f"no frame is registered as {name!r}")
         registration.close()
@@ -272,6 +275,7 @@ class Database:
         params=None,
         output: str = "pandas",
         builtins: bool = True,
+        workers: int | None = None,
     ):
         """Run *sql* and return its result as a DataFrame or Arrow table.
 
@@ -291,12 +295,22 @@ class Database:
         builtins : bool, default True
             Make fastagg's built-in aggregates (``var_samp``, ``median``, ...)
             available.
+        workers : int or None, default None
+            Threads (each with its own connection) for a grouped query over
+            one registered frame: ``SELECT keys, aggregates FROM frame [WHERE]
+            GROUP BY keys [HAVING] [ORDER BY] [LIMIT]`` whose aggregates are
+            SQLite's ``count``/``sum``/``total``/``min``/``max``/``avg`` or
+            define ``merge``. Other statements run on one connection, with
+            the same result. ``None``: 1 below a million rows, else
+            ``min(os.cpu_count(), 4)``. See :mod:`fastagg._parallel`.
         """
         self._check_open()
         if output not in OUTPUTS:
             raise Error(f"output must be one of {', '.join(map(repr, OUTPUTS))}; got {output!r}")
         if not isinstance(sql, str):
             raise TypeError(f"sql must be a str, got {type(sql).__name__}")
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+            raise Error(f"workers must be a positive int or None; got {workers!r}")
         specs = [spec_of(obj) for obj in (*aggregates, *functions)]
         if builtins:
             given = {s.name.lower() for s in specs}
@@ -305,7 +319,13 @@ class Database:
 
         _register_specs(self._con, specs)
         try:
-            table = read_query(self._con, sql, params)
+            table = None
+            if workers is None or workers > 1:
+                from ._parallel import query_parallel
+
+                table = query_parallel(self, sql, specs, params, workers)  # None: not splittable
+            if table is None:
+                table = read_query(self._con, sql, params)
         finally:
             # Aggregates given to a query serve that query only.
             _unregister_specs(self._con, specs)
@@ -347,6 +367,7 @@ def query(
     params=None,
     output: str = "pandas",
     builtins: bool = True,
+    workers: int | None = None,
 ):
     """Run one SQL statement over *data* with compiled aggregates.
 
@@ -361,7 +382,7 @@ def query(
         One SQL statement.
     aggregates : iterable of aggregate classes
         Registered for this call only.
-    functions, params, output, builtins
+    functions, params, output, builtins, workers
         As for :meth:`Database.query`.
 
     Returns
@@ -389,7 +410,7 @@ def query(
     >>> df.pipe(fastagg.query, "SELECT count(*) AS n FROM df")["n"].tolist()
     [3]
     """
-    kw = dict(functions=functions, params=params, output=output, builtins=builtins)
+    kw = dict(functions=functions, params=params, output=output, builtins=builtins, workers=workers)
     if isinstance(data, Database):
         return data.query(sql, aggregates, **kw)
     if isinstance(data, sqlite3.Connection):

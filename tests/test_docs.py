@@ -36,16 +36,23 @@ def _requirement_names(items):
     return {re.split(r"[<>=!~ \[]", item.strip(), maxsplit=1)[0].lower() for item in items if isinstance(item, str)}
 
 
+# conda-forge names of packages whose PyPI name differs.
+CONDA_NAMES = {"duckdb": "python-duckdb", "xxhash": "python-xxhash"}
+
+
 def test_environment_yml_matches_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    runtime = _requirement_names(project["dependencies"])
-    test = _requirement_names(project["optional-dependencies"]["test"])
+    extras = project["optional-dependencies"]
+    wanted = _requirement_names(project["dependencies"])
+    for extra in extras.values():
+        wanted |= _requirement_names(extra)
+    wanted = {CONDA_NAMES.get(name, name) for name in wanted}
     conda = set()
     for line in (ROOT / "environment.yml").read_text().splitlines():
         m = re.match(r"\s*-\s+([A-Za-z0-9_.-]+)", line)
         if m and m.group(1) not in ("pip", "python", "conda-forge"):
             conda.add(m.group(1).lower())
-    assert runtime | test <= conda, (runtime | test) - conda
+    assert wanted <= conda, wanted - conda
 
 
 def test_readme_quick_start_has_two_commands():

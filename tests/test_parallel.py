@@ -1,0 +1,230 @@
+"""workers=N: split-partial-merge results equal single-connection results."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+import fastagg
+from fastagg import _parallel
+
+pytest.importorskip("sqlglot")
+
+
+@fastagg.aggregate
+class PVar:
+    """Welford variance with Chan's merge."""
+
+    n: np.int64
+    mean: float
+    m2: float
+
+    def step(self, x: float):
+        self.n += 1
+        d = x - self.mean
+        self.mean += d / self.n
+        self.m2 += d * (x - self.mean)
+
+    def merge(self, other):
+        if other.n == 0:
+            return
+        n = self.n + other.n
+        d = other.mean - self.mean
+        self.mean += d * other.n / n
+        self.m2 += other.m2 + d * d * self.n * other.n / n
+        self.n = n
+
+    def finalize(self) -> float | None:
+        return self.m2 / (self.n - 1) if self.n > 1 else None
+
+
+@fastagg.aggregate
+class PMinK:
+    """Non-zero initial state, int result."""
+
+    lo: np.int64
+
+    def __init__(self):
+        self.lo = 2**62
+
+    def step(self, k: int):
+        self.lo = min(self.lo, k)
+
+    def merge(self, other):
+        self.lo = min(self.lo, other.lo)
+
+    def finalize(self) -> int:
+        return self.lo
+
+
+@fastagg.aggregate
+class PSumNoMerge:
+    """No merge: a query using it runs on one connection."""
+
+    total: float
+
+    def step(self, x: float):
+        self.total += x
+
+    def finalize(self) -> float:
+        return self.total
+
+
+AGGS = [PVar, PMinK, PSumNoMerge]
+
+
+@pytest.fixture(scope="module")
+def frame():
+    rng = np.random.default_rng(7)
+    n = 30_011
+    x = rng.normal(10.0, 3.0, n)
+    x[rng.random(n) < 0.05] = np.nan
+    return pd.DataFrame(
+        {
+            "g": rng.integers(0, 40, n),
+            "s": pd.array(rng.choice(["a", "b", "c", None], n), dtype=object),
+            "k": pd.array(np.where(rng.random(n) < 0.1, None, rng.integers(-50, 50, n)), dtype="Int64"),
+            "x": x,
+            "w": rng.integers(0, 3, n).astype(np.int32),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def db(frame):
+    with fastagg.connect() as session:
+        session.register("df", frame)
+        yield session
+
+
+def assert_same(a: pa.Table, b: pa.Table, ordered: bool):
+    assert a.column_names == b.column_names
+    assert a.schema == b.schema, (a.schema, b.schema)
+    ra, rb = a.to_pylist(), b.to_pylist()
+    if not ordered:
+        key = lambda r: [(v is None, repr(v) if not isinstance(v, float) else round(v, 6)) for v in r.values()]  # noqa: E731
+        ra, rb = sorted(ra, key=key), sorted(rb, key=key)
+    assert len(ra) == len(rb)
+    for x, y in zip(ra, rb):
+        for name in x:
+            u, v = x[name], y[name]
+            if isinstance(u, float) and isinstance(v, float):
+                assert math.isclose(u, v, rel_tol=1e-9, abs_tol=1e-9), (name, u, v)
+            else:
+                assert u == v, (name, u, v)
+
+
+SPLIT = [
+    # (sql, params, ordered)
+    ("SELECT g, count(*), count(x), sum(k), total(x), avg(x), min(s), max(x) FROM df GROUP BY g", None, False),
+    ("SELECT g, pvar(x) AS v, pmink(k) FROM df WHERE x > ? AND w <> 1 GROUP BY g", (9.5,), False),
+    ("SELECT s, w, count(*) AS n, avg(k) FROM df GROUP BY s, w ORDER BY s NULLS LAST, w DESC", None, True),
+    ("SELECT k, count(*) AS n FROM df GROUP BY k ORDER BY n DESC, k LIMIT 7 OFFSET 2", None, True),
+    ("SELECT g % 5 AS m, sum(x) / count(*) AS r, pvar(x) * 2 FROM df GROUP BY m HAVING count(*) > :n ORDER BY 1",
+     {"n": 100}, True),
+    ("SELECT lower(s) AS ls, g > 20, sum(w) FROM df GROUP BY 1, 2 HAVING pvar(x) > 8.0 ORDER BY 3 DESC, 1, 2", None,
+     True),
+    ("SELECT d.g, count(*) FILTER (WHERE d.x > 10) AS hi, pvar(x) FILTER (WHERE w = 2) FROM df AS d GROUP BY d.g",
+     None, False),
+    ("SELECT count(*), sum(k), pvar(x), avg(x) FROM df WHERE g < 0", None, True),  # no rows, no GROUP BY
+    ("SELECT g, sum(k) FROM df WHERE g < 0 GROUP BY g", None, True),  # no rows at all
+    ("SELECT s, sum(k) FROM df WHERE k IS NULL GROUP BY s ORDER BY s", None, True),  # sum of only NULLs
+    ("SELECT coalesce(s, 'none') AS c, min(k), max(k) FROM df GROUP BY c ORDER BY c", None, True),
+    ("SELECT g FROM df GROUP BY g ORDER BY g DESC LIMIT 3", None, True),  # keys only
+    ("SELECT sum(x) AS t, G FROM df GROUP BY \"G\" ORDER BY t", None, True),  # case, column after aggregate
+    ("SELECT count(*) AS n FROM df", None, True),
+]
+
+FALLBACK = [
+    ("SELECT s, group_concat(g) FROM df GROUP BY s", None),  # order-dependent aggregate
+    ("SELECT s, count(DISTINCT g) FROM df GROUP BY s", None),
+    ("SELECT s, psumnomerge(x) FROM df GROUP BY s", None),  # no merge
+    ("SELECT s, x, max(g) FROM df GROUP BY s", None),  # bare column
+    ("SELECT g, sum(x) OVER (PARTITION BY s) FROM df WHERE g < 3", None),  # window
+    ("SELECT g, count(*) FROM df WHERE g IN (SELECT g FROM df WHERE x > 15) GROUP BY g", None),  # subquery
+    ("SELECT a.g, count(*) FROM df a JOIN df b ON a.g = b.g AND a.w = b.w AND a.k = b.k GROUP BY a.g", None),
+    ("WITH t AS (SELECT * FROM df) SELECT g, count(*) FROM t GROUP BY g", None),
+    ("SELECT DISTINCT s FROM df", None),
+    ("SELECT g, x FROM df WHERE g = 3 ORDER BY x LIMIT 5", None),  # not an aggregate query
+    ("SELECT s, count(*) FROM df GROUP BY s COLLATE NOCASE", None),
+]
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+@pytest.mark.parametrize("sql, params, ordered", SPLIT)
+def test_split_equals_single(db, sql, params, ordered, workers):
+    specs = [a.__fastagg_spec__ for a in AGGS]
+    fastagg.register(db, *AGGS)
+    assert _parallel.plan_query(db.connection, sql, {"df": list(db._frames["df"].columns)}, specs, params)
+    one = db.query(sql, AGGS, params=params, output="arrow", workers=1)
+    many = db.query(sql, AGGS, params=params, output="arrow", workers=workers)
+    assert_same(one, many, ordered)
+
+
+@pytest.mark.parametrize("sql, params", FALLBACK)
+def test_fallback_is_still_right(db, sql, params):
+    specs = [a.__fastagg_spec__ for a in AGGS]
+    fastagg.register(db, *AGGS)
+    assert _parallel.plan_query(db.connection, sql, {"df": list(db._frames["df"].columns)}, specs, params) is None
+    one = db.query(sql, AGGS, params=params, output="arrow", workers=1)
+    many = db.query(sql, AGGS, params=params, output="arrow", workers=2)
+    assert_same(one, many, ordered=False)
+
+
+def test_one_shot_query_and_pandas_output(frame):
+    sql = "SELECT s, pvar(x) AS v, count(*) AS n FROM df GROUP BY s ORDER BY s"
+    one = fastagg.query(frame, sql, [PVar], workers=1)
+    many = fastagg.query(frame, sql, [PVar], workers=2)
+    assert list(one.dtypes) == list(many.dtypes)
+    pd.testing.assert_frame_equal(one, many, check_exact=False, rtol=1e-9)
+
+
+def test_errors_in_workers_raise(db):
+    with pytest.raises(fastagg.Error):
+        db.query("SELECT g, count(*) FROM df GROUP BY g", workers=0)
+    with pytest.raises(Exception, match="no such column"):
+        db.query("SELECT nope, count(*) FROM df GROUP BY nope", workers=2)
+
+
+def test_aggregate_error_in_a_worker():
+    @fastagg.aggregate
+    class Boom:
+        n: np.int64
+
+        def step(self, x: float):
+            self.n += 1
+            if x > 0.9:
+                raise ValueError("too big")
+
+        def merge(self, other):
+            self.n += other.n
+
+        def finalize(self) -> int:
+            return self.n
+
+    df = pd.DataFrame({"g": np.arange(1000) % 3, "x": np.linspace(0, 1, 1000)})
+    with pytest.raises(fastagg.AggregateError, match="too big"):
+        fastagg.query(df, "SELECT g, boom(x) FROM df GROUP BY g", [Boom], workers=2)
+
+
+def test_split_ranges_cover_every_row():
+    for n in (2, 3, 7, 1000, 1001):
+        for w in (2, 3, 4):
+            ranges = _parallel._split(n, w)
+            assert ranges[0][0] == 1 and ranges[-1][1] == n
+            assert all(a[1] + 1 == b[0] for a, b in zip(ranges, ranges[1:]))
+
+
+def test_default_workers():
+    assert _parallel.default_workers(10) == 1
+    assert 1 <= _parallel.default_workers(5_000_000) <= 4
+
+
+def test_frame_left_alone_and_nothing_left_registered(frame):
+    before = frame.copy()
+    fastagg.query(frame, "SELECT g, sum(x) FROM df GROUP BY g", workers=2)
+    pd.testing.assert_frame_equal(frame, before)
