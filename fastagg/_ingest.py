@@ -38,7 +38,8 @@ Memory ownership and lifetime
   ``close`` and :func:`release_pending`.
 * Each ``sqlite3_vtab`` (xConnect) and cursor (xOpen) is allocated with
   ``sqlite3_malloc64`` and freed in xDisconnect / xClose; a cursor's row
-  permutation likewise, in xFilter (replaced) and xClose.
+  permutation and its gathered block (the used columns of an ordered scan,
+  CHUNK rows at a time) likewise, in xFilter (replaced) and xClose.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ K_TEXT32, K_TEXT64 = 12, 13  # Arrow string / large_string
 K_BLOB32, K_BLOB64 = 14, 15  # Arrow binary / large_binary
 K_DATETIME = 16  # int64 in some unit, naive; rendered as ISO-8601 text
 K_DATE32 = 17  # int32 days since 1970-01-01; rendered 'YYYY-MM-DD'
+K_PTEXT, K_PBLOB = 18, 19  # cursor-materialised text / blob: (address, length) int64 pairs
 
 _INT_KINDS = (K_I8, K_I16, K_I32, K_I64, K_U8, K_U16, K_U32, K_BOOLBITS)
 _FLOAT_KINDS = (K_F32, K_F64)
@@ -94,14 +96,19 @@ S_KIND, S_DATA, S_VALID, S_VKIND, S_VOFF, S_OFFSETS = 0, 1, 2, 3, 4, 5
 S_CODES, S_CODEW, S_CVALID, S_CVOFF = 6, 7, 8, 9  # dictionary / categorical indirection
 S_UNIT = 10  # datetime: multiplier to microseconds (>0) or divisor (<0)
 S_NVALUES = 11  # rows in the data buffers (categories when indirect)
+S_MAT = 12  # in a cursor's materialised descriptor: 1 if this column is gathered
 
 TOKEN_SLOTS = 8
 T_REFS, T_ALIVE, T_DEAD, T_CURSORS, T_DESC = 0, 1, 2, 3, 4
 
 VTAB_SLOTS = 4  # sqlite3_vtab {pModule, nRef, zErrMsg} + token address
 V_TOKEN = 3
-CUR_SLOTS = 16  # sqlite3_vtab_cursor {pVtab} + ours:
-C_POS, C_END, C_INDEX, C_TOKEN, C_SCRATCH = 1, 2, 3, 4, 8  # scratch: 64 bytes
+CUR_SLOTS = 24  # sqlite3_vtab_cursor {pVtab} + ours:
+C_POS, C_END, C_INDEX, C_TOKEN = 1, 2, 3, 4
+C_DESC, C_MAT, C_CHUNK = 5, 6, 7  # descriptor address; gathered block; its first position
+C_SCRATCH = 16  # 64 bytes
+CHUNK = 4096  # rows gathered at a time by an ordered cursor
+CHUNK_BYTES = 17 * CHUNK  # per gathered column: 16-byte values (or pairs) + a NULL mask
 
 INT64_MIN = np.iinfo(np.int64).min
 INT64_MAX = np.iinfo(np.int64).max
@@ -653,13 +660,38 @@ def _format_datetime(buf, micros, with_time):
 @njit(cache=True)
 def _result_cell(ctx, d, b, r, scratch):
     """Set the result of SQLite context *ctx* to the value at row *r*."""
+    k = d[b + S_KIND]
+    if d[b + S_VKIND] == V_NONE and d[b + S_CODES] == 0:
+        # Hot paths: plain float64 / int64 buffers.
+        if k == K_F64:
+            x = carray(as_voidptr(d[b + S_DATA] + 8 * r), 1, np.float64)[0]
+            if np.isnan(x):
+                _result_null(ctx)
+            else:
+                _result_double(ctx, x)
+            return
+        if k == K_I64:
+            _result_int64(ctx, carray(as_voidptr(d[b + S_DATA] + 8 * r), 1, np.int64)[0])
+            return
     rr = _value_row(d, b, r)
     if rr < 0:
         _result_null(ctx)
         return
-    k = d[b + S_KIND]
     if k == K_F64 or k == K_F32:
         _result_double(ctx, _float_value(d, b, rr))
+    elif k == K_PTEXT or k == K_PBLOB:
+        pair = carray(as_voidptr(d[b + S_DATA] + 16 * rr), 2, np.int64)
+        n = pair[1]
+        if n == 0:
+            ptr = as_voidptr(d[b + S_OFFSETS])
+            if k == K_PTEXT:
+                _result_text64(ctx, ptr, 0, SQLITE_TRANSIENT, SQLITE_UTF8)
+            else:
+                _result_blob64(ctx, ptr, 0, SQLITE_TRANSIENT)
+        elif k == K_PTEXT:
+            _result_text64(ctx, as_voidptr(pair[0]), n, SQLITE_STATIC, SQLITE_UTF8)
+        else:
+            _result_blob64(ctx, as_voidptr(pair[0]), n, SQLITE_STATIC)
     elif k == K_TEXT32 or k == K_TEXT64:
         start, stop = _span(d, b, rr)
         if stop == start:  # never hand SQLite a NULL pointer for ''
@@ -773,19 +805,173 @@ def _byte_ranks(d, b, vals):
 
 
 @njit(cache=True)
+def _mix(k):
+    """64-bit hash of an int64 (Fibonacci multiply, high bits folded down)."""
+    h = np.uint64(k) * np.uint64(0x9E3779B97F4A7C15)
+    return np.int64(h ^ (h >> np.uint64(32)))
+
+
+@njit(cache=True)
+def _text_view(d, b):
+    """(offsets, bytes) arrays of a text / blob column's value buffers."""
+    nv = d[b + S_NVALUES]
+    if d[b + S_KIND] == K_TEXT32 or d[b + S_KIND] == K_BLOB32:
+        offs32 = carray(as_voidptr(d[b + S_OFFSETS]), nv + 1, np.int32)
+        offs = np.empty(nv + 1, np.int64)
+        for i in range(nv + 1):
+            offs[i] = offs32[i]
+    else:
+        offs = carray(as_voidptr(d[b + S_OFFSETS]), nv + 1, np.int64).copy()
+    total = offs[nv] if nv > 0 else 0
+    return offs, carray(as_voidptr(d[b + S_DATA]), max(total, 1), np.uint8)
+
+
+@njit(cache=True)
+def _span_less(offs, buf, x, y):
+    """Whether value *x* < value *y* under BINARY (memcmp, then length)."""
+    xs = offs[x]
+    xn = offs[x + 1] - xs
+    ys = offs[y]
+    yn = offs[y + 1] - ys
+    for i in range(min(xn, yn)):
+        a = buf[xs + i]
+        c = buf[ys + i]
+        if a != c:
+            return a < c
+    return xn < yn
+
+
+@njit(cache=True)
+def _span_equal(offs, buf, x, y):
+    xs = offs[x]
+    n = offs[x + 1] - xs
+    ys = offs[y]
+    if offs[y + 1] - ys != n:
+        return False
+    for i in range(n):
+        if buf[xs + i] != buf[ys + i]:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _text_ranks(d, b, vals):
+    """Dense BINARY-order ranks of text / blob value rows *vals* (-1 = NULL -> rank 0).
+
+    Hashes the bytes to group ids in O(n), then sorts only the distinct
+    values (a merge sort of G items). Returns (ranks, number of ranks).
+    """
+    offs, buf = _text_view(d, b)
+    n = len(vals)
+    cap = 1024
+    table = np.full(cap, -1, np.int64)
+    reps = np.empty(cap // 2, np.int64)
+    hashes = np.empty(cap // 2, np.int64)
+    ids = np.empty(n, np.int64)
+    g = 0
+    for i in range(n):
+        v = vals[i]
+        if v < 0:
+            ids[i] = -1
+            continue
+        h = np.uint64(1469598103934665603)
+        for j in range(offs[v], offs[v + 1]):
+            h = (h ^ np.uint64(buf[j])) * np.uint64(1099511628211)
+        hv = _mix(np.int64(h))
+        s = hv & (cap - 1)
+        while True:
+            t = table[s]
+            if t < 0:
+                table[s] = g
+                reps[g] = v
+                hashes[g] = hv
+                ids[i] = g
+                g += 1
+                if 2 * g >= cap:  # grow to keep the load under 1/2
+                    cap *= 2
+                    table = np.full(cap, -1, np.int64)
+                    r2 = np.empty(cap // 2, np.int64)
+                    h2 = np.empty(cap // 2, np.int64)
+                    r2[:g] = reps[:g]
+                    h2[:g] = hashes[:g]
+                    reps, hashes = r2, h2
+                    for u in range(g):
+                        s2 = hashes[u] & (cap - 1)
+                        while table[s2] >= 0:
+                            s2 = (s2 + 1) & (cap - 1)
+                        table[s2] = u
+                break
+            if hashes[t] == hv and _span_equal(offs, buf, reps[t], v):
+                ids[i] = t
+                break
+            s = (s + 1) & (cap - 1)
+    # Merge sort of the distinct values only.
+    order = np.arange(g)
+    tmp = np.empty(g, np.int64)
+    width = 1
+    while width < g:
+        for lo in range(0, g, 2 * width):
+            mid = min(lo + width, g)
+            hi = min(lo + 2 * width, g)
+            i, j, k = lo, mid, lo
+            while i < mid and j < hi:
+                if _span_less(offs, buf, reps[order[j]], reps[order[i]]):
+                    tmp[k] = order[j]
+                    j += 1
+                else:
+                    tmp[k] = order[i]
+                    i += 1
+                k += 1
+            while i < mid:
+                tmp[k] = order[i]
+                i += 1
+                k += 1
+            while j < hi:
+                tmp[k] = order[j]
+                j += 1
+                k += 1
+        order, tmp = tmp, order
+        width *= 2
+    rank_of = np.empty(g, np.int64)
+    for r in range(g):
+        rank_of[order[r]] = r + 1
+    ranks = np.zeros(n, np.int64)
+    for i in range(n):
+        if ids[i] >= 0:
+            ranks[i] = rank_of[ids[i]]
+    return ranks, g + 1
+
+
+@njit(cache=True)
 def _sort_keys(d, b, rows):
     """Int64 keys whose order is SQLite's order of the column's values at *rows*.
 
     Returns (keys, isnull). Numbers compare numerically (floats through their
-    order-preserving bit pattern, -0.0 as 0.0; uint64 with the sign bit
-    flipped), text and blobs by memcmp, datetimes by microsecond (their text
-    order).
+    order-preserving bit pattern, -0.0 as 0.0; uint64 above int64 as the
+    double SQLite sees), text and blobs by memcmp (as dense ranks),
+    datetimes by microsecond (their text order).
     """
     n = len(rows)
     keys = np.zeros(n, np.int64)
     isnull = np.zeros(n, np.uint8)
-    vals = np.empty(n, np.int64)
     k = d[b + S_KIND]
+    if d[b + S_VKIND] == V_NONE and d[b + S_CODES] == 0 and (k == K_I64 or k == K_F64):
+        # Plain int64 / float64 buffers: one tight pass.
+        src = carray(as_voidptr(d[b + S_DATA]), d[b + S_NVALUES], np.int64)
+        if k == K_I64:
+            for i in range(n):
+                keys[i] = src[rows[i]]
+            return keys, isnull
+        for i in range(n):
+            x = src[rows[i]]
+            if (x & INT64_MAX) > 0x7FF0000000000000:  # NaN: NULL
+                isnull[i] = 1
+                x = 0
+            elif x == SIGN_BIT:  # -0.0 = 0.0 in SQL
+                x = 0
+            keys[i] = x ^ INT64_MAX if x < 0 else x  # order-preserving for negatives
+        return keys, isnull
+    vals = np.empty(n, np.int64)
     for i in range(n):
         v = _value_row(d, b, rows[i])
         vals[i] = v
@@ -799,21 +985,7 @@ def _sort_keys(d, b, rows):
                 if vals[i] >= 0:
                     keys[i] = catrank[vals[i]]
         else:
-            m = 0
-            for i in range(n):
-                if vals[i] >= 0:
-                    m += 1
-            sub = np.empty(m, np.int64)
-            pos = np.empty(m, np.int64)
-            j = 0
-            for i in range(n):
-                if vals[i] >= 0:
-                    sub[j] = vals[i]
-                    pos[j] = i
-                    j += 1
-            ranks = _byte_ranks(d, b, sub)
-            for j in range(m):
-                keys[pos[j]] = ranks[j]
+            keys, _ = _text_ranks(d, b, vals)
         return keys, isnull
     if k == K_F64 or k == K_F32:
         fl = np.zeros(n, np.float64)
@@ -831,7 +1003,13 @@ def _sort_keys(d, b, rows):
         if v < 0:
             continue
         if k == K_U64:
-            keys[i] = _int_value(d, b, v) ^ SIGN_BIT
+            x = _int_value(d, b, v)
+            if x >= 0:
+                keys[i] = x ^ SIGN_BIT
+            else:
+                # Above int64: SQLite holds the nearest double; equal doubles group together.
+                u = np.float64(carray(as_voidptr(d[b + S_DATA] + 8 * v), 1, np.uint64)[0])
+                keys[i] = np.int64((u - 9223372036854775808.0) * 0.5)
         elif k == K_DATETIME:
             keys[i] = _micros(d, b, v)
         else:
@@ -840,57 +1018,226 @@ def _sort_keys(d, b, rows):
 
 
 @njit(cache=True)
-def _stable_argsort(keys):
+def _radix_argsort(keys):
+    """Stable argsort of int64 *keys*: LSD radix, 16-bit digits, skipping constant digits."""
     n = len(keys)
-    if n == 0:
-        return np.arange(0)
-    lo = keys.min()
-    hi = keys.max()
-    # Counting sort when the range is small (group keys, flags): O(n + range).
-    if hi - lo >= 0 and hi - lo <= 2 * n + 1024:
-        span = hi - lo + 1
-        counts = np.zeros(span + 1, np.int64)
+    order = np.arange(n)
+    tmp = np.empty(n, np.int64)
+    counts = np.zeros(65537, np.int64)
+    for shift in range(0, 64, 16):
+        counts[:] = 0
         for i in range(n):
-            counts[keys[i] - lo + 1] += 1
-        for j in range(1, span + 1):
+            u = keys[i] ^ SIGN_BIT if shift == 48 else keys[i]  # signed: flip the top bit
+            counts[((u >> shift) & 0xFFFF) + 1] += 1
+        if counts.max() == n:
+            continue  # every key has this digit
+        for j in range(1, 65537):
             counts[j] += counts[j - 1]
-        out = np.empty(n, np.int64)
         for i in range(n):
-            s = keys[i] - lo
-            out[counts[s]] = i
-            counts[s] += 1
-        return out
-    return np.argsort(keys, kind="mergesort")
+            o = order[i]
+            u = keys[o] ^ SIGN_BIT if shift == 48 else keys[o]
+            dgt = (u >> shift) & 0xFFFF
+            tmp[counts[dgt]] = o
+            counts[dgt] += 1
+        order, tmp = tmp, order
+    return order
+
+
+@njit(cache=True)
+def _dense_ranks(keys, isnull):
+    """Dense ranks of int64 *keys* in key order, NULL rank 0; returns (ranks, count).
+
+    Small key ranges: a presence table, O(n + range). Otherwise hash the keys
+    to ids (O(n)) and sort only the distinct keys; when most keys are
+    distinct, one stable argsort instead.
+    """
+    n = len(keys)
+    ranks = np.zeros(n, np.int64)
+    have = False
+    lo = np.int64(0)
+    hi = np.int64(0)
+    for i in range(n):
+        if isnull[i] == 0:
+            x = keys[i]
+            if not have:
+                lo = x
+                hi = x
+                have = True
+            elif x < lo:
+                lo = x
+            elif x > hi:
+                hi = x
+    if not have:
+        return ranks, 1
+    span = hi - lo  # negative when it overflows
+    if span >= 0 and span <= 2 * n + 1024:
+        mark = np.zeros(span + 1, np.int64)
+        for i in range(n):
+            if isnull[i] == 0:
+                mark[keys[i] - lo] = 1
+        acc = 0
+        for j in range(span + 1):
+            if mark[j] != 0:
+                acc += 1
+                mark[j] = acc
+        for i in range(n):
+            if isnull[i] == 0:
+                ranks[i] = mark[keys[i] - lo]
+        return ranks, acc + 1
+    limit = n // 4 + 16
+    cap = 1024
+    table = np.full(cap, -1, np.int64)
+    uniq = np.empty(cap // 2, np.int64)
+    ids = np.empty(n, np.int64)
+    g = 0
+    bail = False
+    for i in range(n):
+        if isnull[i] != 0:
+            ids[i] = -1
+            continue
+        x = keys[i]
+        s = _mix(x) & (cap - 1)
+        while True:
+            t = table[s]
+            if t < 0:
+                table[s] = g
+                uniq[g] = x
+                ids[i] = g
+                g += 1
+                if 2 * g >= cap:
+                    # Mostly new keys, or too many: a radix sort is cheaper.
+                    if g > limit or (cap >= 65536 and 2 * g > i + 1):
+                        bail = True
+                        break
+                    cap *= 2
+                    table = np.full(cap, -1, np.int64)
+                    u2 = np.empty(cap // 2, np.int64)
+                    u2[:g] = uniq[:g]
+                    uniq = u2
+                    for u in range(g):
+                        s2 = _mix(uniq[u]) & (cap - 1)
+                        while table[s2] >= 0:
+                            s2 = (s2 + 1) & (cap - 1)
+                        table[s2] = u
+                break
+            if uniq[t] == x:
+                ids[i] = t
+                break
+            s = (s + 1) & (cap - 1)
+        if bail:
+            break
+    if bail:
+        # Mostly distinct keys: sort them all.
+        o = _radix_argsort(keys)
+        r = 0
+        prev = np.int64(0)
+        first = True
+        for j in range(n):
+            i = o[j]
+            if isnull[i] != 0:
+                continue
+            if first or keys[i] != prev:
+                r += 1
+                prev = keys[i]
+                first = False
+            ranks[i] = r
+        return ranks, r + 1
+    uo = np.argsort(uniq[:g])
+    rank_of = np.empty(g, np.int64)
+    for r in range(g):
+        rank_of[uo[r]] = r + 1
+    for i in range(n):
+        if ids[i] >= 0:
+            ranks[i] = rank_of[ids[i]]
+    return ranks, g + 1
+
+
+@njit(cache=True)
+def _counting_order(keys, span):
+    """Stable permutation sorting *keys* (all in [0, span)); O(n + span)."""
+    n = len(keys)
+    counts = np.zeros(span + 1, np.int64)
+    for i in range(n):
+        counts[keys[i] + 1] += 1
+    for j in range(1, span + 1):
+        counts[j] += counts[j - 1]
+    out = np.empty(n, np.int64)
+    for i in range(n):
+        s = keys[i]
+        out[counts[s]] = i
+        counts[s] += 1
+    return out
 
 
 @njit(cache=True)
 def _order_rows(d, rows, terms):
-    """Stable LSD sort of table rows *rows* by order terms ``(column, desc)``.
+    """Stable sort of table rows *rows* (ascending) by order terms ``(column, desc)``.
 
     Column -1 is the rowid. NULLs come first ascending and last descending,
-    as in SQLite.
+    as in SQLite. Each term becomes dense ranks (hashing, then sorting only
+    the distinct values); the ranks are combined into one key and placed by
+    a counting sort, or, when their product is large, by one counting sort
+    per term from the last. O(n + G log G) for G distinct values.
     """
-    cur = rows.copy()
-    n = len(cur)
-    for t in range(len(terms) - 1, -1, -1):
-        col = terms[t, 0]
-        desc = terms[t, 1] != 0
-        if col < 0:
-            keys = cur.copy()
-            isnull = np.zeros(n, np.uint8)
-        else:
-            keys, isnull = _sort_keys(d, HEADER + SLOTS * col, cur)
-        if desc:
-            keys = ~keys
-        o = _stable_argsort(keys)
-        cur = cur[o]
-        if isnull.any():
-            isnull = isnull[o]
-            flags = np.empty(n, np.int64)
+    n = len(rows)
+    # A rowid term ends the key (rowids are unique); ascending, it is the
+    # order the stable sort keeps anyway.
+    nt = 0
+    for t in range(len(terms)):
+        nt = t + 1
+        if terms[t, 0] < 0:
+            if terms[t, 1] == 0:
+                nt = t
+            break
+    if nt == 0 or n == 0:
+        return rows.copy()
+    identity = rows[0] == 0 and rows[n - 1] == n - 1  # ascending and distinct: all rows
+    if nt == 1 and terms[0, 0] >= 0:
+        keys, isnull = _sort_keys(d, HEADER + SLOTS * terms[0, 0], rows)
+        r, m = _dense_ranks(keys, isnull)
+        if terms[0, 1] != 0:
             for i in range(n):
-                flags[i] = isnull[i] if desc else 1 - isnull[i]
-            cur = cur[_stable_argsort(flags)]
-    return cur
+                r[i] = m - 1 - r[i]
+        o = _counting_order(r, m)
+        return o if identity else rows[o]
+    ranks = np.empty((nt, n), np.int64)
+    sizes = np.empty(nt, np.int64)
+    for t in range(nt):
+        col = terms[t, 0]
+        if col < 0:
+            for i in range(n):
+                ranks[t, i] = i
+            sizes[t] = n
+        else:
+            keys, isnull = _sort_keys(d, HEADER + SLOTS * col, rows)
+            r, m = _dense_ranks(keys, isnull)
+            ranks[t, :] = r
+            sizes[t] = m
+        if terms[t, 1] != 0:
+            for i in range(n):
+                ranks[t, i] = sizes[t] - 1 - ranks[t, i]
+    budget = 2 * n + 1024
+    prod = np.int64(1)
+    fits = True
+    for t in range(nt):
+        if prod > budget // sizes[t]:
+            fits = False
+            break
+        prod *= sizes[t]
+    if fits:
+        comb = ranks[0].copy()
+        for t in range(1, nt):
+            for i in range(n):
+                comb[i] = comb[i] * sizes[t] + ranks[t, i]
+        o = _counting_order(comb, prod)
+        return o if identity else rows[o]
+    perm = np.arange(n)
+    for t in range(nt - 1, -1, -1):
+        key = np.empty(n, np.int64)
+        for i in range(n):
+            key[i] = ranks[t, perm[i]]
+        perm = perm[_counting_order(key, sizes[t])]
+    return perm if identity else rows[perm]
 
 
 # ---- filtering --------------------------------------------------------------
@@ -1024,7 +1371,8 @@ def _select_rows(d, nrows, cons, argv, nargs):
     return out[:m]
 
 
-# ---- plan strings (idxStr): "F" + (op char + 4 hex col+1)* + "O" + ('a'|'d' + 4 hex col+1)*
+# ---- plan strings (idxStr):
+#   "U" + 16 hex colUsed + "F" + (op char + 4 hex col+1)* + "O" + ('a'|'d' + 4 hex col+1)*
 
 _OP_CHARS = np.zeros(64, np.uint8)
 _OP_CHARS[OP_EQ], _OP_CHARS[OP_GT], _OP_CHARS[OP_LE], _OP_CHARS[OP_LT], _OP_CHARS[OP_GE] = (
@@ -1051,20 +1399,27 @@ def _get_hex(buf, p):
 
 @njit(cache=True)
 def _parse_plan(idx_str):
-    """Return (constraints (col, op), order terms (col, desc)) of an idxStr."""
+    """Return (constraints (col, op), order terms (col, desc), colUsed) of an idxStr."""
     cons = np.zeros((0, 2), np.int64)
     terms = np.zeros((0, 2), np.int64)
+    used = np.int64(-1)
     if is_null(idx_str):
-        return cons, terms
+        return cons, terms, used
     n = 0
     probe = carray(idx_str, 1 << 20, np.uint8)
     while probe[n] != 0:
         n += 1
     s = probe[:n]
+    start = 0
+    if n >= 17 and s[0] == 85:  # U
+        used = np.int64(0)
+        for q in range(4):
+            used = (used << 16) | _get_hex(s, 1 + 4 * q)
+        start = 17
     nf = 0
     no = 0
     section = 0
-    i = 0
+    i = start
     while i < n:
         c = s[i]
         if c == 70:  # F
@@ -1082,7 +1437,7 @@ def _parse_plan(idx_str):
         i += 5
     cons = np.zeros((nf, 2), np.int64)
     terms = np.zeros((no, 2), np.int64)
-    i = 0
+    i = start
     a = 0
     o = 0
     section = 0
@@ -1115,7 +1470,147 @@ def _parse_plan(idx_str):
             terms[o, 1] = 1 if c == 100 else 0
             o += 1
         i += 5
-    return cons, terms
+    return cons, terms, used
+
+
+# ---- ordered cursors: gathering the used columns in output order --------------
+
+
+@njit(cache=True)
+def _col_used(used, col):
+    """Whether bit *col* of colUsed is set (bit 63 stands for every column from 63)."""
+    return ((used >> min(col, 63)) & 1) != 0
+
+
+@njit(cache=True)
+def _mat_alloc(d, used):
+    """Allocate a cursor's gathered block for the used columns; 0 if none, -1 on NOMEM.
+
+    The block (sqlite3_malloc64, owned by the cursor, freed in xFilter and
+    xClose) starts with a copy of the descriptor whose used columns point at
+    CHUNK-row buffers in the block: float columns as float64 (NaN = NULL),
+    datetimes as int64 (INT64_MIN = NULL), integers as int64, dates as int32,
+    text and blobs as (address, length) pairs into the frame's pinned bytes;
+    dictionary codes are resolved; a byte mask carries the other NULLs.
+    """
+    ncols = d[1]
+    dl = HEADER + SLOTS * ncols
+    nm = 0
+    for col in range(ncols):
+        if _col_used(used, col) and d[HEADER + SLOTS * col + S_KIND] != K_NULL:
+            nm += 1
+    if nm == 0:
+        return np.int64(0)
+    p = _malloc(8 * dl + nm * CHUNK_BYTES)
+    if is_null(p):
+        return np.int64(-1)
+    base = address_of(p)
+    md = carray(p, dl, np.int64)
+    md[:] = d[:dl]
+    buf = base + 8 * dl
+    for col in range(ncols):
+        b = HEADER + SLOTS * col
+        k = d[b + S_KIND]
+        md[b + S_MAT] = 0
+        if k == K_NULL or not _col_used(used, col):
+            continue
+        nullable = d[b + S_VKIND] != V_NONE or d[b + S_CODES] != 0
+        md[b + S_MAT] = 1
+        md[b + S_DATA] = buf
+        md[b + S_VALID] = buf + 16 * CHUNK
+        md[b + S_VOFF] = 0
+        md[b + S_CODES] = 0
+        md[b + S_CVALID] = 0
+        md[b + S_VKIND] = V_BYTEMASK if nullable else V_NONE
+        if k == K_F32 or k == K_F64:
+            md[b + S_KIND] = K_F64
+            md[b + S_VKIND] = V_NONE
+        elif k == K_DATETIME:
+            md[b + S_VKIND] = V_NONE
+        elif k == K_TEXT32 or k == K_TEXT64:
+            md[b + S_KIND] = K_PTEXT
+        elif k == K_BLOB32 or k == K_BLOB64:
+            md[b + S_KIND] = K_PBLOB
+        elif k != K_U64 and k != K_DATE32:
+            md[b + S_KIND] = K_I64
+        buf += CHUNK_BYTES
+    return base
+
+
+@njit(cache=True)
+def _mat_fill(d, md, perm_addr, start, count):
+    """Gather rows ``perm[start:start + count]`` of every used column into the block."""
+    ncols = d[1]
+    perm = carray(as_voidptr(perm_addr + 8 * start), count, np.int64)
+    for col in range(ncols):
+        b = HEADER + SLOTS * col
+        if md[b + S_MAT] == 0:
+            continue
+        k = d[b + S_KIND]
+        mk = md[b + S_KIND]
+        out = as_voidptr(md[b + S_DATA])
+        mask = carray(as_voidptr(md[b + S_VALID]), count, np.uint8)
+        plain = d[b + S_VKIND] == V_NONE and d[b + S_CODES] == 0
+        if plain and (k == K_F64 or k == K_I64 or k == K_U64 or k == K_DATETIME):
+            src = carray(as_voidptr(d[b + S_DATA]), d[b + S_NVALUES], np.int64)
+            dst = carray(out, count, np.int64)
+            for j in range(count):
+                dst[j] = src[perm[j]]
+        elif mk == K_F64:
+            dst = carray(out, count, np.float64)
+            for j in range(count):
+                rr = _value_row(d, b, perm[j])
+                dst[j] = np.nan if rr < 0 else _float_value(d, b, rr)
+        elif k == K_DATETIME:
+            dst = carray(out, count, np.int64)
+            for j in range(count):
+                rr = _value_row(d, b, perm[j])
+                dst[j] = INT64_MIN if rr < 0 else _int_value(d, b, rr)
+        elif mk == K_PTEXT or mk == K_PBLOB:
+            dst = carray(out, 2 * count, np.int64)
+            data = d[b + S_DATA]
+            for j in range(count):
+                rr = _value_row(d, b, perm[j])
+                if rr < 0:
+                    mask[j] = 1
+                    dst[2 * j] = 0
+                    dst[2 * j + 1] = 0
+                else:
+                    mask[j] = 0
+                    s, e = _span(d, b, rr)
+                    dst[2 * j] = data + s
+                    dst[2 * j + 1] = e - s
+        elif k == K_DATE32:
+            dst = carray(out, count, np.int32)
+            for j in range(count):
+                rr = _value_row(d, b, perm[j])
+                if rr < 0:
+                    mask[j] = 1
+                    dst[j] = 0
+                else:
+                    mask[j] = 0
+                    dst[j] = np.int32(_int_value(d, b, rr))
+        else:  # integers (uint64 keeps its bits), booleans
+            dst = carray(out, count, np.int64)
+            for j in range(count):
+                rr = _value_row(d, b, perm[j])
+                if rr < 0:
+                    mask[j] = 1
+                    dst[j] = 0
+                else:
+                    mask[j] = 0
+                    dst[j] = _int_value(d, b, rr)
+
+
+@njit(cache=True)
+def _mat_refill(c):
+    """Gather the chunk starting at the cursor's position."""
+    pos = c[C_POS]
+    d = _slots(c[C_DESC], HEADER)
+    ncols = d[1]
+    dl = HEADER + SLOTS * ncols
+    c[C_CHUNK] = pos
+    _mat_fill(_slots(c[C_DESC], dl), _slots(c[C_MAT], dl), c[C_INDEX], pos, min(CHUNK, c[C_END] - pos))
 
 
 # ---- module callbacks ---------------------------------------------------------
@@ -1181,8 +1676,12 @@ def x_best_index(vtab, info):
     order32 = carray(as_voidptr(q[3]), max(norder, 1) * 2, np.int32)
     order8 = carray(as_voidptr(q[3]), max(norder, 1) * 8, np.uint8)
 
-    plan = np.zeros(2 + 5 * (ncons + norder) + 1, np.uint8)
-    p = 0
+    plan = np.zeros(19 + 5 * (ncons + norder) + 1, np.uint8)
+    plan[0] = 85  # U: colUsed, which columns xColumn may be asked for (bit 63: 63 and up)
+    used = q[11]
+    p = 1
+    for sh in range(48, -1, -16):
+        p = _put_hex(plan, p, (used >> sh) & 0xFFFF)
     plan[p] = 70  # F
     p += 1
     nargs = 0
@@ -1269,8 +1768,20 @@ def x_open(vtab, pp_cursor):
     c[C_TOKEN] = vt[V_TOKEN]
     tok = _slots(vt[V_TOKEN], TOKEN_SLOTS)
     tok[T_CURSORS] += 1
+    c[C_DESC] = tok[T_DESC]  # pinned while any cursor is open (see Registration._try_release)
     carray(pp_cursor, 1, np.int64)[0] = address_of(p)
     return SQLITE_OK
+
+
+@njit(cache=True)
+def _drop_buffers(c):
+    """Free the cursor's row permutation and gathered block."""
+    if c[C_INDEX] != 0:
+        _free(as_voidptr(c[C_INDEX]))
+        c[C_INDEX] = 0
+    if c[C_MAT] != 0:
+        _free(as_voidptr(c[C_MAT]))
+        c[C_MAT] = 0
 
 
 @cfunc(_I32(_VP), cache=True)
@@ -1278,15 +1789,18 @@ def x_close(cursor):
     c = _slots(address_of(cursor), CUR_SLOTS)
     tok = _slots(c[C_TOKEN], TOKEN_SLOTS)
     tok[T_CURSORS] -= 1
-    if c[C_INDEX] != 0:
-        _free(as_voidptr(c[C_INDEX]))
+    _drop_buffers(c)
     _free(cursor)
     return SQLITE_OK
 
 
 @cfunc(_I32(_VP, _I32, _VP, _I32, _VP), cache=True)
 def x_filter(cursor, idx_num, idx_str, argc, argv):
-    """xFilter: select rows (pushed-down constraints) and order them (compiled sort)."""
+    """xFilter: select rows (pushed-down constraints), order them, gather the first chunk.
+
+    An ordered scan keeps its permutation (for xRowid) and gathers the used
+    columns CHUNK rows at a time, so that xColumn reads sequentially.
+    """
     c = _slots(address_of(cursor), CUR_SLOTS)
     tok = _slots(c[C_TOKEN], TOKEN_SLOTS)
     if tok[T_DEAD] != 0:
@@ -1294,10 +1808,9 @@ def x_filter(cursor, idx_num, idx_str, argc, argv):
         return SQLITE_ERROR
     d = _desc(c[C_TOKEN])
     nrows = d[0]
-    if c[C_INDEX] != 0:
-        _free(as_voidptr(c[C_INDEX]))
-        c[C_INDEX] = 0
-    cons, terms = _parse_plan(idx_str)
+    _drop_buffers(c)
+    c[C_CHUNK] = 0
+    cons, terms, used = _parse_plan(idx_str)
     if len(cons) == 0 and len(terms) == 0:
         c[C_POS] = 0
         c[C_END] = nrows
@@ -1320,13 +1833,24 @@ def x_filter(cursor, idx_num, idx_str, argc, argv):
         return SQLITE_NOMEM
     carray(p, m, np.int64)[:] = rows
     c[C_INDEX] = address_of(p)
+    if len(terms) > 0:
+        blk = _mat_alloc(d, used)
+        if blk < 0:
+            _set_error(c[0], _MSG_NOMEM)
+            return SQLITE_NOMEM
+        if blk > 0:
+            c[C_MAT] = blk
+            _mat_refill(c)
     return SQLITE_OK
 
 
 @cfunc(_I32(_VP), cache=True)
 def x_next(cursor):
     c = _slots(address_of(cursor), CUR_SLOTS)
-    c[C_POS] += 1
+    pos = c[C_POS] + 1
+    c[C_POS] = pos
+    if c[C_MAT] != 0 and pos - c[C_CHUNK] >= CHUNK and pos < c[C_END]:
+        _mat_refill(c)
     return SQLITE_OK
 
 
@@ -1346,8 +1870,14 @@ def _current_row(c):
 @cfunc(_I32(_VP, _VP, _I32), cache=True)
 def x_column(cursor, ctx, i):
     c = _slots(address_of(cursor), CUR_SLOTS)
-    d = _desc(c[C_TOKEN])
-    _result_cell(ctx, d, HEADER + SLOTS * i, _current_row(c), as_voidptr(address_of(cursor) + 8 * C_SCRATCH))
+    b = HEADER + SLOTS * i
+    scratch = as_voidptr(address_of(cursor) + 8 * C_SCRATCH)
+    if c[C_MAT] != 0:
+        md = _slots(c[C_MAT], b + SLOTS)
+        if md[b + S_MAT] != 0:
+            _result_cell(ctx, md, b, c[C_POS] - c[C_CHUNK], scratch)
+            return SQLITE_OK
+    _result_cell(ctx, _slots(c[C_DESC], b + SLOTS), b, _current_row(c), scratch)
     return SQLITE_OK
 
 
@@ -1583,7 +2113,11 @@ def register_frame(con: sqlite3.Connection, name: str, frame, *, replace: bool =
     as in a table written by ``DataFrame.to_sql``. ``=``, ``<``, ``<=``,
     ``>``, ``>=`` on integer, float and rowid columns are evaluated in
     compiled code; ORDER BY and GROUP BY on any columns are produced in order
-    by a compiled stable sort, so SQLite needs no sorter.
+    by compiled code (each key hashed to dense ranks, only the distinct
+    values sorted, then a counting sort: O(n + G log G) for G distinct
+    values), so SQLite needs no sorter; the columns the query uses are then
+    gathered in that order a chunk at a time, so SQLite reads them
+    sequentially.
 
     Examples
     --------

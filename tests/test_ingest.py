@@ -248,6 +248,104 @@ def test_grouped_scan_skips_sorter(db):
     assert not any("TEMP B-TREE" in r[-1] for r in plan), plan
 
 
+def test_grouped_and_ordered_scans(db):
+    # GROUP BY alone, GROUP BY with ORDER BY on the same / other terms, DISTINCT.
+    same(db, "SELECT g, count(*) FROM {t} GROUP BY g ORDER BY g DESC")
+    same(db, "SELECT s, g, count(*) FROM {t} GROUP BY s, g ORDER BY s, g")
+    same(db, "SELECT g, count(*) AS c FROM {t} GROUP BY g ORDER BY c, g")
+    # DISTINCT without ORDER BY: a real table emits first appearances, the
+    # virtual table sorted groups; the rows are the same.
+    out = {t: db.execute(f"SELECT DISTINCT s, g FROM {t}").fetchall() for t in ("v", "s")}
+    key = lambda r: (r[0] is not None, r[0] or "", r[1])  # noqa: E731
+    assert sorted(out["v"], key=key) == sorted(out["s"], key=key) and len(out["v"]) == len(set(out["s"]))
+    same(db, "SELECT DISTINCT ni FROM {t} ORDER BY ni DESC")
+    # Products of distinct counts beyond 2n: one counting sort per term.
+    same(db, "SELECT f, ts, s, count(*) FROM {t} GROUP BY f, ts, s")
+    same(db, "SELECT f, ts, i, rowid FROM {t} ORDER BY f DESC, ts, i DESC, rowid")
+    same(db, "SELECT rowid, f FROM {t} ORDER BY rowid DESC, f")
+    same(db, "SELECT n.g, n.c, m.t FROM (SELECT g, count(*) AS c FROM {t} GROUP BY g) n "
+             "JOIN (SELECT g, total(f) AS t FROM {t} GROUP BY g) m USING (g) ORDER BY 1")
+    # v as the inner loop: xFilter runs again on the same cursor.
+    same(db, "SELECT a.g, (SELECT group_concat(b.s, '|') FROM (SELECT s FROM {t} b WHERE b.g = a.g ORDER BY s, rowid) b) "
+             "FROM (SELECT DISTINCT g FROM s) a ORDER BY a.g")
+    same(db, "SELECT a.rowid, b.s FROM s a JOIN {t} b ON b.i = a.i AND b.g = a.g ORDER BY b.s, a.rowid, b.rowid LIMIT 50")
+
+
+def _three_tables(df, *, to_sql=True):
+    con = sqlite3.connect(":memory:")
+    if to_sql:
+        df.to_sql("s", con, index=False)
+    load_frame(con, "l", df)
+    return con, register_frame(con, "v", df)
+
+
+def test_many_distinct_keys_and_chunks():
+    # More rows than a gathered chunk, more distinct values than the first
+    # hash table, mostly-distinct numbers (radix sort), text with NULLs.
+    n = 3 * _ingest.CHUNK + 17
+    rng = np.random.default_rng(3)
+    words = np.array([f"w{v}" * (v % 3) for v in range(n // 2)], dtype=object)
+    text = words[rng.integers(0, len(words), n)]
+    text[rng.random(n) < 0.05] = None
+    floats = rng.normal(size=n) * 1e6
+    floats[::97] = np.nan
+    floats[:4] = [-0.0, 0.0, np.inf, -np.inf]
+    ints = rng.integers(-(2**62), 2**62, n)
+    ints[:2] = [-(2**63), 2**63 - 1]
+    df = pd.DataFrame({"s": pd.Series(text, dtype=object), "f": floats, "i": ints,
+                       "k": rng.integers(0, 5, n), "d": pd.Series(text, dtype=object).astype("category")})
+    con, reg = _three_tables(df)
+    with reg:
+        same(con, "SELECT s, count(*), min(i) FROM {t} GROUP BY s")
+        same(con, "SELECT d, count(*) FROM {t} GROUP BY d")
+        same(con, "SELECT f, rowid FROM {t} ORDER BY f, rowid")
+        same(con, "SELECT i, s FROM {t} ORDER BY i DESC")
+        same(con, "SELECT k, s, f, count(*) FROM {t} GROUP BY k, s, f")
+        same(con, "SELECT rowid, * FROM {t} ORDER BY s DESC, k, rowid")
+        for limit, offset in ((5, 0), (3, _ingest.CHUNK - 1), (2 * _ingest.CHUNK, 7), (10, n - 4)):
+            same(con, f"SELECT rowid, s, f FROM {{t}} ORDER BY k, s, rowid LIMIT {limit} OFFSET {offset}")
+    con.close()
+
+
+def test_group_by_null_and_wide_frames():
+    cols = {f"c{j}": np.arange(70) % (j + 2) for j in range(70)}
+    df = pd.DataFrame(cols)
+    df["txt"] = pd.Series([None, "b", "a", None, "b"] * 14, dtype=object)
+    df["nul"] = pd.Series([None] * 70, dtype=object)
+    con, reg = _three_tables(df)
+    with reg:
+        # colUsed bit 63 covers columns 63 and up.
+        same(con, "SELECT c68, c69, txt, count(*) FROM {t} GROUP BY c68, txt ORDER BY 1, 3")
+        same(con, "SELECT c1, c66, txt FROM {t} ORDER BY c69 DESC, txt, rowid")
+        same(con, "SELECT nul, count(*) FROM {t} GROUP BY nul")
+        same(con, "SELECT txt, nul, c3 FROM {t} ORDER BY nul, txt DESC, rowid")
+    con.close()
+
+
+def test_uint64_above_int64_groups_like_sqlite():
+    # 2**63 and 2**63 + 1 are the same REAL in SQLite, so they form one group.
+    u = np.array([2**63, 2**63 + 1, 5, 2**64 - 1, 5, 2**63 + 4096], dtype=np.uint64)
+    df = pd.DataFrame({"u": u, "x": np.arange(6)})
+    con = sqlite3.connect(":memory:")
+    load_frame(con, "l", df)
+    q = "SELECT u, count(*), sum(x) FROM {t} GROUP BY u"
+    with register_frame(con, "v", df):
+        assert con.execute(q.format(t="v")).fetchall() == con.execute(q.format(t="l")).fetchall()
+        assert len(con.execute(q.format(t="v")).fetchall()) == 4
+
+
+def test_ordered_cursors_free_their_buffers():
+    df = pd.DataFrame({"g": np.arange(50_000) % 7, "s": [str(v) for v in range(50_000)]})
+    con = sqlite3.connect(":memory:")
+    with register_frame(con, "v", df):
+        con.execute("SELECT s FROM v ORDER BY g LIMIT 1").fetchall()
+        before = _ingest._capi.lib.sqlite3_memory_used()
+        for _ in range(20):
+            assert con.execute("SELECT s FROM v ORDER BY g, s DESC LIMIT 2").fetchall() == [("9996",), ("9989",)]
+            con.execute("SELECT g, max(s) FROM v GROUP BY g").fetchall()
+        assert _ingest._capi.lib.sqlite3_memory_used() - before < 1_000_000
+
+
 # ---------------------------------------------------------------- other SQL
 
 
