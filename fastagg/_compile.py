@@ -39,7 +39,7 @@ import llvmlite.ir as llir
 import numba
 import numpy as np
 from numba import carray, cfunc, njit, types
-from numba.core import cgutils, errors as numba_errors, typing
+from numba.core import cgutils, typing
 from numba.cpython.unicode import (
     PY_UNICODE_1BYTE_KIND,
     PY_UNICODE_2BYTE_KIND,
@@ -501,7 +501,10 @@ def _vector_itemsize_impl(rec):
     return lambda rec: itemsize
 
 
-@overload_method(types.Record, "append", jit_options={"cache": True})
+# target="cpu": numba tries target-specific templates before its generic
+# record-field lookup, which raises KeyError for a name that is not a field
+# when it was loaded first (any numba compile before fastagg._compile).
+@overload_method(types.Record, "append", target="cpu", jit_options={"cache": True})
 def _vector_append(rec, x):
     element = _vector_element(rec)
     if element is None:
@@ -518,7 +521,7 @@ def _vector_append(rec, x):
     return append
 
 
-@overload_method(types.Record, "extend", jit_options={"cache": True})
+@overload_method(types.Record, "extend", target="cpu", jit_options={"cache": True})
 def _vector_extend(rec, values):
     element = _vector_element(rec)
     if element is None:
@@ -537,7 +540,7 @@ def _vector_extend(rec, values):
     return extend
 
 
-@overload_method(types.Record, "as_array", jit_options={"cache": True})
+@overload_method(types.Record, "as_array", target="cpu", jit_options={"cache": True})
 def _vector_as_array(rec):
     element = _vector_element(rec)
     if element is None:
@@ -550,7 +553,7 @@ def _vector_as_array(rec):
     return as_array
 
 
-@overload_method(types.Record, "clear", jit_options={"cache": True})
+@overload_method(types.Record, "clear", target="cpu", jit_options={"cache": True})
 def _vector_clear(rec):
     if _vector_element(rec) is None:
         return None
@@ -561,7 +564,7 @@ def _vector_clear(rec):
     return clear
 
 
-@overload_method(types.Record, "remove", jit_options={"cache": True})
+@overload_method(types.Record, "remove", target="cpu", jit_options={"cache": True})
 def _vector_remove(rec, x):
     element = _vector_element(rec)
     if element is None:
@@ -898,7 +901,7 @@ def compile_spec(spec: AggregateSpec | FunctionSpec) -> CompiledCallbacks:
             done = _compile(spec)
         except CompileError:
             raise
-        except (numba_errors.NumbaError, TypeError, ValueError) as exc:
+        except Exception as exc:  # numba raises its own errors and, internally, KeyError & co.
             what = "function" if isinstance(spec, FunctionSpec) else "aggregate"
             detail = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
             raise CompileError(

@@ -8,39 +8,46 @@ name. Register them all with ``fastagg.register(con, *BUILTINS)``.
 Rows where any argument is NULL are skipped (as SQL's own aggregates do).
 Where DuckDB returns NaN (``corr`` of a constant column, ``weighted_avg``
 with zero total weight, ...) the result here is NULL: SQLite stores a NaN
-result as NULL anyway. ``W`` marks a window function (it has ``inverse``).
+result as NULL anyway. ``W`` marks a window function (it has ``inverse``),
+``M`` a mergeable one (it has ``merge``; see below).
 
-============================  ==========================================  ===
-SQL name (arguments)          result                                      W
-============================  ==========================================  ===
-var_samp(x), variance(x)      M2 / (n - 1); NULL if n < 2                 W
-var_pop(x)                    M2 / n; NULL if n = 0                       W
-stddev_samp(x), stddev(x)     sqrt(var_samp)                              W
-stddev_pop(x)                 sqrt(var_pop)                               W
-covar_samp(y, x)              Cxy / (n - 1); NULL if n < 2                W
-covar_pop(y, x)               Cxy / n                                     W
-corr(y, x)                    Cxy / sqrt(Sxx Syy); NULL if Sxx Syy = 0    W
-regr_slope(y, x)              Cxy / Sxx; NULL if Sxx = 0                  W
-regr_intercept(y, x)          avg(y) - slope avg(x); NULL if Sxx = 0      W
-regr_r2(y, x)                 Cxy^2 / (Sxx Syy); 1 if Syy = 0 < Sxx       W
-regr_count(y, x)              n (pairs with neither NULL); 0 if empty     W
-regr_avgx(y, x)               avg(x) over the pairs                       W
-regr_avgy(y, x)               avg(y) over the pairs                       W
-regr_sxx / syy / sxy (y, x)   Sxx, Syy, Cxy (sums of centred products)    W
-skewness(x)                   sqrt(n(n-1))/(n-2) * g1; NULL if n < 3      W
-kurtosis(x)                   sample excess kurtosis G2; NULL if n < 4    W
-kurtosis_pop(x)               n M4 / M2^2 - 3; NULL if M2 = 0             W
-geomean(x)                    exp(avg(ln x)); 0 with a zero; NULL if x<0  W
-product(x)                    product of x                                W
-bool_and(b), bool_or(b)       every / any; counts of true and false       W
-bit_and / bit_or (i)          per-bit counts in a 64-slot array           W
-bit_xor(i)                    running xor (its own inverse)               W
-arg_min(arg, val), min_by     arg at the first row with the least val
-arg_max(arg, val), max_by     arg at the first row with the greatest val
-weighted_avg(x, w)            sum(x w) / sum(w); NULL if sum(w) = 0       W
-approx_count_distinct(v)      HyperLogLog, 2**14 registers, xxHash64
-approx_quantile(x, q)         bounded merging t-digest, rank error 0.25%
-============================  ==========================================  ===
+============================  ==========================================  ===  ===
+SQL name (arguments)          result                                      W    M
+============================  ==========================================  ===  ===
+var_samp(x), variance(x)      M2 / (n - 1); NULL if n < 2                 W    M
+var_pop(x)                    M2 / n; NULL if n = 0                       W    M
+stddev_samp(x), stddev(x)     sqrt(var_samp)                              W    M
+stddev_pop(x)                 sqrt(var_pop)                               W    M
+covar_samp(y, x)              Cxy / (n - 1); NULL if n < 2                W    M
+covar_pop(y, x)               Cxy / n                                     W    M
+corr(y, x)                    Cxy / sqrt(Sxx Syy); NULL if Sxx Syy = 0    W    M
+regr_slope(y, x)              Cxy / Sxx; NULL if Sxx = 0                  W    M
+regr_intercept(y, x)          avg(y) - slope avg(x); NULL if Sxx = 0      W    M
+regr_r2(y, x)                 Cxy^2 / (Sxx Syy); 1 if Syy = 0 < Sxx       W    M
+regr_count(y, x)              n (pairs with neither NULL); 0 if empty     W    M
+regr_avgx(y, x)               avg(x) over the pairs                       W    M
+regr_avgy(y, x)               avg(y) over the pairs                       W    M
+regr_sxx / syy / sxy (y, x)   Sxx, Syy, Cxy (sums of centred products)    W    M
+skewness(x)                   sqrt(n(n-1))/(n-2) * g1; NULL if n < 3      W    M
+kurtosis(x)                   sample excess kurtosis G2; NULL if n < 4    W    M
+kurtosis_pop(x)               n M4 / M2^2 - 3; NULL if M2 = 0             W    M
+geomean(x)                    exp(avg(ln x)); 0 with a zero; NULL if x<0  W    M
+product(x)                    product of x                                W    M
+bool_and(b), bool_or(b)       every / any; counts of true and false       W    M
+bit_and / bit_or (i)          per-bit counts in a 64-slot array           W    M
+bit_xor(i)                    running xor (its own inverse)               W    M
+arg_min(arg, val), min_by     arg at the first row with the least val          M
+arg_max(arg, val), max_by     arg at the first row with the greatest val       M
+weighted_avg(x, w)            sum(x w) / sum(w); NULL if sum(w) = 0       W    M
+median(x)                     quantile_cont(x, 0.5), exact                W    M
+quantile_cont(x, q)           a[lo] + (r - lo)(a[hi] - a[lo]), r=q(n-1)   W    M
+quantile_disc(x, q)           a[ceil(n q) - 1] of the sorted values       W    M
+mode(x)                       most frequent; ties: first to occur         W    M
+histogram(x)                  '{"1": 3, "2": 1}': count per text form          M
+entropy(x)                    -sum p log2 p over distinct values; 0 empty      M
+approx_count_distinct(v)      HyperLogLog, 2**14 registers, xxHash64           M
+approx_quantile(x, q)         bounded merging t-digest, rank error 0.25%       M
+============================  ==========================================  ===  ===
 
 Here n is the number of rows (pairs), M2..M4 the central moment sums
 (Welford / Terriberry updates, so data such as 1e9 + noise stays accurate where
@@ -51,26 +58,52 @@ recomputing each frame to 1e-9 (relative), except that skewness and kurtosis
 of a tiny frame whose spread collapses right after a far-off row left it
 keep only 3-4 digits (a subtraction from the much larger earlier M4).
 
-Argument types: the moment functions take ``float``; ``bit_*`` take
-``int`` (64-bit); ``bool_*`` take ``float`` (any nonzero number is true;
-SQLite's comparisons give 0 or 1);
-``arg_min``/``arg_max`` take ``float`` for both ``arg`` and ``val``
-(integers beyond 2**53 lose precision); ``approx_count_distinct`` takes
-``bytes``, so SQLite hands it text and blobs as they are and numbers in
-their text form (the integer 1 and the real 1.0 count as distinct values).
+Argument types: the moment functions, ``median``, the quantiles and
+``mode`` take ``float`` (an integer column's mode or ``quantile_disc``
+comes back as a real, exact up to 2**53); ``bit_*`` take ``int`` (64-bit);
+``bool_*`` take ``float`` (any nonzero number is true; SQLite's comparisons
+give 0 or 1); ``arg_min``/``arg_max`` take ``float`` for both ``arg`` and
+``val`` (integers beyond 2**53 lose precision); ``approx_count_distinct``,
+``histogram`` and ``entropy`` take ``bytes``, so SQLite hands them text and
+blobs as they are and numbers in their text form, ``CAST(x AS TEXT)``
+(the integer 1 and the real 1.0 are distinct values; reals equal to 15
+significant digits share a key). ``q`` is a constant in [0, 1] (DuckDB's
+negative "descending" q is not supported); the first row's ``q`` is used.
 
-Not yet available (they need state that grows with the input): exact
-``median``, ``quantile_cont``, ``quantile_disc``, ``mode``, ``histogram``,
-``entropy``.
+Growable state: ``median``, the quantiles and ``mode`` keep every value
+(8 bytes a row) in a ``fastagg.vector``; ``histogram`` and ``entropy``
+keep every value's text form. ``mode`` breaks ties as DuckDB does, by the
+value that occurs first; DuckDB's answer is deterministic only with
+``mode(x ORDER BY ...)`` (its threads reorder rows), fastagg's follows the
+order in which rows reach the state (SQLite's row order; a window frame's
+order, kept by ``inverse``; for merged partials, this state's rows first).
+``histogram`` orders keys as DuckDB orders its map: numbers by value, then
+text and blobs by their bytes; the JSON is that of Python's ``json.dumps``
+(DuckDB's ``to_json`` leaves out the spaces).
+
+Mergeable states: every built-in defines ``merge(self, other)``, so
+registration also adds ``f_partial(args)`` (the state as a BLOB),
+``f_combine(blob)`` and ``f_merge(blob)`` (the result). Moments and
+co-moments merge by Chan's formulas, M3/M4 by Pébay's; counts, bits,
+HyperLogLog registers (element-wise max) and growable values (appended)
+merge exactly; t-digests merge their centroids (exact below 400 rows, else
+within the stated rank error). Split-and-merge equals the one-pass result
+exactly for count-based states and within 1e-12 (relative) for floating
+point. Results that depend on the order of equal rows (``mode``'s ties,
+``arg_min``/``arg_max``'s first row among equal ``val``) equal the one-pass
+result when the partial states cover contiguous row ranges and are merged
+in row order; a tie across partial states goes to the state merged into.
 """
 
 from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
 from ._spec import aggregate, array
+from ._vector import vector
 
 __all__ = [
     "BUILTINS",
@@ -81,6 +114,7 @@ __all__ = [
     "Skewness", "Kurtosis", "KurtosisPop",
     "Geomean", "Product", "BoolAnd", "BoolOr", "BitAnd", "BitOr", "BitXor",
     "ArgMin", "ArgMax", "MinBy", "MaxBy", "WeightedAvg",
+    "Median", "QuantileCont", "QuantileDisc", "Mode", "Histogram", "Entropy",
     "ApproxCountDistinct", "ApproxQuantile",
 ]  # fmt: skip
 
@@ -113,6 +147,18 @@ class _Moments2:
             self.m2 -= delta * (x - self.mean)
             if self.n == 1:
                 self.m2 = 0.0  # exactly: drop the rounding residue
+
+    def merge(self, other):
+        # Chan, Golub and LeVeque's pairwise update.
+        if other.n == 0:
+            return
+        na = float(self.n)
+        nb = float(other.n)
+        n = na + nb
+        delta = other.mean - self.mean
+        self.mean += delta * nb / n
+        self.m2 += other.m2 + delta * delta * na * nb / n
+        self.n += other.n
 
     def finalize(self) -> float | None:
         raise NotImplementedError
@@ -272,6 +318,23 @@ class _CoMoments:
                 self.sxx = 0.0  # exactly: drop the rounding residue
                 self.syy = 0.0
                 self.sxy = 0.0
+
+    def merge(self, other):
+        # Chan's pairwise update, for the co-moment as well.
+        if other.n == 0:
+            return
+        na = float(self.n)
+        nb = float(other.n)
+        n = na + nb
+        dx = other.mean_x - self.mean_x
+        dy = other.mean_y - self.mean_y
+        f = na * nb / n
+        self.mean_x += dx * nb / n
+        self.mean_y += dy * nb / n
+        self.sxx += other.sxx + dx * dx * f
+        self.syy += other.syy + dy * dy * f
+        self.sxy += other.sxy + dx * dy * f
+        self.n += other.n
 
     def finalize(self) -> float | None:
         raise NotImplementedError
@@ -519,6 +582,9 @@ class RegrCount:
     def inverse(self, y: float, x: float):
         self.n -= 1
 
+    def merge(self, other):
+        self.n += other.n
+
     def finalize(self) -> int:
         return self.n
 
@@ -583,6 +649,39 @@ class _Moments4:
             self.m2 = 0.0  # exactly: drop the rounding residue
             self.m3 = 0.0
             self.m4 = 0.0
+
+    def merge(self, other):
+        # Pébay's pairwise formulas (Sandia report SAND2008-6212, eq. 3.1).
+        if other.n == 0:
+            return
+        if self.n == 0:
+            self.n = other.n
+            self.mean = other.mean
+            self.m2 = other.m2
+            self.m3 = other.m3
+            self.m4 = other.m4
+            return
+        na = float(self.n)
+        nb = float(other.n)
+        n = na + nb
+        delta = other.mean - self.mean
+        d2 = delta * delta
+        m2a = self.m2
+        m3a = self.m3
+        self.m4 += (
+            other.m4
+            + d2 * d2 * na * nb * (na * na - na * nb + nb * nb) / (n * n * n)
+            + 6.0 * d2 * (na * na * other.m2 + nb * nb * m2a) / (n * n)
+            + 4.0 * delta * (na * other.m3 - nb * m3a) / n
+        )
+        self.m3 += (
+            other.m3
+            + d2 * delta * na * nb * (na - nb) / (n * n)
+            + 3.0 * delta * (na * other.m2 - nb * m2a) / n
+        )
+        self.m2 += other.m2 + d2 * na * nb / n
+        self.mean += delta * nb / n
+        self.n += other.n
 
     def finalize(self) -> float | None:
         raise NotImplementedError
@@ -722,6 +821,13 @@ class Geomean:
         if self.n == 0:
             self.log_sum = 0.0
 
+    def merge(self, other):
+        self.n += other.n
+        self.log_sum += other.log_sum
+        self.zeros += other.zeros
+        self.negatives += other.negatives
+        self.infinities += other.infinities
+
     def finalize(self) -> float | None:
         if self.n == 0 or self.negatives > 0:
             return None
@@ -801,6 +907,15 @@ class Product:
             self.mantissa = 1.0
             self.exponent = 0
 
+    def merge(self, other):
+        self.n += other.n
+        self.zeros += other.zeros
+        self.infinities += other.infinities
+        self.negative_infinities += other.negative_infinities
+        m, e = math.frexp(self.mantissa * other.mantissa)
+        self.mantissa = m
+        self.exponent += other.exponent + e
+
     def finalize(self) -> float | None:
         if self.n == 0:
             return None
@@ -846,6 +961,10 @@ class _TrueFalseCounts:
             self.trues -= 1
         else:
             self.falses -= 1
+
+    def merge(self, other):
+        self.trues += other.trues
+        self.falses += other.falses
 
     def finalize(self) -> bool | None:
         raise NotImplementedError
@@ -913,6 +1032,11 @@ class _BitCounts:
         for b in range(64):
             if (i >> b) & 1:
                 self.counts[b] -= 1
+
+    def merge(self, other):
+        self.n += other.n
+        for b in range(64):
+            self.counts[b] += other.counts[b]
 
     def finalize(self) -> int | None:
         raise NotImplementedError
@@ -1006,6 +1130,10 @@ class BitXor:
         self.n -= 1
         self.acc ^= i
 
+    def merge(self, other):
+        self.n += other.n
+        self.acc ^= other.acc
+
     def finalize(self) -> int | None:
         if self.n == 0:
             return None
@@ -1046,6 +1174,14 @@ class ArgMin:
             self.arg = arg
             self.val = val
         self.n += 1
+
+    def merge(self, other):
+        # On a tie this state's row wins: it comes first when partial states
+        # are merged in row order.
+        if other.n > 0 and (self.n == 0 or other.val < self.val):
+            self.arg = other.arg
+            self.val = other.val
+        self.n += other.n
 
     def finalize(self) -> float | None:
         if self.n == 0:
@@ -1093,6 +1229,14 @@ class ArgMax:
             self.arg = arg
             self.val = val
         self.n += 1
+
+    def merge(self, other):
+        # On a tie this state's row wins: it comes first when partial states
+        # are merged in row order.
+        if other.n > 0 and (self.n == 0 or other.val > self.val):
+            self.arg = other.arg
+            self.val = other.val
+        self.n += other.n
 
     def finalize(self) -> float | None:
         if self.n == 0:
@@ -1155,10 +1299,597 @@ class WeightedAvg:
             self.total -= x * w
             self.weight -= w
 
+    def merge(self, other):
+        self.n += other.n
+        self.total += other.total
+        self.weight += other.weight
+
     def finalize(self) -> float | None:
         if self.n == 0 or self.weight == 0.0:
             return None
         return self.total / self.weight
+
+
+# --------------------------------------------------------------------------
+# Growable state: exact quantiles, mode, histogram, entropy
+
+
+@numba.njit(cache=True)
+def _quantile_cont_sorted(a, q):
+    """Linear interpolation at 0-based rank ``q (n - 1)`` of sorted *a*, as DuckDB."""
+    rank = q * (len(a) - 1)
+    lo = int(math.floor(rank))
+    hi = int(math.ceil(rank))
+    if lo == hi:
+        return a[lo]
+    return a[lo] + (rank - lo) * (a[hi] - a[lo])
+
+
+@numba.njit(cache=True)
+def _quantile_disc_index(n, q):
+    """0-based index ``ceil(n q) - 1`` (at least 0), as DuckDB's ``quantile_disc``.
+
+    DuckDB computes with the exact decimal literal; ``n q`` within a few
+    ulps of an integer (``10 * 0.3``) is that integer here too.
+    """
+    r = n * q
+    k = math.floor(r + 0.5)
+    if abs(r - k) <= 1e-12 * max(1.0, r):
+        r = k
+    return max(int(math.ceil(r)) - 1, 0)
+
+
+@numba.njit(cache=True)
+def _check_q(q):
+    if not (0.0 <= q <= 1.0):
+        raise ValueError("q must be between 0 and 1")
+
+
+@numba.njit(cache=True)
+def _remove_keeping_order(a, x):
+    """Move the first element equal to *x* to the end of *a*; return whether found."""
+    n = len(a)
+    for i in range(n):
+        if a[i] == x:
+            for j in range(i, n - 1):
+                a[j] = a[j + 1]
+            a[n - 1] = x
+            return True
+    return False
+
+
+@numba.njit(cache=True)
+def _mode(a):
+    """Most frequent value of *a*; on a tie the one that occurs first in *a*."""
+    n = len(a)
+    order = np.argsort(a, kind="mergesort")  # stable: a run starts at its first occurrence
+    best_first = order[0]
+    best_count = 0
+    i = 0
+    while i < n:
+        first = order[i]
+        j = i + 1
+        while j < n and a[order[j]] == a[first]:
+            j += 1
+        if j - i > best_count or (j - i == best_count and first < best_first):
+            best_count = j - i
+            best_first = first
+        i = j
+    return a[best_first]
+
+
+class _Values:
+    """Every value of the group, in arrival order (not registered)."""
+
+    values: vector(np.float64)
+
+    def step(self, x: float):
+        self.values.append(x)
+
+    def inverse(self, x: float):
+        self.values.remove(x)
+
+    def merge(self, other):
+        self.values.extend(other.values.as_array())
+
+    def finalize(self) -> float | None:
+        raise NotImplementedError
+
+
+@aggregate(name="median")
+class Median(_Values):
+    """Exact median: the mean of the middle two values for an even count.
+
+    SQL: ``median(x)``, DuckDB's ``quantile_cont(x, 0.5)``; NULL for no
+    rows. The values are kept in a growable vector (8 bytes a row) and
+    sorted in place by ``finalize``. A window function (``inverse``
+    removes one equal value); mergeable.
+
+    Attributes
+    ----------
+    values : fastagg.vector(np.float64)
+        The values of the group (or window frame).
+
+    Examples
+    --------
+    >>> s = Median()
+    >>> for x in (4.0, 1.0, 10.0, 2.0):
+    ...     s.step(x)
+    >>> s.finalize()
+    3.0
+    """
+
+    def finalize(self) -> float | None:
+        if len(self.values) == 0:
+            return None
+        a = self.values.as_array()
+        a.sort()
+        return _quantile_cont_sorted(a, 0.5)
+
+
+class _ValuesQ:
+    """Every value of the group and the quantile asked for (not registered)."""
+
+    values: vector(np.float64)
+    q: np.float64
+
+    def step(self, x: float, q: float):
+        if len(self.values) == 0:
+            _check_q(q)
+            self.q = q
+        self.values.append(x)
+
+    def inverse(self, x: float, q: float):
+        self.values.remove(x)
+
+    def merge(self, other):
+        if len(self.values) == 0:
+            self.q = other.q
+        self.values.extend(other.values.as_array())
+
+    def finalize(self) -> float | None:
+        raise NotImplementedError
+
+
+@aggregate(name="quantile_cont")
+class QuantileCont(_ValuesQ):
+    """Exact quantile ``q`` by linear interpolation between the nearest ranks.
+
+    SQL: ``quantile_cont(x, q)`` with a scalar ``0 <= q <= 1`` (the first
+    row's ``q`` is used); NULL for no rows. With the values sorted,
+    ``a[lo] + (r - lo) (a[hi] - a[lo])`` at 0-based rank ``r = q (n - 1)``,
+    ``lo, hi = floor(r), ceil(r)``, as DuckDB. A window function; mergeable.
+
+    Attributes
+    ----------
+    values : fastagg.vector(np.float64)
+        The values of the group (or window frame).
+    q : np.float64
+        The quantile asked for.
+
+    Examples
+    --------
+    >>> s = QuantileCont()
+    >>> for x in (1.0, 2.0, 4.0, 10.0):
+    ...     s.step(x, 0.3)
+    >>> round(s.finalize(), 12)
+    1.9
+    """
+
+    def finalize(self) -> float | None:
+        if len(self.values) == 0:
+            return None
+        a = self.values.as_array()
+        a.sort()
+        return _quantile_cont_sorted(a, self.q)
+
+
+@aggregate(name="quantile_disc")
+class QuantileDisc(_ValuesQ):
+    """Exact discrete quantile ``q``: the value at sorted index ``ceil(n q) - 1``.
+
+    SQL: ``quantile_disc(x, q)`` with a scalar ``0 <= q <= 1``; NULL for no
+    rows. Always one of the values (the smallest for ``q = 0``), as DuckDB;
+    the result is a float. A window function; mergeable.
+
+    Examples
+    --------
+    >>> s = QuantileDisc()
+    >>> for x in (1.0, 2.0, 4.0, 10.0):
+    ...     s.step(x, 0.5)
+    >>> s.finalize()
+    2.0
+    """
+
+    def finalize(self) -> float | None:
+        n = len(self.values)
+        if n == 0:
+            return None
+        a = self.values.as_array()
+        k = _quantile_disc_index(n, self.q)
+        return float(np.partition(a, k)[k])
+
+
+@aggregate(name="mode")
+class Mode:
+    """Most frequent value; on a tie, the value that occurs first (DuckDB's rule).
+
+    SQL: ``mode(x)``; NULL for no rows. ``x`` is a float, so an integer
+    column's mode comes back as a real (exact up to 2**53). "First" is the
+    order of the rows the state received: in a grouped query SQLite's row
+    order, in a window frame the frame's order (``inverse`` removes a row
+    keeping the others in order), and for merged partial states this
+    state's rows, then the other's, so partials merged in row order give the
+    one-pass answer. A window function; mergeable.
+
+    Attributes
+    ----------
+    values : fastagg.vector(np.float64)
+        The values in arrival order.
+
+    Examples
+    --------
+    >>> s = Mode()
+    >>> for x in (3.0, 1.0, 1.0, 3.0, 2.0):
+    ...     s.step(x)
+    >>> s.finalize()
+    3.0
+    """
+
+    values: vector(np.float64)
+
+    def step(self, x: float):
+        self.values.append(x)
+
+    def inverse(self, x: float):
+        if _remove_keeping_order(self.values.as_array(), x):
+            self.values.remove(x)  # the last element, which now equals x
+
+    def merge(self, other):
+        self.values.extend(other.values.as_array())
+
+    def finalize(self) -> float | None:
+        if len(self.values) == 0:
+            return None
+        return _mode(self.values.as_array())
+
+
+@numba.njit(cache=True)
+def _parse_number(data, start, end):
+    """Parse SQLite's text form of a number: (is_number, is_integer, int value, float value)."""
+    i = start
+    negative = False
+    if i < end and (data[i] == 45 or data[i] == 43):  # '-' '+'
+        negative = data[i] == 45
+        i += 1
+    if end - i == 3 and data[i] == 73 and data[i + 1] == 110 and data[i + 2] == 102:  # "Inf"
+        return True, False, 0, -math.inf if negative else math.inf
+    mantissa = 0
+    digits = 0
+    shift = 0  # decimal exponent of the last digit kept in mantissa
+    is_int = True
+    while i < end and 48 <= data[i] <= 57:
+        if digits < 18:
+            mantissa = mantissa * 10 + (data[i] - 48)
+            digits += 1
+        else:
+            shift += 1
+            is_int = False
+        i += 1
+    seen = digits + shift
+    if i < end and data[i] == 46:  # '.'
+        is_int = False
+        i += 1
+        while i < end and 48 <= data[i] <= 57:
+            if digits < 18:
+                mantissa = mantissa * 10 + (data[i] - 48)
+                digits += 1
+                shift -= 1
+            i += 1
+            seen += 1
+    if seen == 0:
+        return False, False, 0, 0.0
+    if i < end and (data[i] == 101 or data[i] == 69):  # 'e' 'E'
+        is_int = False
+        i += 1
+        esign = 1
+        if i < end and (data[i] == 45 or data[i] == 43):
+            esign = -1 if data[i] == 45 else 1
+            i += 1
+        if i == end:
+            return False, False, 0, 0.0
+        e = 0
+        while i < end and 48 <= data[i] <= 57:
+            e = min(e * 10 + (data[i] - 48), 100000)
+            i += 1
+        shift += esign * e
+    if i != end:
+        return False, False, 0, 0.0
+    value = float(mantissa)
+    if shift > 0:
+        value *= 10.0 ** min(shift, 400)
+    elif shift < 0:
+        value /= 10.0 ** min(-shift, 400)
+    if negative:
+        mantissa = -mantissa
+        value = -value
+    return True, is_int, mantissa, value
+
+
+@numba.njit(cache=True)
+def _key_compare(data, starts, ends, is_num, is_int, ivals, fvals, i, j):
+    """Order keys *i* and *j*: numbers by value before text by bytes; ties by bytes."""
+    if is_num[i] != is_num[j]:
+        return -1 if is_num[i] else 1
+    if is_num[i]:
+        if is_int[i] and is_int[j]:
+            if ivals[i] != ivals[j]:
+                return -1 if ivals[i] < ivals[j] else 1
+        elif fvals[i] != fvals[j]:
+            return -1 if fvals[i] < fvals[j] else 1
+    a = starts[i]
+    b = starts[j]
+    la = ends[i] - a
+    lb = ends[j] - b
+    for k in range(min(la, lb)):
+        if data[a + k] != data[b + k]:
+            return -1 if data[a + k] < data[b + k] else 1
+    if la != lb:
+        return -1 if la < lb else 1
+    return 0
+
+
+@numba.njit(cache=True)
+def _key_counts(data, ends):
+    """Distinct keys (byte strings ``data[start:end]``) in SQL order: (starts, ends, firsts, counts).
+
+    A stable merge sort of the keys with :func:`_key_compare`, then runs of
+    equal keys; ``firsts`` indexes a representative of each run.
+    """
+    n = len(ends)
+    starts = np.empty(n, np.int64)
+    stops = np.empty(n, np.int64)
+    is_num = np.empty(n, np.bool_)
+    is_int = np.empty(n, np.bool_)
+    ivals = np.empty(n, np.int64)
+    fvals = np.empty(n, np.float64)
+    prev = 0
+    for i in range(n):
+        starts[i] = prev
+        stops[i] = ends[i]
+        prev = ends[i]
+        is_num[i], is_int[i], ivals[i], fvals[i] = _parse_number(data, starts[i], stops[i])
+    idx = np.arange(n)
+    tmp = np.empty(n, np.int64)
+    width = 1
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            i = lo
+            j = mid
+            k = lo
+            while i < mid and j < hi:
+                if _key_compare(data, starts, stops, is_num, is_int, ivals, fvals, idx[j], idx[i]) < 0:
+                    tmp[k] = idx[j]
+                    j += 1
+                else:
+                    tmp[k] = idx[i]
+                    i += 1
+                k += 1
+            while i < mid:
+                tmp[k] = idx[i]
+                i += 1
+                k += 1
+            while j < hi:
+                tmp[k] = idx[j]
+                j += 1
+                k += 1
+        idx, tmp = tmp, idx
+        width *= 2
+    firsts = np.empty(n, np.int64)
+    counts = np.zeros(n, np.int64)
+    m = 0
+    for k in range(n):
+        if k == 0 or _key_compare(data, starts, stops, is_num, is_int, ivals, fvals, idx[k], idx[k - 1]) != 0:
+            firsts[m] = idx[k]
+            m += 1
+        counts[m - 1] += 1
+    return starts, stops, firsts[:m], counts[:m]
+
+
+@numba.njit(cache=True)
+def _utf8_to_str(buf):
+    """Decode UTF-8 bytes into a str (an invalid byte becomes U+FFFD)."""
+    n = len(buf)
+    chars = []
+    i = 0
+    while i < n:
+        b = buf[i]
+        cp = 0xFFFD
+        width = 1
+        if b < 0x80:
+            cp = b
+        elif 0xC2 <= b < 0xE0 and i + 1 < n and (buf[i + 1] & 0xC0) == 0x80:
+            cp = ((b & 0x1F) << 6) | (buf[i + 1] & 0x3F)
+            width = 2
+        elif 0xE0 <= b < 0xF0 and i + 2 < n and (buf[i + 1] & 0xC0) == 0x80 and (buf[i + 2] & 0xC0) == 0x80:
+            cp = ((b & 0x0F) << 12) | ((buf[i + 1] & 0x3F) << 6) | (buf[i + 2] & 0x3F)
+            width = 3
+            if cp < 0x800 or 0xD800 <= cp < 0xE000:
+                cp = 0xFFFD
+        elif (
+            0xF0 <= b < 0xF5
+            and i + 3 < n
+            and (buf[i + 1] & 0xC0) == 0x80
+            and (buf[i + 2] & 0xC0) == 0x80
+            and (buf[i + 3] & 0xC0) == 0x80
+        ):
+            cp = ((b & 0x07) << 18) | ((buf[i + 1] & 0x3F) << 12) | ((buf[i + 2] & 0x3F) << 6) | (buf[i + 3] & 0x3F)
+            width = 4
+            if cp < 0x10000 or cp > 0x10FFFF:
+                cp = 0xFFFD
+        chars.append(chr(cp))
+        i += width
+    return "".join(chars)
+
+
+@numba.njit(cache=True)
+def _histogram_json(data, starts, stops, firsts, counts):
+    """JSON object text ``{"key": count, ...}`` of the distinct keys, in their order."""
+    size = 2
+    for r in firsts:
+        size += 6 * (stops[r] - starts[r]) + 26
+    out = np.empty(size, np.uint8)
+    hexdigits = np.array([48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 97, 98, 99, 100, 101, 102], np.uint8)
+    digits = np.empty(20, np.uint8)
+    p = 0
+    out[p] = 123  # '{'
+    p += 1
+    for k in range(len(firsts)):
+        if k > 0:
+            out[p] = 44  # ', '
+            out[p + 1] = 32
+            p += 2
+        out[p] = 34  # '"'
+        p += 1
+        r = firsts[k]
+        for j in range(starts[r], stops[r]):
+            b = data[j]
+            if b == 34 or b == 92:  # '"' '\\'
+                out[p] = 92
+                out[p + 1] = b
+                p += 2
+            elif b < 32:
+                out[p] = 92  # \\u00XX
+                out[p + 1] = 117
+                out[p + 2] = 48
+                out[p + 3] = 48
+                out[p + 4] = hexdigits[b >> 4]
+                out[p + 5] = hexdigits[b & 15]
+                p += 6
+            else:
+                out[p] = b
+                p += 1
+        out[p] = 34  # '": '
+        out[p + 1] = 58
+        out[p + 2] = 32
+        p += 3
+        c = counts[k]
+        nd = 0
+        while True:
+            digits[nd] = 48 + c % 10
+            nd += 1
+            c //= 10
+            if c == 0:
+                break
+        for d in range(nd - 1, -1, -1):
+            out[p] = digits[d]
+            p += 1
+    out[p] = 125  # '}'
+    p += 1
+    return _utf8_to_str(out[:p])
+
+
+@numba.njit(cache=True)
+def _entropy(counts):
+    n = 0
+    for c in counts:
+        n += c
+    h = 0.0
+    for c in counts:
+        p = c / n
+        h -= p * math.log2(p)
+    return h
+
+
+class _Keys:
+    """Every value's text form, concatenated, and where each ends (not registered).
+
+    The argument is ``bytes``: SQLite hands text and blobs over as they are
+    and numbers in their text form (``CAST(x AS TEXT)``: ``3``, ``1.5``,
+    ``1.0e+20``), so values are keyed by that form.
+    """
+
+    data: vector(np.uint8)
+    ends: vector(np.int64)
+
+    def step(self, x: bytes):
+        for b in x:
+            self.data.append(b)
+        self.ends.append(len(self.data))
+
+    def merge(self, other):
+        base = len(self.data)
+        self.data.extend(other.data.as_array())
+        for e in other.ends.as_array():
+            self.ends.append(e + base)
+
+    def finalize(self) -> str | None:
+        raise NotImplementedError
+
+
+@aggregate(name="histogram")
+class Histogram(_Keys):
+    """Count of each distinct value, as JSON object text ``{"1": 3, "2": 1}``.
+
+    SQL: ``histogram(x)``; NULL for no rows (as DuckDB). Keys are the
+    values' text form (SQLite's ``CAST(x AS TEXT)``: integers ``3``, reals
+    ``3.0``, ``1.5``, ``1.0e+20`` with 15 significant digits, text as it
+    is, JSON-escaped). They are ordered as DuckDB orders its map: numbers by
+    value, then text and blobs by their bytes (``B`` < ``a``); keys that are
+    equal numbers but differ in form (the integer ``1`` and the real ``1.0``
+    in a mixed column) are distinct and ordered by their text. DuckDB's
+    ``to_json(histogram(x))`` has the same keys and counts for integer and
+    text columns (its JSON has no spaces; reals print in its own shortest
+    form there). Not a window function; mergeable.
+
+    Attributes
+    ----------
+    data : fastagg.vector(np.uint8)
+        The values' bytes, concatenated.
+    ends : fastagg.vector(np.int64)
+        Where each value's bytes end in ``data``.
+
+    Examples
+    --------
+    >>> s = Histogram()
+    >>> for x in (b"3", b"1", b"1", b"10"):
+    ...     s.step(x)
+    >>> s.finalize()
+    '{"1": 2, "3": 1, "10": 1}'
+    """
+
+    def finalize(self) -> str | None:
+        if len(self.ends) == 0:
+            return None
+        data = self.data.as_array()
+        starts, stops, firsts, counts = _key_counts(data, self.ends.as_array())
+        return _histogram_json(data, starts, stops, firsts, counts)
+
+
+@aggregate(name="entropy")
+class Entropy(_Keys):
+    """Shannon entropy in bits of the distinct values, ``-sum p log2 p``.
+
+    SQL: ``entropy(x)``, with ``p = count / n`` per distinct value (keyed
+    by text form, as :class:`Histogram`); 0.0 for no rows, as DuckDB. Not a
+    window function; mergeable.
+
+    Examples
+    --------
+    >>> s = Entropy()
+    >>> for x in (b"1", b"2", b"2", b"3"):
+    ...     s.step(x)
+    >>> s.finalize()
+    1.5
+    """
+
+    def finalize(self) -> float:
+        if len(self.ends) == 0:
+            return 0.0
+        starts, stops, firsts, counts = _key_counts(self.data.as_array(), self.ends.as_array())
+        return _entropy(counts)
 
 
 # --------------------------------------------------------------------------
@@ -1302,6 +2033,11 @@ class ApproxCountDistinct:
         if rank > self.registers[index]:
             self.registers[index] = rank
 
+    def merge(self, other):
+        for i in range(2**HLL_P):
+            if other.registers[i] > self.registers[i]:
+                self.registers[i] = other.registers[i]
+
     def finalize(self) -> int:
         m = 2**HLL_P
         q = 64 - HLL_P
@@ -1349,6 +2085,44 @@ class ApproxCountDistinct:
 TDIGEST_DELTA = 200  # each centroid holds at most n / 200 rows: rank error <= 0.25%
 TDIGEST_CAPACITY = 2 * TDIGEST_DELTA + 2  # greedy merging leaves at most 2 * delta + 1
 TDIGEST_BUFFER = 512
+
+
+@numba.njit(cache=True)
+def _tdigest_compress(means, weights, k, extra_means, extra_weights, count):
+    """Merge weighted points into the first *k* centroids, in place; return the new count.
+
+    Sorted by value, neighbours merge greedily while a centroid holds at
+    most ``count / TDIGEST_DELTA`` rows, so at most ``2 * delta + 1`` remain.
+    """
+    b = len(extra_means)
+    if k + b == 0:
+        return 0
+    vals = np.empty(k + b)
+    wts = np.empty(k + b)
+    vals[:k] = means[:k]
+    wts[:k] = weights[:k]
+    vals[k:] = extra_means
+    wts[k:] = extra_weights
+    order = np.argsort(vals, kind="mergesort")
+    limit = count / TDIGEST_DELTA
+    c = 0
+    cur_m = vals[order[0]]
+    cur_w = wts[order[0]]
+    for j in range(1, k + b):
+        v = vals[order[j]]
+        w = wts[order[j]]
+        if cur_w + w <= limit:
+            cur_w += w
+            cur_m += (v - cur_m) * w / cur_w
+        else:
+            means[c] = cur_m
+            weights[c] = cur_w
+            c += 1
+            cur_m = v
+            cur_w = w
+    means[c] = cur_m
+    weights[c] = cur_w
+    return c + 1
 
 
 @aggregate(name="approx_quantile")
@@ -1412,75 +2186,44 @@ class ApproxQuantile:
         self.buffer[self.nbuffer] = x
         self.nbuffer += 1
         if self.nbuffer == TDIGEST_BUFFER:
-            # Merge the full buffer into the centroids (the same code ends finalize).
-            k = self.ncentroids
-            b = self.nbuffer
-            if b > 0:
-                vals = np.empty(k + b)
-                wts = np.empty(k + b)
-                for i in range(k):
-                    vals[i] = self.means[i]
-                    wts[i] = self.weights[i]
-                for i in range(b):
-                    vals[k + i] = self.buffer[i]
-                    wts[k + i] = 1.0
-                order = np.argsort(vals, kind="mergesort")
-                limit = self.count / TDIGEST_DELTA
-                c = 0
-                cur_m = vals[order[0]]
-                cur_w = wts[order[0]]
-                for j in range(1, k + b):
-                    v = vals[order[j]]
-                    w = wts[order[j]]
-                    if cur_w + w <= limit:
-                        cur_w += w
-                        cur_m += (v - cur_m) * w / cur_w
-                    else:
-                        self.means[c] = cur_m
-                        self.weights[c] = cur_w
-                        c += 1
-                        cur_m = v
-                        cur_w = w
-                self.means[c] = cur_m
-                self.weights[c] = cur_w
-                self.ncentroids = c + 1
-                self.nbuffer = 0
+            self.ncentroids = _tdigest_compress(
+                self.means, self.weights, self.ncentroids, self.buffer, np.ones(TDIGEST_BUFFER), self.count
+            )
+            self.nbuffer = 0
+
+    def merge(self, other):
+        if other.count == 0.0:
+            return
+        if self.count == 0.0:
+            self.q = other.q
+            self.lo = other.lo
+            self.hi = other.hi
+        else:
+            self.lo = min(self.lo, other.lo)
+            self.hi = max(self.hi, other.hi)
+        self.count += other.count
+        b = self.nbuffer
+        k = other.ncentroids
+        b2 = other.nbuffer
+        extra_means = np.empty(b + k + b2)
+        extra_weights = np.ones(b + k + b2)
+        extra_means[:b] = self.buffer[:b]
+        extra_means[b : b + k] = other.means[:k]
+        extra_weights[b : b + k] = other.weights[:k]
+        extra_means[b + k :] = other.buffer[:b2]
+        self.ncentroids = _tdigest_compress(
+            self.means, self.weights, self.ncentroids, extra_means, extra_weights, self.count
+        )
+        self.nbuffer = 0
 
     def finalize(self) -> float | None:
         if self.count == 0.0:
             return None
-        # Merge what is left in the buffer (the same code as in step).
-        k = self.ncentroids
-        b = self.nbuffer
-        if b > 0:
-            vals = np.empty(k + b)
-            wts = np.empty(k + b)
-            for i in range(k):
-                vals[i] = self.means[i]
-                wts[i] = self.weights[i]
-            for i in range(b):
-                vals[k + i] = self.buffer[i]
-                wts[k + i] = 1.0
-            order = np.argsort(vals, kind="mergesort")
-            limit = self.count / TDIGEST_DELTA
-            c = 0
-            cur_m = vals[order[0]]
-            cur_w = wts[order[0]]
-            for j in range(1, k + b):
-                v = vals[order[j]]
-                w = wts[order[j]]
-                if cur_w + w <= limit:
-                    cur_w += w
-                    cur_m += (v - cur_m) * w / cur_w
-                else:
-                    self.means[c] = cur_m
-                    self.weights[c] = cur_w
-                    c += 1
-                    cur_m = v
-                    cur_w = w
-            self.means[c] = cur_m
-            self.weights[c] = cur_w
-            self.ncentroids = c + 1
+        if self.nbuffer > 0:
+            self.ncentroids = _tdigest_compress(
+                self.means, self.weights, self.ncentroids, self.buffer[: self.nbuffer],
+                np.ones(self.nbuffer), self.count,
+            )
             self.nbuffer = 0
         # Interpolate between centroid centres, at 0-based ranks.
         k = self.ncentroids
@@ -1514,6 +2257,7 @@ BUILTINS: tuple[type, ...] = (
     Skewness, Kurtosis, KurtosisPop,
     Geomean, Product, BoolAnd, BoolOr, BitAnd, BitOr, BitXor,
     ArgMin, ArgMax, MinBy, MaxBy, WeightedAvg,
+    Median, QuantileCont, QuantileDisc, Mode, Histogram, Entropy,
     ApproxCountDistinct, ApproxQuantile,
 )  # fmt: skip
 """Every built-in aggregate class, aliases included, for ``fastagg.register``."""

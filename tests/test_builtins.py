@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -46,10 +48,12 @@ def make_rows(seed: int = 0, n: int = 6000):
         special += [[g, None, None, None, None, None, None] for _ in range(3)]
     for row in special:
         rows.append([len(rows)] + row)
+    for r in rows:  # k = floor(x): an integer column with repeats (mode, histogram, entropy)
+        r.append(None if r[2] is None else math.floor(r[2]))
     return rows
 
 
-COLUMNS = ("id", "g", "x", "y", "w", "i", "b", "s")
+COLUMNS = ("id", "g", "x", "y", "w", "i", "b", "s", "k")
 ROWS = make_rows()
 
 
@@ -69,7 +73,7 @@ def duck():
     duckdb = pytest.importorskip("duckdb")
     pa = pytest.importorskip("pyarrow")
     cols = list(zip(*ROWS))
-    types = [pa.int64(), pa.int64(), pa.float64(), pa.float64(), pa.float64(), pa.int64(), pa.int64(), pa.string()]
+    types = [pa.int64(), pa.int64(), pa.float64(), pa.float64(), pa.float64(), pa.int64(), pa.int64(), pa.string(), pa.int64()]
     table = pa.table({name: pa.array(col, type=ty) for name, col, ty in zip(COLUMNS, cols, types)})
     con = duckdb.connect()
     con.register("t", table)
@@ -91,6 +95,8 @@ def groups_of(rows, *cols):
 def close(a, b, rel=1e-9, abs_=1e-12):
     if a is None or b is None:
         return a is None and b is None
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
     if isinstance(a, float) and math.isnan(a):  # DuckDB's NaN is SQLite's NULL
         return False
     return math.isclose(a, b, rel_tol=rel, abs_tol=abs_)
@@ -201,6 +207,35 @@ def _argbest(better):
     return ref
 
 
+def _quantile_disc(v, tenths):
+    if not v:
+        return None
+    x = sorted(a for (a,) in v)
+    return x[max(-(-len(x) * tenths // 10) - 1, 0)]  # ceil(n q) - 1, exactly
+
+
+def _mode(v):
+    if not v:
+        return None
+    counts = Counter(a for (a,) in v)
+    top = max(counts.values())
+    return float(next(a for (a,) in v if counts[a] == top))  # the first to occur
+
+
+def _histogram(v):
+    if not v:
+        return None
+    counts = Counter(a for (a,) in v)
+    keys = sorted(counts, key=lambda a: (isinstance(a, str), a))
+    return json.dumps({str(k): counts[k] for k in keys})
+
+
+def _entropy(v):
+    counts = np.array(list(Counter(a for (a,) in v).values()), float)
+    p = counts / counts.sum() if len(counts) else counts
+    return float(-(p * np.log2(p)).sum())
+
+
 def _wavg(v):
     if not v:
         return None
@@ -243,6 +278,13 @@ CATALOGUE = {
     "min_by": ("y, x", "min_by(y, x)", ("y", "x"), _argbest(lambda a, b: a < b)),
     "max_by": ("y, x", "max_by(y, x)", ("y", "x"), _argbest(lambda a, b: a > b)),
     "weighted_avg": ("x, w", "weighted_avg(x, w)", ("x", "w"), _wavg),
+    "median": ("x", "median(x)", ("x",), lambda v: float(np.median([a for (a,) in v])) if v else None),
+    "quantile_cont": ("x, 0.3", "quantile_cont(x, 0.3)", ("x",), lambda v: float(np.quantile([a for (a,) in v], 0.3)) if v else None),
+    "quantile_disc": ("x, 0.3", "quantile_disc(x, 0.3)", ("x",), lambda v: _quantile_disc(v, 3)),
+    # DuckDB breaks ties by first occurrence; deterministic with ORDER BY (its threads reorder rows).
+    "mode": ("k", "mode(k ORDER BY id)", ("k",), _mode),
+    "histogram": ("k", "to_json(histogram(k))", ("k",), _histogram),
+    "entropy": ("s", "entropy(s)", ("s",), _entropy),
     "approx_count_distinct": ("s", None, ("s",), lambda v: len(set(v))),
     "approx_quantile": ("x, 0.3", "quantile_cont(x, 0.3)", ("x",), None),
 }
@@ -279,6 +321,9 @@ def test_against_duckdb(db, duck, name):
     if name == "approx_quantile":
         # Exact while every centroid is a single row (fewer than 200 rows per group).
         want = {g: None if v is None else float(v) for g, v in want.items()}
+    if name == "histogram":
+        # DuckDB's JSON has no spaces; the same keys, counts and order.
+        want = {g: None if v is None else json.dumps(json.loads(v)) for g, v in want.items()}
     assert_groups_close(got, want, rel=1e-9, abs_=1e-12, what=name)
 
 
@@ -291,9 +336,9 @@ def python_run(cls, rows):
 
 def _python_args(name):
     args, _, cols, _ = CATALOGUE[name]
-    if name == "approx_count_distinct":
-        return ("s",), lambda r: (r[0].encode(),)
-    if name == "approx_quantile":
+    if name in ("approx_count_distinct", "histogram", "entropy"):
+        return cols, lambda r: (str(r[0]).encode(),)  # SQLite's text form of the value
+    if name in ("approx_quantile", "quantile_cont", "quantile_disc"):
         return ("x",), lambda r: (r[0], 0.3)
     return cols, lambda r: r
 
@@ -319,7 +364,9 @@ FRAMES = ["ROWS BETWEEN 3 PRECEDING AND CURRENT ROW", "ROWS BETWEEN 40 PRECEDING
 
 def test_window_support_where_exact():
     names = {cls.__fastagg_spec__.name for cls in WINDOWED}
-    assert names == set(CATALOGUE) - {"arg_min", "arg_max", "min_by", "max_by", "approx_count_distinct", "approx_quantile"}
+    assert names == set(CATALOGUE) - {
+        "arg_min", "arg_max", "min_by", "max_by", "approx_count_distinct", "approx_quantile", "histogram", "entropy",
+    }
 
 
 def frames_of(rows, frame):
@@ -341,10 +388,11 @@ def test_window_matches_per_frame(db, cls, frame):
     args, _, cols, ref = CATALOGUE[name]
     got = dict(db.execute(f"SELECT id, {name}({args}) OVER (PARTITION BY g ORDER BY id {frame}) FROM t").fetchall())
     idx = [COLUMNS.index(c) for c in cols]
+    _, convert = _python_args(name)
     want = {}
     for rid, frame_rows in frames_of(ROWS, frame):
         vals = [tuple(r[j] for j in idx) for r in frame_rows]
-        vals = [v for v in vals if all(a is not None for a in v)]
+        vals = [convert(v) for v in vals if all(a is not None for a in v)]
         want[rid] = python_run(cls, vals)
     if name in ("bool_and", "bool_or"):
         want = {g: None if v is None else int(v) for g, v in want.items()}
@@ -524,3 +572,205 @@ def test_approx_quantile_rejects_bad_q(db):
 
 def test_approx_quantile_null_on_empty(db):
     assert db.execute("SELECT approx_quantile(x, 0.5) FROM t WHERE 0").fetchone() == (None,)
+
+
+# --------------------------------------------------------------------------
+# Growable built-ins: edge cases against DuckDB and SQLite's own text form
+
+
+@pytest.mark.parametrize("tenths", [0, 1, 3, 5, 7, 9, 10])
+def test_quantiles_at_every_q_against_duckdb(db, duck, tenths):
+    """DuckDB reads the q literal as an exact decimal: ceil(n q) - 1 must not round up."""
+    q = f"{tenths / 10:.1f}"
+    for fn in ("quantile_cont", "quantile_disc"):
+        got = sql_groups(db, f"{fn}(x, {q})")
+        want = dict(duck.execute(f"SELECT g, {fn}(x, {q}) FROM t GROUP BY g").fetchall())
+        assert_groups_close(got, want, rel=1e-12, abs_=1e-15, what=f"{fn} {q}")
+
+
+def test_quantile_rejects_bad_q(db):
+    for fn in ("quantile_cont", "quantile_disc"):
+        with pytest.raises(sqlite3.Error, match="q must be between 0 and 1"):
+            db.execute(f"SELECT {fn}(x, -0.5) FROM t").fetchall()
+
+
+def test_growable_empty_results(db):
+    row = db.execute(
+        "SELECT median(x), quantile_cont(x, 0.5), quantile_disc(x, 0.5), mode(x), histogram(x), entropy(x) "
+        "FROM t WHERE 0"
+    ).fetchone()
+    assert row == (None, None, None, None, None, 0.0)  # DuckDB: entropy of nothing is 0
+
+
+def test_histogram_keys_are_sqlite_text(db, duck):
+    values = [3, 1, 1, -20, 1.5, 3.0, 1e20, 2.5e-7, "b", "a", "B", 'x"y\\z', "tab\there", "été", "日本", b"\x00\xff"]
+    db.execute("CREATE TEMP TABLE h(v)")
+    db.executemany("INSERT INTO h VALUES (?)", [(v,) for v in values])
+    got = db.execute("SELECT histogram(v) FROM h").fetchone()[0]
+    texts = [r[0] for r in db.execute("SELECT CAST(v AS TEXT) FROM h WHERE typeof(v) != 'blob'")]
+    db.execute("DROP TABLE h")
+    parsed = json.loads(got)
+    # Numbers by value (ties by text), then text and blobs by bytes, as DuckDB orders its map.
+    numbers = ["-20", "2.5e-07", "1", "1.5", "3", "3.0", "1.0e+20"]
+    assert [k for k in parsed][: len(numbers)] == numbers
+    # Text and blobs alike by their bytes (the blob's invalid UTF-8 shows as U+FFFD).
+    assert list(parsed)[len(numbers):] == ["\x00\ufffd"] + sorted(set(texts) - set(numbers), key=str.encode)
+    assert parsed["1"] == 2 and sum(parsed.values()) == len(values)
+    assert '"x\\"y\\\\z": 1' in got and '"tab\\u0009here": 1' in got
+    # Text keys: the same object as DuckDB's to_json(histogram(...)).
+    words = ["b", "a", "B", "a", "été", "日本", "a"]
+    db.execute("CREATE TEMP TABLE hw(v)")
+    db.executemany("INSERT INTO hw VALUES (?)", [(v,) for v in words])
+    ours = db.execute("SELECT histogram(v) FROM hw").fetchone()[0]
+    db.execute("DROP TABLE hw")
+    theirs = duck.execute("SELECT to_json(histogram(v)) FROM (SELECT unnest(?) AS v)", [words]).fetchone()[0]
+    assert ours == json.dumps(json.loads(theirs), ensure_ascii=False)
+
+
+def test_mode_window_keeps_first_occurrence(db):
+    """Ties in a sliding frame go to the value that entered the frame first."""
+    xs = [1, 2, 2, 1, 3, 3, 1, 1, 2, 2, 3, 1, 5, 5, 4, 4]
+    db.execute("CREATE TEMP TABLE mw(id, x)")
+    db.executemany("INSERT INTO mw VALUES (?, ?)", enumerate(xs))
+    got = [r[0] for r in db.execute("SELECT mode(x) OVER (ORDER BY id ROWS BETWEEN 3 PRECEDING AND CURRENT ROW) FROM mw")]
+    db.execute("DROP TABLE mw")
+    want = [_mode([(v,) for v in xs[max(0, i - 3): i + 1]]) for i in range(len(xs))]
+    assert got == want
+
+
+def test_builtin_names_never_shadow_sqlite():
+    con = sqlite3.connect(":memory:")
+    sqlite_names = {r[0].lower() for r in con.execute("SELECT name FROM pragma_function_list")}
+    con.close()
+    ours = set()
+    for cls in BUILTINS:
+        spec = cls.__fastagg_spec__
+        ours |= {spec.name.lower(), *(n.lower() for n in spec.partial_names)} if spec.is_mergeable else {spec.name}
+    assert not ours & sqlite_names
+
+
+# --------------------------------------------------------------------------
+# Mergeable states: split, partial, merge == one pass (SQL and plain Python)
+
+MERGEABLE = [cls for cls in BUILTINS if cls.__fastagg_spec__.is_mergeable]
+# Results that depend on which of equal rows comes first: merge partials in row order.
+ORDER_SENSITIVE = {"mode", "arg_min", "arg_max", "min_by", "max_by"}
+EXACT_MERGE = {
+    "regr_count", "bool_and", "bool_or", "bit_and", "bit_or", "bit_xor", "arg_min", "arg_max", "min_by",
+    "max_by", "median", "quantile_cont", "quantile_disc", "mode", "histogram", "entropy",
+    "approx_count_distinct", "approx_quantile",  # approx_quantile: exact below 400 rows a group
+}
+SPLITS = {
+    "halves": "id % 2",
+    "hashed-7": "(id * 2654435761) % 7",
+    "whole-groups": "g % 3",
+    "skewed": "CASE WHEN id < 50 THEN 0 WHEN id % 11 = 0 THEN 1 ELSE 2 + (id * 31) % 4 END",
+    "row-ranges": "id / 700",
+}
+
+
+def test_every_builtin_is_mergeable():
+    assert len(MERGEABLE) == len(BUILTINS)
+
+
+def merged_groups(con, name, args, split):
+    # Each group also gets an empty partial state (the LEFT JOIN matches no rows).
+    partial_args = ", ".join(f"t.{a.strip()}" if a.strip().isidentifier() else a for a in args.split(","))
+    sql = (
+        f"SELECT g, {name}_merge(p) FROM ("
+        f"  SELECT g, {split} AS part, {name}_partial({args}) AS p FROM t GROUP BY g, part"
+        f"  UNION ALL SELECT gs.g, -1, {name}_partial({partial_args}) FROM (SELECT DISTINCT g FROM t) gs"
+        f"  LEFT JOIN t ON t.g = gs.g AND 0 GROUP BY gs.g"
+        f"  ORDER BY 1, 2"
+        f") GROUP BY g"
+    )
+    return dict(con.execute(sql).fetchall())
+
+
+def merge_tolerance(name):
+    if name in EXACT_MERGE:
+        return 0.0, 0.0
+    # Relative 1e-12; an absolute floor for statistics near zero (a difference of large terms).
+    return 1e-12, (1e-11 if name in ("skewness", "kurtosis", "kurtosis_pop", "regr_intercept") else 1e-13)
+
+
+@pytest.mark.parametrize("split", list(SPLITS), ids=list(SPLITS))
+@pytest.mark.parametrize("cls", MERGEABLE, ids=lambda c: c.__fastagg_spec__.name)
+def test_sql_partial_merge_equals_one_pass(db, cls, split):
+    name = cls.__fastagg_spec__.name
+    if name in ORDER_SENSITIVE and split not in ("whole-groups", "row-ranges"):
+        pytest.skip("ties resolve by row order: needs partials of contiguous rows merged in order")
+    args = CATALOGUE[name][0]
+    got = merged_groups(db, name, args, SPLITS[split])
+    want = sql_groups(db, f"{name}({args})")
+    rel, abs_ = merge_tolerance(name)
+    if rel == 0.0:
+        assert got == want, name
+    else:
+        assert_groups_close(got, want, rel=rel, abs_=abs_, what=f"{name} {split}")
+
+
+@pytest.mark.parametrize("cls", MERGEABLE, ids=lambda c: c.__fastagg_spec__.name)
+def test_python_merge_equals_one_pass(cls):
+    name = cls.__fastagg_spec__.name
+    cols, convert = _python_args(name)
+    rng = np.random.default_rng(len(name))
+    rel, abs_ = merge_tolerance(name)
+    for g, rows in groups_of(ROWS, *cols).items():
+        rows = [convert(r) for r in rows]
+        parts = int(rng.integers(1, 6))
+        if name in ORDER_SENSITIVE:  # contiguous runs, merged in order
+            cuts = np.sort(rng.integers(0, len(rows) + 1, parts - 1))
+            chunks = np.split(np.arange(len(rows)), cuts)
+        else:  # any rows anywhere, empty parts included
+            owner = rng.integers(0, parts, len(rows))
+            chunks = [np.flatnonzero(owner == p) for p in range(parts)]
+        total = cls()
+        for chunk in chunks:
+            state = cls()
+            for j in chunk:
+                state.step(*rows[j])
+            total.merge(state)
+        got, want = total.finalize(), python_run(cls, rows)
+        assert close(got, want, rel, abs_) if rel else got == want, (name, g, got, want)
+
+
+def test_combine_then_merge_moments(db):
+    """_combine folds partial states into a partial state: a two-level tree."""
+    for name, args in (("var_samp", "x"), ("kurtosis", "x"), ("corr", "y, x"), ("median", "x"), ("histogram", "k")):
+        got = dict(db.execute(
+            f"SELECT g, {name}_merge(c) FROM (SELECT g, {name}_combine(p) AS c FROM ("
+            f"  SELECT g, id % 6 AS part, {name}_partial({args}) AS p FROM t GROUP BY g, part"
+            f") GROUP BY g, part % 2) GROUP BY g"
+        ).fetchall())
+        want = sql_groups(db, f"{name}({args})")
+        assert_groups_close(got, want, rel=1e-12, abs_=1e-11, what=name)
+
+
+def test_approx_merges_large(db):
+    """HyperLogLog registers merge exactly; t-digests merge within the rank bound."""
+    rng = np.random.default_rng(4)
+    n = 60000
+    x = rng.lognormal(0, 1, n)
+    db.execute("CREATE TEMP TABLE big2(id, x)")
+    db.executemany("INSERT INTO big2 VALUES (?, ?)", zip(range(n), x.tolist()))
+    hll_merged, q_merged = db.execute(
+        "SELECT approx_count_distinct_merge(h), approx_quantile_merge(q) FROM ("
+        " SELECT approx_count_distinct_partial(x) AS h, approx_quantile_partial(x, 0.9) AS q FROM big2 GROUP BY id % 5)"
+    ).fetchone()
+    hll_one, q_one = db.execute("SELECT approx_count_distinct(x), approx_quantile(x, 0.9) FROM big2").fetchone()
+    db.execute("DROP TABLE big2")
+    assert hll_merged == hll_one
+    assert rank_error(np.sort(x), q_merged, 0.9) < 0.01 and rank_error(np.sort(x), q_one, 0.9) < 0.01
+
+
+def test_moments_merge_stable_at_large_offset(db):
+    rng = np.random.default_rng(9)
+    x = 1e9 + rng.normal(0, 1, 20000)
+    db.execute("CREATE TEMP TABLE off(id, x)")
+    db.executemany("INSERT INTO off VALUES (?, ?)", zip(range(len(x)), x.tolist()))
+    (merged,) = db.execute(
+        "SELECT var_samp_merge(p) FROM (SELECT var_samp_partial(x) AS p FROM off GROUP BY id % 13)"
+    ).fetchone()
+    db.execute("DROP TABLE off")
+    assert math.isclose(merged, np.var(x, ddof=1), rel_tol=1e-6)

@@ -170,3 +170,36 @@ def test_plain_python_vector():
 def test_vector_elements_must_be_numeric():
     with pytest.raises(fastagg.CompileError, match="numeric or bool"):
         fastagg.vector(np.str_)
+
+
+def test_vector_methods_after_other_numba_code():
+    """numba typing records before fastagg._compile is imported must not hide the methods."""
+    from conftest import run_isolated
+
+    proc = run_isolated(
+        """
+        import sqlite3, numpy as np
+        from numba import njit
+
+        @njit
+        def field(a):
+            return a[0].x
+
+        field(np.zeros(1, np.dtype([("x", np.float64)])))
+        import fastagg
+
+        @fastagg.aggregate
+        class Collect:
+            v: fastagg.vector(np.float64)
+            def step(self, x: float):
+                self.v.append(x)
+            def finalize(self) -> float:
+                return self.v.as_array().sum()
+
+        con = sqlite3.connect(":memory:")
+        fastagg.register(con, Collect)
+        print(con.execute("SELECT collect(x) FROM (SELECT 1.5 AS x UNION ALL SELECT 2)").fetchone()[0])
+        """
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[-1] == "3.5"
