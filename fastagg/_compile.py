@@ -972,8 +972,17 @@ def _user_methods(spec: AggregateSpec | FunctionSpec) -> dict[str, tuple]:
     return {k: (fn, f"{spec.qualname}.{label}") for k, (fn, label) in methods.items()}
 
 
+def _importable(fn) -> bool:
+    """Whether a later process can import *fn*'s module, as numba's cache needs."""
+    module = sys.modules.get(getattr(fn, "__module__", None) or "")
+    return module is not None and (module.__name__ == "__main__" or getattr(module, "__file__", None) is not None)
+
+
 def _compile(spec: AggregateSpec | FunctionSpec) -> CompiledCallbacks:
     module, cacheable = _load_module(spec)
+    # Code defined by exec() or in a module no later process can import
+    # compiles every time: numba could not rebuild it from the cache.
+    cacheable = cacheable and all(_importable(fn) for fn, _ in _user_methods(spec).values() if fn is not None)
     ns = module.__dict__
     if isinstance(spec, AggregateSpec):
         ns["STATE"] = spec.state

@@ -183,7 +183,8 @@ def _code_fingerprint(fn, seen: set | None = None) -> str:
         return "<recursive>"
     seen.add(id(fn))
     code = fn.__code__
-    parts = [code.co_code.hex(), repr(code.co_names), repr(code.co_varnames)]
+    # The module too: numba's cached code refers to its functions' modules.
+    parts = [str(getattr(fn, "__module__", None)), code.co_code.hex(), repr(code.co_names), repr(code.co_varnames)]
     for const in code.co_consts:
         parts.append(
             _code_fingerprint(pytypes.FunctionType(const, {}), seen)

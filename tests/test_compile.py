@@ -480,3 +480,58 @@ def test_import_compiles_nothing():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["False", "False"]
+
+
+AGG_SOURCE = """
+import numpy as np, fastagg
+
+@fastagg.aggregate
+class Twin:
+    total: np.float64
+    def step(self, x: float):
+        self.total += x
+    def finalize(self) -> float:
+        return self.total
+"""
+
+
+def test_cache_keeps_identical_code_of_different_modules_apart(tmp_path):
+    """numba's cached code names its functions' modules: same code, other module, other entry."""
+    from conftest import run_isolated
+
+    for name in ("twin_a", "twin_b"):
+        (tmp_path / f"{name}.py").write_text(AGG_SOURCE)
+    env = {"FASTAGG_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(tmp_path)}
+    for name in ("twin_a", "twin_b", "twin_b"):
+        if name == "twin_b":
+            # A later process cannot import the first module any more.
+            (tmp_path / "twin_a.py").unlink(missing_ok=True)
+        proc = run_isolated(
+            f"""
+            import sqlite3, fastagg, {name}
+            con = sqlite3.connect(":memory:")
+            fastagg.register(con, {name}.Twin)
+            print(con.execute("SELECT twin(2.5)").fetchone()[0])
+            """,
+            env=env,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stdout.split()[-1] == "2.5"
+
+
+def test_code_from_exec_is_not_cached_but_works_twice(tmp_path):
+    from conftest import run_isolated
+
+    script = f"""
+        import sqlite3, fastagg
+        ns = {{"__name__": "not_a_module"}}
+        exec({AGG_SOURCE!r}, ns)
+        con = sqlite3.connect(":memory:")
+        fastagg.register(con, ns["Twin"])
+        print(con.execute("SELECT twin(1.5)").fetchone()[0])
+    """
+    env = {"FASTAGG_CACHE_DIR": str(tmp_path / "cache")}
+    for _ in range(2):
+        proc = run_isolated(script, env=env)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stdout.split()[-1] == "1.5"
