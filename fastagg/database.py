@@ -130,7 +130,14 @@ def _builtins_used(sql_text: str) -> list[AggregateSpec]:
     from .aggregates import BUILTINS
 
     called = {name.lower() for name in _CALLED_NAME.findall(sql_text)}
-    return [spec_of(cls) for cls in BUILTINS if spec_of(cls).name.lower() in called]
+    used = []
+    for cls in BUILTINS:
+        spec = spec_of(cls)
+        # Registering f also registers f_partial, f_combine and f_merge.
+        names = {spec.name, *(spec.partial_names if spec.is_mergeable else ())}
+        if called & {n.lower() for n in names}:
+            used.append(spec)
+    return used
 
 
 def _is_frame(obj) -> bool:

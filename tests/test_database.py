@@ -295,3 +295,12 @@ def test_one_shot_query_releases_the_frame():
     del df
     gc.collect()
     assert ref() is None
+
+
+def test_builtin_partial_states_available_by_name(frame):
+    out = fastagg.query(
+        frame,
+        "SELECT g, var_samp_merge(p) AS v FROM (SELECT g, g % 2 AS h, var_samp_partial(x) AS p "
+        "FROM df GROUP BY g, h) GROUP BY g ORDER BY g",
+    )
+    np.testing.assert_allclose(out["v"].to_numpy(dtype=float), expected_var(frame).to_numpy(), rtol=1e-12)
