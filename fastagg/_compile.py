@@ -1,10 +1,14 @@
-"""Compile an :class:`~fastagg._spec.AggregateSpec` into SQLite C callbacks.
+"""Compile an aggregate or scalar-function spec into SQLite C callbacks.
 
-Each aggregate becomes up to four ``numba.cfunc`` callbacks with SQLite's
-signatures (``xStep``, ``xFinal``, ``xValue``, ``xInverse``). Their source is
-generated per aggregate into a small module in fastagg's cache directory so
-that numba's on-disk cache serves a second process; the module's file name
-carries a fingerprint of the user's code, so a changed class never reuses a
+An aggregate becomes ``numba.cfunc`` callbacks with SQLite's signatures:
+``xStep`` and ``xFinal``; ``xValue`` and ``xInverse`` for a window function;
+and, when the class defines ``merge``, an ``xFinal`` that writes the state
+as a BLOB and an ``xStep`` that merges such BLOBs (the ``f_partial``,
+``f_combine`` and ``f_merge`` SQL functions). A scalar function becomes one
+``xFunc``. Their source is generated per spec into a small module in
+fastagg's cache directory so that numba's on-disk cache serves a second
+process; the module's name carries a fingerprint of the user's code, of
+what it calls and of fastagg's runtime, so changed code never reuses a
 stale compilation.
 
 State. SQLite allocates a zeroed blob per aggregate context
