@@ -51,7 +51,7 @@ def vector(dtype) -> VectorField:
     ...     def step(self, x: float):
     ...         self.values.append(x)
     ...     def finalize(self) -> float | None:
-    ...         return np.median(self.values.as_array()) if len(self.values) else None
+    ...         return float(np.median(self.values.as_array())) if len(self.values) else None
     >>> m = Median(); m.step(3.0); m.step(1.0); m.step(2.0); m.finalize()
     2.0
     """
