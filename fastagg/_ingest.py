@@ -740,65 +740,14 @@ def _set_error(vtab_addr, msg):
 
 
 @njit(cache=True)
-def _bytes_less(d, b, x, y):
-    """Whether value *x* < value *y* under BINARY (memcmp, then length)."""
-    xs, xe = _span(d, b, x)
-    ys, ye = _span(d, b, y)
-    a = carray(as_voidptr(d[b + S_DATA] + xs), xe - xs, np.uint8)
-    c = carray(as_voidptr(d[b + S_DATA] + ys), ye - ys, np.uint8)
-    n = min(len(a), len(c))
-    for i in range(n):
-        if a[i] != c[i]:
-            return a[i] < c[i]
-    return len(a) < len(c)
-
-
-@njit(cache=True)
-def _bytes_equal(d, b, x, y):
-    return not _bytes_less(d, b, x, y) and not _bytes_less(d, b, y, x)
-
-
-@njit(cache=True)
-def _sort_by_bytes(d, b, vals):
-    """Stable merge sort of value rows *vals* by their bytes; returns the order."""
-    n = len(vals)
-    order = np.arange(n)
-    tmp = np.empty(n, np.int64)
-    width = 1
-    while width < n:
-        for lo in range(0, n, 2 * width):
-            mid = min(lo + width, n)
-            hi = min(lo + 2 * width, n)
-            i, j, k = lo, mid, lo
-            while i < mid and j < hi:
-                if _bytes_less(d, b, vals[order[j]], vals[order[i]]):
-                    tmp[k] = order[j]
-                    j += 1
-                else:
-                    tmp[k] = order[i]
-                    i += 1
-                k += 1
-            while i < mid:
-                tmp[k] = order[i]
-                i += 1
-                k += 1
-            while j < hi:
-                tmp[k] = order[j]
-                j += 1
-                k += 1
-        order, tmp = tmp, order
-        width *= 2
-    return order
-
-
-@njit(cache=True)
 def _byte_ranks(d, b, vals):
     """Dense ranks (BINARY order) of value rows *vals*."""
-    order = _sort_by_bytes(d, b, vals)
+    offs, buf = _text_view(d, b)
+    order = _order_spans(offs, buf, vals)
     ranks = np.empty(len(vals), np.int64)
     rank = 0
     for i in range(len(order)):
-        if i > 0 and not _bytes_equal(d, b, vals[order[i - 1]], vals[order[i]]):
+        if i > 0 and not _span_equal(offs, buf, vals[order[i - 1]], vals[order[i]]):
             rank += 1
         ranks[order[i]] = rank
     return ranks
@@ -855,6 +804,42 @@ def _span_equal(offs, buf, x, y):
 
 
 @njit(cache=True)
+def _order_spans(offs, buf, items):
+    """Stable merge sort of values *items* under BINARY; returns the order.
+
+    Value ``v`` is ``buf[offs[v]:offs[v + 1]]`` (see :func:`_text_view`).
+    """
+    n = len(items)
+    order = np.arange(n)
+    tmp = np.empty(n, np.int64)
+    width = 1
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            i, j, k = lo, mid, lo
+            while i < mid and j < hi:
+                if _span_less(offs, buf, items[order[j]], items[order[i]]):
+                    tmp[k] = order[j]
+                    j += 1
+                else:
+                    tmp[k] = order[i]
+                    i += 1
+                k += 1
+            while i < mid:
+                tmp[k] = order[i]
+                i += 1
+                k += 1
+            while j < hi:
+                tmp[k] = order[j]
+                j += 1
+                k += 1
+        order, tmp = tmp, order
+        width *= 2
+    return order
+
+
+@njit(cache=True)
 def _text_ranks(d, b, vals):
     """Dense BINARY-order ranks of text / blob value rows *vals* (-1 = NULL -> rank 0).
 
@@ -905,33 +890,8 @@ def _text_ranks(d, b, vals):
                 ids[i] = t
                 break
             s = (s + 1) & (cap - 1)
-    # Merge sort of the distinct values only.
-    order = np.arange(g)
-    tmp = np.empty(g, np.int64)
-    width = 1
-    while width < g:
-        for lo in range(0, g, 2 * width):
-            mid = min(lo + width, g)
-            hi = min(lo + 2 * width, g)
-            i, j, k = lo, mid, lo
-            while i < mid and j < hi:
-                if _span_less(offs, buf, reps[order[j]], reps[order[i]]):
-                    tmp[k] = order[j]
-                    j += 1
-                else:
-                    tmp[k] = order[i]
-                    i += 1
-                k += 1
-            while i < mid:
-                tmp[k] = order[i]
-                i += 1
-                k += 1
-            while j < hi:
-                tmp[k] = order[j]
-                j += 1
-                k += 1
-        order, tmp = tmp, order
-        width *= 2
+    # Sort the distinct values only.
+    order = _order_spans(offs, buf, reps[:g])
     rank_of = np.empty(g, np.int64)
     for r in range(g):
         rank_of[order[r]] = r + 1
