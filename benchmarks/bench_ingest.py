@@ -33,6 +33,7 @@ import pandas as pd
 
 import fastagg
 from fastagg import _ingest
+from bench_query import MyVar, PyVar  # the same variance as the end-to-end benchmark
 
 
 def make_frame(n: int, groups: int = 1000, seed: int = 0) -> pd.DataFrame:
@@ -46,44 +47,6 @@ def make_frame(n: int, groups: int = 1000, seed: int = 0) -> pd.DataFrame:
             "s": pd.Series(np.array([f"k{v:03d}" for v in range(groups)], dtype=object)[rng.integers(0, groups, n)], dtype="str"),
         }
     )
-
-
-@fastagg.aggregate(name="myvar")
-class MyVar:
-    """Sample variance by Welford's updates (compiled by fastagg)."""
-
-    n: np.int64
-    mean: np.float64
-    m2: np.float64
-
-    def step(self, x: float):
-        self.n += 1
-        delta = x - self.mean
-        self.mean += delta / self.n
-        self.m2 += delta * (x - self.mean)
-
-    def finalize(self) -> float | None:
-        return self.m2 / (self.n - 1) if self.n > 1 else None
-
-
-class PyVar:
-    """The same variance for ``sqlite3.Connection.create_aggregate`` (Python per row)."""
-
-    def __init__(self):
-        self.n = 0
-        self.mean = 0.0
-        self.m2 = 0.0
-
-    def step(self, x):
-        if x is None:
-            return
-        self.n += 1
-        delta = x - self.mean
-        self.mean += delta / self.n
-        self.m2 += delta * (x - self.mean)
-
-    def finalize(self):
-        return self.m2 / (self.n - 1) if self.n > 1 else None
 
 
 def numba_var(values, index):
