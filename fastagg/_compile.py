@@ -655,8 +655,8 @@ result_null = native("sqlite3_result_null")
 
 NBYTES = {nbytes}
 ITEMSIZE = {itemsize}
-MAGIC = np.uint64(0x46414747)
-HEADER = 16
+MAGIC = np.uint64({magic})
+HEADER = {header}
 # Set after import by fastagg: STATE (dtype), user_* (jitted methods), trap_*.
 '''
 
@@ -825,13 +825,25 @@ def _partial_callbacks(spec: AggregateSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _header_source(spec, nbytes: int) -> str:
+    itemsize = spec.state.itemsize if isinstance(spec, AggregateSpec) else 0
+    return _HEADER.format(
+        qualname=spec.qualname,
+        name=spec.name,
+        nbytes=nbytes,
+        itemsize=itemsize,
+        magic=hex(STATE_MAGIC),
+        header=STATE_HEADER,
+    )
+
+
 def generate_source(spec: AggregateSpec | FunctionSpec) -> str:
     """Return the Python source of *spec*'s callback module."""
     if isinstance(spec, FunctionSpec):
-        header = _HEADER.format(qualname=spec.qualname, name=spec.name, nbytes=0, itemsize=0)
+        header = _header_source(spec, 0)
         return header + "\n\n" + _scalar_callback(spec)
     nbytes = spec.state.itemsize + (1 if spec.init is not None else 0)
-    parts = [_HEADER.format(qualname=spec.qualname, name=spec.name, nbytes=nbytes, itemsize=spec.state.itemsize)]
+    parts = [_header_source(spec, nbytes)]
     if spec.init is not None:
         parts.append("def init_body(blob):\n    user_init(carray(blob, 1, STATE)[0])\n")
     parts.append(_row_callback(spec, "step"))
