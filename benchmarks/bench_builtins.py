@@ -32,7 +32,7 @@ import pandas as pd
 
 from _harness import median_time, print_table, write_json
 import fastagg
-from fastagg.aggregates import BUILTINS
+from fastagg.builtins import BUILTINS
 
 
 def make_frame(rows: int, groups: int) -> pd.DataFrame:

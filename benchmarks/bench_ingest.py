@@ -1,4 +1,4 @@
-"""Benchmark fastagg._ingest: register, load, and queries over the virtual table.
+"""Benchmark fastagg.table: register, load, and queries over the virtual table.
 
 Run ``python benchmarks/bench_ingest.py [--rows N] [--big N] [--reps K] [--json PATH]``.
 Every comparison first asserts that both sides give the same result; each
@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 import fastagg
-from fastagg import _ingest
+from fastagg.table import frame_table as _ingest
 from bench_query import MyVar, PyVar  # the same variance as the end-to-end benchmark
 
 
@@ -206,7 +206,7 @@ def main(argv=None):
     row(label, t_fast, "pandas agg numba", t_numba)
     row(label, t_fast, "pandas .var()", t_var)
 
-    print(f"fastagg._ingest benchmarks, {n:,} rows, median of {reps} ({slow_reps} for to_sql / classic); SQLite {sqlite3.sqlite_version}")
+    print(f"fastagg.table benchmarks, {n:,} rows, median of {reps} ({slow_reps} for to_sql / classic); SQLite {sqlite3.sqlite_version}")
     print(f"{'benchmark':<40}{'seconds':>9}  {'baseline':<18}{'seconds':>9}{'speedup':>9}")
     for r in rows:
         base = r["baseline"] or ""

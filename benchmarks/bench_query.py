@@ -18,8 +18,8 @@ import pandas as pd
 
 import fastagg
 from _harness import median_time, print_table, write_json
-from fastagg._ingest import register_frame
-from fastagg._reader import read_query
+from fastagg.table import register_frame
+from fastagg.reader import read_query
 
 SQL = "SELECT g, myvar(x) AS v FROM df GROUP BY g"
 

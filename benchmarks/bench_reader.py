@@ -1,7 +1,7 @@
 """Reading a query result into Arrow: fastagg's compiled reader vs the stdlib.
 
 A 2,000,000-row result of three columns (int, float, short text) from an
-in-memory SQLite table, read by ``fastagg._reader.read_query``, by
+in-memory SQLite table, read by ``fastagg.reader.read_query``, by
 ``pd.read_sql`` and by ``cursor.fetchall()``; the floor is a compiled loop
 that only steps the statement (no column reads). Both sides are checked
 equal first. Also times a one-row query, to show the worker-thread hand-off.
@@ -19,9 +19,9 @@ import pandas as pd
 from numba import njit
 
 from _harness import median_time, print_table, write_json
-from fastagg import _capi
-from fastagg._compile import as_voidptr
-from fastagg._reader import _prepare, _run_interruptibly, read_query
+from fastagg.sqlite import capi as _capi
+from fastagg.native.intrinsics import as_voidptr
+from fastagg.reader import _prepare, _run_interruptibly, read_query
 
 _step = _capi.native("sqlite3_step")
 

@@ -1,6 +1,6 @@
 """Write docs/cli-reference.md from the ``--help`` of every ``fastagg`` command.
 
-Run ``python docs/gen_cli_reference.py`` after changing fastagg/cli.py;
+Run ``python docs/gen_cli_reference.py`` after changing fastagg/cli/;
 tests/test_docs_examples.py fails while the page is stale.
 """
 

@@ -8,8 +8,8 @@ processes. Importing it registers the ``DataFrame.sqlagg`` accessor.
 from __future__ import annotations
 
 from . import accessor as _accessor  # noqa: F401 - registers DataFrame.sqlagg
-from ._spec import aggregate, array, function
-from ._vector import vector
+from .compile.spec import aggregate, array, function
+from .compile.vector import vector
 from .database import Database, connect, query, register, sql
 from .errors import (
     AggregateError,

@@ -3,7 +3,7 @@
 ``import fastagg`` does not import this module (nor dask); ``import
 fastagg.dask`` does. Install with ``pip install fastagg[dask]``.
 
-The statement is split as :mod:`fastagg._parallel` splits it for threads:
+The statement is split as :mod:`fastagg.engine.parallel` splits it for threads:
 
 1. per partition, ``fastagg.query`` runs the *partial* statement (keys,
    ``f_partial(...)`` states, counts, sums, ...) and returns a
@@ -20,14 +20,14 @@ module is importable there, else by value; each worker process compiles an
 aggregate at its first use (numba's cache serves it where the class's code
 is cacheable).
 
-A statement outside the supported shape (see :mod:`fastagg._parallel`)
+A statement outside the supported shape (see :mod:`fastagg.engine.parallel`)
 cannot be split: it runs on the whole frame, gathered into one pandas
 DataFrame (``ddf.compute()``), which gives the same answer but needs the
 frame to fit in memory.
 
 Partial rows travel between tasks as Arrow tables, so values take Arrow's
 types on the way: a key expression whose values mix text and numbers within
-one partition becomes text (see :mod:`fastagg._reader`). Keys that are
+one partition becomes text (see :mod:`fastagg.reader`). Keys that are
 frame columns, or expressions of one SQLite type, are unaffected.
 """
 
@@ -37,8 +37,8 @@ from collections.abc import Iterable
 
 import pyarrow as pa
 
-from . import _parallel
-from ._spec import spec_of
+from .engine import parallel as _parallel
+from .compile.spec import spec_of
 from .database import OUTPUTS, Database, _builtins_used, _convert
 from .errors import Error
 

@@ -1,9 +1,9 @@
 """The front end: sessions, one-shot queries, and registration of aggregates.
 
-Data path: frames are exposed to SQLite by :mod:`fastagg._ingest` (a
+Data path: frames are exposed to SQLite by :mod:`fastagg.table` (a
 zero-copy virtual table, or a bulk load into a real table), aggregates are
-compiled by :mod:`fastagg._compile`, and results are read into Arrow by
-:mod:`fastagg._reader`. Those modules import numba; this one does not, so
+compiled by :mod:`fastagg.compile`, and results are read into Arrow by
+:mod:`fastagg.reader`. Those modules import numba; this one does not, so
 ``import fastagg`` stays cheap.
 """
 
@@ -16,8 +16,8 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from . import _capi
-from ._spec import AggregateSpec, FunctionSpec, spec_of
+from .sqlite import capi as _capi
+from .compile.spec import AggregateSpec, FunctionSpec, spec_of
 from .errors import Error
 
 __all__ = ["Database", "connect", "query", "register", "sql"]
@@ -72,7 +72,7 @@ def register(con, *aggregates: type) -> None:
 
 
 def _register_specs(con: sqlite3.Connection, specs: Iterable[AggregateSpec | FunctionSpec]) -> None:
-    from ._compile import compile_spec  # numba loads here, not at import
+    from .compile.codegen import compile_spec  # numba loads here, not at import
 
     specs = list(specs)
     handle = _capi.connection_handle(con)
@@ -127,7 +127,7 @@ def _builtins_used(sql_text: str) -> list[AggregateSpec]:
     Built-ins compile lazily: registering all of them on every query would
     cost a compile (or a cache load) per function.
     """
-    from .aggregates import BUILTINS
+    from .builtins import BUILTINS
 
     called = {name.lower() for name in _CALLED_NAME.findall(sql_text)}
     used = []
@@ -237,7 +237,7 @@ class Database:
         """
         self._check_open()
         _check_table_name(name)
-        from ._ingest import register_frame
+        from .table import register_frame
 
         if name in self._tables:
             self.unregister(name)
@@ -262,7 +262,7 @@ class Database:
         """
         self._check_open()
         _check_table_name(name)
-        from ._ingest import load_frame
+        from .table import load_frame
 
         load_frame(self._con, name, frame, if_exists=if_exists)
 
@@ -309,7 +309,7 @@ class Database:
             SQLite's ``count``/``sum``/``total``/``min``/``max``/``avg`` or
             define ``merge``. Other statements run on one connection, with
             the same result. ``None``: 1 below a million rows, else
-            ``min(os.cpu_count(), 4)``. See :mod:`fastagg._parallel`.
+            ``min(os.cpu_count(), 4)``. See :mod:`fastagg.engine.parallel`.
         """
         self._check_open()
         if output not in OUTPUTS:
@@ -322,7 +322,7 @@ class Database:
         if builtins:
             given = {s.name.lower() for s in specs}
             specs += [s for s in _builtins_used(sql) if s.name.lower() not in given]
-        from ._reader import read_query
+        from .reader import read_query
 
         _register_specs(self._con, specs)
         try:

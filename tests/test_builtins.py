@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fastagg
-from fastagg.aggregates import BUILTINS
+from fastagg.builtins import BUILTINS
 
 NGROUPS = 40
 NULL_GROUPS = (35, 36, 37)  # every argument NULL: the empty-group result
@@ -506,7 +506,7 @@ def test_approx_count_distinct_small_groups_exact(db):
 def test_approx_count_distinct_hash_is_xxh64():
     """The hash is xxHash64 (seed 0) for every length path, as the reference library computes it."""
     xxhash = pytest.importorskip("xxhash")
-    from fastagg.aggregates import HLL_P, ApproxCountDistinct
+    from fastagg.builtins import HLL_P, ApproxCountDistinct
 
     rng = np.random.default_rng(0)
     for length in list(range(70)) + [128, 1001]:
@@ -522,7 +522,7 @@ def test_approx_count_distinct_hash_is_xxh64():
 
 def test_approx_count_distinct_blobs_compiled_equals_python(db):
     """Blobs of every length: the compiled hash equals the Python one (same estimate per group)."""
-    from fastagg.aggregates import ApproxCountDistinct
+    from fastagg.builtins import ApproxCountDistinct
 
     rng = np.random.default_rng(5)
     rows = [(length, rng.integers(0, 256, length, dtype=np.uint8).tobytes()) for length in range(1, 70) for _ in range(40)]

@@ -15,7 +15,7 @@ import fastagg
 
 ROOT = Path(__file__).resolve().parent.parent
 
-DOCTESTED = ["fastagg._spec", "fastagg._vector", "fastagg.database", "fastagg.accessor", "fastagg.aggregates"]
+DOCTESTED = ["fastagg.compile.spec", "fastagg.compile.vector", "fastagg.database", "fastagg.accessor", "fastagg.builtins.library"]
 
 
 @pytest.mark.parametrize("module_name", DOCTESTED)

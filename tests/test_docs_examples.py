@@ -81,8 +81,8 @@ def test_page_examples_run(page, tmp_path, monkeypatch):
 
 
 def test_builtins_page_lists_every_builtin():
-    from fastagg._spec import spec_of
-    from fastagg.aggregates import BUILTINS
+    from fastagg.compile.spec import spec_of
+    from fastagg.builtins import BUILTINS
 
     text = (DOCS / "builtins.md").read_text()
     missing = [spec_of(cls).name for cls in BUILTINS if f"`{spec_of(cls).name}" not in text]
@@ -137,8 +137,8 @@ def test_mkdocs_build_strict(tmp_path):
 
 
 def test_builtins_page_window_column_is_right():
-    from fastagg._spec import spec_of
-    from fastagg.aggregates import BUILTINS
+    from fastagg.compile.spec import spec_of
+    from fastagg.builtins import BUILTINS
 
     window = {}
     for line in (DOCS / "builtins.md").read_text().splitlines():

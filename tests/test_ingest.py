@@ -1,4 +1,4 @@
-"""fastagg._ingest: column buffers, the virtual table, the bulk loader.
+"""fastagg.table: column buffers, the virtual table, the bulk loader.
 
 Every query runs three times, over the virtual table (``v``), a table written
 by :func:`load_frame` (``l``) and one written by ``DataFrame.to_sql`` (``s``),
@@ -23,8 +23,8 @@ import pyarrow as pa
 import pytest
 
 import fastagg
-from fastagg import _ingest
-from fastagg._ingest import frame_columns, load_frame, register_frame, unregister_frame
+from fastagg.table import frame_table as _ingest
+from fastagg.table import frame_columns, load_frame, register_frame, unregister_frame
 
 N = 240
 
@@ -550,7 +550,7 @@ def test_exit_with_live_registration_does_not_crash():
     code = textwrap.dedent(
         """
         import sqlite3, pandas as pd
-        from fastagg._ingest import register_frame
+        from fastagg.table import register_frame
         con = sqlite3.connect(":memory:")
         reg = register_frame(con, "t", pd.DataFrame({"s": ["a", "b"], "x": [1, 2]}))
         cur = con.execute("SELECT s FROM t ORDER BY s")

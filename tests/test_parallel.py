@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 import fastagg
-from fastagg import _parallel
+from fastagg.engine import parallel as _parallel
 
 pytest.importorskip("sqlglot")
 

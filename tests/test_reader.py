@@ -1,4 +1,4 @@
-"""fastagg._reader.read_query against cursor.fetchall() on real SQLite."""
+"""fastagg.reader.read_query against cursor.fetchall() on real SQLite."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pyarrow as pa
 import pytest
 
 from conftest import run_isolated
-from fastagg import _capi
-from fastagg._reader import read_query
+from fastagg.sqlite import capi as _capi
+from fastagg.reader import read_query
 
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 
@@ -552,8 +552,8 @@ def test_sigint_stops_query_and_connection_survives(query):
     """A real SIGINT while the first step (or the row loop) runs."""
     code = f"""
         import os, signal, sqlite3, threading, time
-        from fastagg._reader import read_query
-        from fastagg import _capi
+        from fastagg.reader import read_query
+        from fastagg.sqlite import capi as _capi
         con = sqlite3.connect(":memory:")
         read_query(con, "SELECT 1")  # compile / load the cache first
         handle = _capi.connection_handle(con)
@@ -606,7 +606,7 @@ def test_interrupt_before_first_step_is_not_lost(con):
     step; the reader repeats it until the worker has stopped."""
     import _thread
 
-    from fastagg import _reader
+    from fastagg import reader as _reader
 
     handle = _capi.connection_handle(con)
     stmt = _reader._prepare(handle, LONG_QUERY)

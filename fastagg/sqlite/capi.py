@@ -26,7 +26,7 @@ import sqlite3
 import sys
 from functools import lru_cache
 
-from .errors import SQLiteLibraryError
+from ..errors import SQLiteLibraryError
 
 # Fundamental datatypes (https://www.sqlite.org/c3ref/c_blob.html).
 SQLITE_INTEGER = 1
@@ -130,7 +130,7 @@ _SIGNATURES = {
     "sqlite3_column_text": "ppi",
     "sqlite3_column_blob": "ppi",
     "sqlite3_column_bytes": "ipi",
-    # fastagg._reader: read values under the connection mutex it holds
+    # fastagg.reader: read values under the connection mutex it holds
     "sqlite3_column_value": "ppi",
     "sqlite3_db_handle": "pp",
     "sqlite3_db_mutex": "pp",
@@ -146,7 +146,7 @@ _SIGNATURES = {
     "sqlite3_vtab_in_next": "ipp",
     "sqlite3_vtab_rhs_value": "ipip",
     "sqlite3_drop_modules": "ipp",
-    # statements of a connection (fastagg._ingest: is any statement mid-run?)
+    # statements of a connection (fastagg.table: is any statement mid-run?)
     "sqlite3_next_stmt": "ppp",
     "sqlite3_stmt_busy": "ip",
     # variadic; called only with the (int, int*) arguments of boolean options

@@ -32,7 +32,7 @@ database, opened as a shared-cache URI (``file:fastagg-<id>-<i>?mode=memory
 read them in place: SQLite values (types, affinities, blobs) reach the merge
 exactly as the partial statement produced them, with no Arrow round trip.
 Each worker registers the same frame zero-copy and runs its statement
-through :func:`fastagg._reader.read_query`, which steps it with the GIL
+through :func:`fastagg.reader.read_query`, which steps it with the GIL
 released (compiled callbacks need none). Worker connections, their frame
 registrations and the shared-cache databases live for one query.
 """
@@ -49,7 +49,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ._spec import AggregateSpec, FunctionSpec
+from ..compile.spec import AggregateSpec, FunctionSpec
 
 __all__ = ["Plan", "default_workers", "plan_query", "query_parallel"]
 
@@ -209,8 +209,8 @@ def _statement_info(con: sqlite3.Connection, sql: str):
     """
     import ctypes
 
-    from . import _capi
-    from ._reader import _column_info, _prepare
+    from ..sqlite import capi as _capi
+    from ..reader import _column_info, _prepare
 
     handle = _capi.connection_handle(con)
     stmt = _prepare(handle, sql)
@@ -660,7 +660,7 @@ def _shareable(frame):
     Registering a frame is zero-copy except for object (and tz-aware
     datetime) columns, which become Arrow arrays; doing that once here
     instead of on every worker connection. The result is what
-    :func:`fastagg._ingest.frame_columns` would read from *frame*.
+    :func:`fastagg.table.frame_columns` would read from *frame*.
     """
     pd = sys.modules.get("pandas")
     if pd is None or not isinstance(frame, pd.DataFrame):
@@ -731,9 +731,9 @@ def run_plan(plan: Plan, frame, nrows: int, specs, workers: int) -> pa.Table:
     """Run *plan* over *frame* on *workers* connections and threads; return the result."""
     from sqlglot import exp
 
-    from ._ingest import register_frame
-    from ._reader import read_query
-    from .database import _register_specs
+    from ..table import register_frame
+    from ..reader import read_query
+    from ..database import _register_specs
 
     tag = uuid.uuid4().hex
     uris = [f"file:fastagg-{tag}-{i}?mode=memory&cache=shared" for i in range(workers)]
@@ -787,7 +787,7 @@ def match_types(table: pa.Table, decltypes) -> pa.Table:
     The reader types a column without values from its declared type; the
     final statement's declared types are those of the partial columns.
     """
-    from ._reader import _declared_type
+    from ..reader import _declared_type
 
     for i, decl in enumerate(decltypes):
         col = table.column(i)

@@ -102,8 +102,8 @@ import math
 import numba
 import numpy as np
 
-from ._spec import aggregate, array
-from ._vector import vector
+from ..compile.spec import aggregate, array
+from ..compile.vector import vector
 
 __all__ = [
     "BUILTINS",

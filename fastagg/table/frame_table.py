@@ -56,9 +56,9 @@ import numpy as np
 import pyarrow as pa
 from numba import carray, cfunc, njit, types
 
-from . import _capi
-from ._compile import address_of, as_voidptr, is_null
-from .errors import Error, UnsupportedDtypeError
+from ..sqlite import capi as _capi
+from ..native.intrinsics import address_of, as_voidptr, is_null
+from ..errors import Error, UnsupportedDtypeError
 
 __all__ = [
     "Column",

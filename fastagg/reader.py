@@ -66,8 +66,9 @@ import pyarrow as pa
 from numba import carray, njit, types
 from numba.typed import List
 
-from . import _capi
-from ._compile import as_voidptr, is_null, last_callback_error
+from .sqlite import capi as _capi
+from .compile.codegen import last_callback_error
+from .native.intrinsics import as_voidptr, is_null
 from .errors import AggregateError
 
 __all__ = ["read_query"]

@@ -57,7 +57,7 @@ def vector(dtype) -> VectorField:
     """
     dt = np.dtype(dtype)
     if dt.kind not in "biuf" or dt.itemsize > 8:
-        from .errors import CompileError
+        from ..errors import CompileError
 
         raise CompileError(f"fastagg.vector elements must be numeric or bool, got {dt}")
     return VectorField(dt)

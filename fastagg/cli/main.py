@@ -266,7 +266,7 @@ def collect_params(values: list[str]):
 
 
 def _has_spec(obj) -> bool:
-    from ._spec import SPEC_ATTRIBUTE
+    from ..compile.spec import SPEC_ATTRIBUTE
 
     if isinstance(obj, type):
         return SPEC_ATTRIBUTE in obj.__dict__  # not a subclass of a decorated class
@@ -748,7 +748,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__
 

@@ -2,7 +2,7 @@
 
 This stage only reads the class (annotations, method signatures); it needs
 numpy but not numba, so decorating a class is cheap and ``import fastagg``
-compiles nothing. :mod:`fastagg._compile` turns the description into native
+compiles nothing. :mod:`fastagg.compile.codegen` turns the description into native
 callbacks the first time the aggregate is registered.
 """
 
@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ._vector import Vector, VectorField, vector_dtype, vector_element
-from .errors import CompileError
+from .vector import Vector, VectorField, vector_dtype, vector_element
+from ..errors import CompileError
 
 # Python annotation -> (kind, numpy dtype used in compiled code)
 _SCALAR_KINDS = {

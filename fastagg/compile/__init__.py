@@ -1,0 +1,4 @@
+"""Aggregate classes to native SQLite callbacks.
+
+:mod:`.spec` and :mod:`.vector` import no numba; :mod:`.codegen` does.
+"""

@@ -1,0 +1,1 @@
+"""Execution engines beside SQLite's own VM: the parallel split and merge."""

@@ -1,0 +1,1 @@
+"""Helpers that compiled code of more than one stage shares."""

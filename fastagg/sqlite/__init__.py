@@ -1,0 +1,1 @@
+"""SQLite C API, resolved in the very library Python's sqlite3 module loaded."""
