@@ -104,6 +104,7 @@ import numpy as np
 
 from ..compile.spec import aggregate, array
 from ..compile.vector import vector
+from ..native.utf8 import utf8_array_to_str
 
 __all__ = [
     "BUILTINS",
@@ -1699,42 +1700,6 @@ def _key_counts(data, ends):
 
 
 @numba.njit(cache=True)
-def _utf8_to_str(buf):
-    """Decode UTF-8 bytes into a str (an invalid byte becomes U+FFFD)."""
-    n = len(buf)
-    chars = []
-    i = 0
-    while i < n:
-        b = buf[i]
-        cp = 0xFFFD
-        width = 1
-        if b < 0x80:
-            cp = b
-        elif 0xC2 <= b < 0xE0 and i + 1 < n and (buf[i + 1] & 0xC0) == 0x80:
-            cp = ((b & 0x1F) << 6) | (buf[i + 1] & 0x3F)
-            width = 2
-        elif 0xE0 <= b < 0xF0 and i + 2 < n and (buf[i + 1] & 0xC0) == 0x80 and (buf[i + 2] & 0xC0) == 0x80:
-            cp = ((b & 0x0F) << 12) | ((buf[i + 1] & 0x3F) << 6) | (buf[i + 2] & 0x3F)
-            width = 3
-            if cp < 0x800 or 0xD800 <= cp < 0xE000:
-                cp = 0xFFFD
-        elif (
-            0xF0 <= b < 0xF5
-            and i + 3 < n
-            and (buf[i + 1] & 0xC0) == 0x80
-            and (buf[i + 2] & 0xC0) == 0x80
-            and (buf[i + 3] & 0xC0) == 0x80
-        ):
-            cp = ((b & 0x07) << 18) | ((buf[i + 1] & 0x3F) << 12) | ((buf[i + 2] & 0x3F) << 6) | (buf[i + 3] & 0x3F)
-            width = 4
-            if cp < 0x10000 or cp > 0x10FFFF:
-                cp = 0xFFFD
-        chars.append(chr(cp))
-        i += width
-    return "".join(chars)
-
-
-@numba.njit(cache=True)
 def _histogram_json(data, starts, stops, firsts, counts):
     """JSON object text ``{"key": count, ...}`` of the distinct keys, in their order."""
     size = 2
@@ -1788,7 +1753,7 @@ def _histogram_json(data, starts, stops, firsts, counts):
             p += 1
     out[p] = 125  # '}'
     p += 1
-    return _utf8_to_str(out[:p])
+    return utf8_array_to_str(out[:p])
 
 
 @numba.njit(cache=True)
