@@ -1,0 +1,349 @@
+"""Fixed-size sketches: approx_count_distinct (HyperLogLog) and approx_quantile (t-digest).
+
+Their state does not grow with the group and merges across processes; they
+have no ``inverse``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from ..compile.spec import aggregate, array
+
+__all__ = ["ApproxCountDistinct", "ApproxQuantile", "HLL_P"]
+
+
+# --------------------------------------------------------------------------
+# approx_count_distinct: HyperLogLog
+
+HLL_P = 14  # 2**14 registers: standard error 1.04 / 128 = 0.81%
+# xxHash64's primes (Collet's reference, xxhash.h), as uint64 so that
+# compiled arithmetic stays in uint64 and wraps.
+_P1 = np.uint64(0x9E3779B185EBCA87)
+_P2 = np.uint64(0xC2B2AE3D27D4EB4F)
+_P3 = np.uint64(0x165667B19E3779F9)
+_P4 = np.uint64(0x85EBCA77C2B2AE63)
+_P5 = np.uint64(0x27D4EB2F165667C5)
+_ZERO = np.uint64(0)
+
+
+@numba.njit(cache=True)
+def _rotl(x, r):
+    return (x << np.uint64(r)) | (x >> np.uint64(64 - r))
+
+
+@numba.njit(cache=True)
+def _read_le(v, i, nbytes):
+    """The *nbytes* bytes of *v* from index *i*, as a little-endian unsigned integer."""
+    k = _ZERO
+    for j in range(nbytes):
+        k |= np.uint64(v[i + j]) << np.uint64(8 * j)
+    return k
+
+
+@numba.njit(cache=True)
+def _xxh_round(acc, lane):
+    """xxHash64's round: mix 8 input bytes *lane* into accumulator *acc*."""
+    return np.multiply(_rotl(np.add(acc, np.multiply(lane, _P2)), 31), _P1)
+
+
+@numba.njit(cache=True)
+def _xxhash64(v):
+    """xxHash64 (seed 0) of the bytes *v*: 32-byte stripes in four lanes, then the tail."""
+    n = len(v)
+    i = 0
+    if n >= 32:
+        a1 = np.add(_P1, _P2)
+        a2 = _P2
+        a3 = _ZERO
+        a4 = np.subtract(_ZERO, _P1)
+        while i + 32 <= n:
+            a1 = _xxh_round(a1, _read_le(v, i, 8))
+            a2 = _xxh_round(a2, _read_le(v, i + 8, 8))
+            a3 = _xxh_round(a3, _read_le(v, i + 16, 8))
+            a4 = _xxh_round(a4, _read_le(v, i + 24, 8))
+            i += 32
+        h = np.add(np.add(_rotl(a1, 1), _rotl(a2, 7)), np.add(_rotl(a3, 12), _rotl(a4, 18)))
+        for acc in (a1, a2, a3, a4):
+            h = np.add(np.multiply(h ^ _xxh_round(_ZERO, acc), _P1), _P4)
+    else:
+        h = _P5
+    h = np.add(h, np.uint64(n))
+    while i + 8 <= n:
+        h = np.add(np.multiply(_rotl(h ^ _xxh_round(_ZERO, _read_le(v, i, 8)), 27), _P1), _P4)
+        i += 8
+    if i + 4 <= n:
+        h = np.add(np.multiply(_rotl(h ^ np.multiply(_read_le(v, i, 4), _P1), 23), _P2), _P3)
+        i += 4
+    while i < n:
+        h = np.multiply(_rotl(h ^ np.multiply(np.uint64(v[i]), _P5), 11), _P1)
+        i += 1
+    h ^= h >> np.uint64(33)
+    h = np.multiply(h, _P2)
+    h ^= h >> np.uint64(29)
+    h = np.multiply(h, _P3)
+    h ^= h >> np.uint64(32)
+    return h
+
+
+@aggregate(name="approx_count_distinct")
+class ApproxCountDistinct:
+    """Approximate number of distinct values, by HyperLogLog.
+
+    SQL: ``approx_count_distinct(v)``; 0 for no rows. Each value's bytes are
+    hashed with xxHash64 (seed 0), a fixed hash, so registers built in
+    different processes merge (element-wise maximum). The first 14 bits of
+    the hash pick one of 16,384 registers, which keeps the longest run of
+    leading zeros (+1) of the other 50 bits. The estimate is Ertl's improved
+    raw estimator (arXiv:1702.01284), unbiased from 0 to well beyond 10**9
+    without bias tables; standard error 0.81%. Not a window function.
+
+    ``v`` is ``bytes``: text and blobs are hashed as they are, numbers in
+    SQLite's text form (so the integer 1 and the real 1.0 are distinct).
+
+    Attributes
+    ----------
+    registers : fastagg.array(np.uint8, 16384)
+        Leading-zero ranks, 0 for an empty register.
+
+    Examples
+    --------
+    >>> s = ApproxCountDistinct()
+    >>> for v in (b"a", b"b", b"a", b"c"):
+    ...     s.step(v)
+    >>> s.finalize()
+    3
+    """
+
+    registers: array(np.uint8, 2**HLL_P)
+
+    def step(self, v: bytes):
+        h = np.uint64(_xxhash64(v))  # numba hands a plain Python caller an int
+        index = int(h >> np.uint64(64 - HLL_P))
+        rest = h << np.uint64(HLL_P)
+        rank = 1
+        top = np.uint64(1) << np.uint64(63)
+        while rank <= 64 - HLL_P and (rest & top) == np.uint64(0):
+            rest = rest << np.uint64(1)
+            rank += 1
+        if rank > self.registers[index]:
+            self.registers[index] = rank
+
+    def merge(self, other):
+        for i in range(2**HLL_P):
+            if other.registers[i] > self.registers[i]:
+                self.registers[i] = other.registers[i]
+
+    def finalize(self) -> int:
+        m = 2**HLL_P
+        q = 64 - HLL_P
+        counts = np.zeros(q + 2, np.int64)
+        for r in self.registers:
+            counts[r] += 1
+        if counts[0] == m:
+            return 0
+        # Ertl's tau(1 - C[q+1]/m): the saturated registers' share.
+        x = 1.0 - counts[q + 1] / m
+        if x == 0.0 or x == 1.0:
+            z = 0.0
+        else:
+            y = 1.0
+            z = 1.0 - x
+            while True:
+                x = math.sqrt(x)
+                z_old = z
+                y *= 0.5
+                z -= (1.0 - x) * (1.0 - x) * y
+                if z == z_old:
+                    break
+            z /= 3.0
+        z *= m
+        for k in range(q, 0, -1):
+            z = 0.5 * (z + counts[k])
+        # Ertl's sigma(C[0]/m): the empty registers' share.
+        x = counts[0] / m
+        y = 1.0
+        s = x
+        while True:
+            x = x * x
+            s_old = s
+            s += x * y
+            y += y
+            if s == s_old:
+                break
+        z += m * s
+        return int(round(m * m / (2.0 * math.log(2.0)) / z))
+
+
+# --------------------------------------------------------------------------
+# approx_quantile: a bounded merging t-digest
+
+TDIGEST_DELTA = 200  # each centroid holds at most n / 200 rows: rank error <= 0.25%
+TDIGEST_CAPACITY = 2 * TDIGEST_DELTA + 2  # greedy merging leaves at most 2 * delta + 1
+TDIGEST_BUFFER = 512
+
+
+@numba.njit(cache=True)
+def _tdigest_compress(means, weights, k, extra_means, extra_weights, count):
+    """Merge weighted points into the first *k* centroids, in place; return the new count.
+
+    Sorted by value, neighbours merge greedily while a centroid holds at
+    most ``count / TDIGEST_DELTA`` rows, so at most ``2 * delta + 1`` remain.
+    """
+    b = len(extra_means)
+    if k + b == 0:
+        return 0
+    vals = np.empty(k + b)
+    wts = np.empty(k + b)
+    vals[:k] = means[:k]
+    wts[:k] = weights[:k]
+    vals[k:] = extra_means
+    wts[k:] = extra_weights
+    order = np.argsort(vals, kind="mergesort")
+    limit = count / TDIGEST_DELTA
+    c = 0
+    cur_m = vals[order[0]]
+    cur_w = wts[order[0]]
+    for j in range(1, k + b):
+        v = vals[order[j]]
+        w = wts[order[j]]
+        if cur_w + w <= limit:
+            cur_w += w
+            cur_m += (v - cur_m) * w / cur_w
+        else:
+            means[c] = cur_m
+            weights[c] = cur_w
+            c += 1
+            cur_m = v
+            cur_w = w
+    means[c] = cur_m
+    weights[c] = cur_w
+    return c + 1
+
+
+@aggregate(name="approx_quantile")
+class ApproxQuantile:
+    """Approximate quantile ``q`` of ``x``, from a bounded-size t-digest.
+
+    SQL: ``approx_quantile(x, q)`` with ``0 <= q <= 1`` (the first row's
+    ``q`` is used); NULL for no rows. Rows are buffered 512 at a time, then
+    sorted and merged with the centroids, greedily, while a centroid holds
+    at most ``n / 200`` rows, which bounds the centroids to 402 and the rank
+    error of the answer to about half a centroid, 0.25% of n. The answer
+    interpolates linearly between centroid centres (and the exact minimum
+    and maximum), which is ``quantile_cont`` exactly while every centroid
+    is a single row (fewer than 200 rows). State: 14.5 KB. Not a window
+    function.
+
+    Attributes
+    ----------
+    means, weights : fastagg.array(np.float64, 402)
+        The centroids, sorted by mean; ``ncentroids`` are in use.
+    buffer : fastagg.array(np.float64, 512)
+        Rows not merged yet; ``nbuffer`` are in use.
+    count : np.float64
+        Rows seen.
+    lo, hi : np.float64
+        Exact minimum and maximum.
+    q : np.float64
+        The quantile asked for.
+
+    Examples
+    --------
+    >>> s = ApproxQuantile()
+    >>> for x in (1.0, 2.0, 3.0, 10.0):
+    ...     s.step(x, 0.5)
+    >>> s.finalize()
+    2.5
+    """
+
+    means: array(np.float64, TDIGEST_CAPACITY)
+    weights: array(np.float64, TDIGEST_CAPACITY)
+    buffer: array(np.float64, TDIGEST_BUFFER)
+    ncentroids: np.int64
+    nbuffer: np.int64
+    count: np.float64
+    lo: np.float64
+    hi: np.float64
+    q: np.float64
+
+    def step(self, x: float, q: float):
+        if self.count == 0.0:
+            if not (0.0 <= q <= 1.0):
+                raise ValueError("approx_quantile: q must be between 0 and 1")
+            self.q = q
+            self.lo = x
+            self.hi = x
+        elif x < self.lo:
+            self.lo = x
+        elif x > self.hi:
+            self.hi = x
+        self.count += 1.0
+        self.buffer[self.nbuffer] = x
+        self.nbuffer += 1
+        if self.nbuffer == TDIGEST_BUFFER:
+            self.ncentroids = _tdigest_compress(
+                self.means, self.weights, self.ncentroids, self.buffer, np.ones(TDIGEST_BUFFER), self.count
+            )
+            self.nbuffer = 0
+
+    def merge(self, other):
+        if other.count == 0.0:
+            return
+        if self.count == 0.0:
+            self.q = other.q
+            self.lo = other.lo
+            self.hi = other.hi
+        else:
+            self.lo = min(self.lo, other.lo)
+            self.hi = max(self.hi, other.hi)
+        self.count += other.count
+        b = self.nbuffer
+        k = other.ncentroids
+        b2 = other.nbuffer
+        extra_means = np.empty(b + k + b2)
+        extra_weights = np.ones(b + k + b2)
+        extra_means[:b] = self.buffer[:b]
+        extra_means[b : b + k] = other.means[:k]
+        extra_weights[b : b + k] = other.weights[:k]
+        extra_means[b + k :] = other.buffer[:b2]
+        self.ncentroids = _tdigest_compress(
+            self.means, self.weights, self.ncentroids, extra_means, extra_weights, self.count
+        )
+        self.nbuffer = 0
+
+    def finalize(self) -> float | None:
+        if self.count == 0.0:
+            return None
+        if self.nbuffer > 0:
+            self.ncentroids = _tdigest_compress(
+                self.means, self.weights, self.ncentroids, self.buffer[: self.nbuffer],
+                np.ones(self.nbuffer), self.count,
+            )
+            self.nbuffer = 0
+        # Interpolate between centroid centres, at 0-based ranks.
+        k = self.ncentroids
+        target = self.q * (self.count - 1.0)
+        before = 0.0
+        prev_rank = 0.0
+        prev_value = self.lo
+        for i in range(k):
+            w = self.weights[i]
+            rank = before + (w - 1.0) / 2.0
+            if target <= rank:
+                if rank == prev_rank:
+                    return float(self.means[i])
+                t = (target - prev_rank) / (rank - prev_rank)
+                return float(prev_value + t * (self.means[i] - prev_value))
+            prev_rank = rank
+            prev_value = self.means[i]
+            before += w
+        last = self.count - 1.0
+        if last == prev_rank:
+            return float(self.hi)
+        t = (target - prev_rank) / (last - prev_rank)
+        return float(prev_value + t * (self.hi - prev_value))
+
