@@ -45,6 +45,7 @@ import os
 import sqlite3
 import sys
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -166,30 +167,16 @@ def _with_source(stmt, source) -> str:
     return stmt.sql(dialect=_dialect())
 
 
-_DIALECT = None
-
-
 def _dialect():
-    """Return SQLite's dialect with every function call parsed as written.
+    """Return fastagg's sqlglot dialect of SQLite (calls parsed as written: :func:`fastagg.registry.dialect`)."""
+    global _FROM
+    from sqlglot import exp
 
-    sqlglot maps known function names to typed nodes (``var_samp`` to
-    VarianceSamp, ``ifnull`` to Coalesce) and may spell them differently
-    when generating SQL. fastagg's aggregates reuse such names, so calls stay
-    ``Anonymous`` nodes here and are classified by SQLite's own function
-    list (``pragma_function_list``) instead.
-    """
-    global _DIALECT, _FROM
-    if _DIALECT is None:
-        from sqlglot import exp
-        from sqlglot.dialects.sqlite import SQLite
+    from ..registry import dialect
 
-        _FROM = "from_" if "from_" in exp.Select.arg_types else "from"
-
-        class _Parser(SQLite.Parser):
-            FUNCTIONS: dict = {}
-
-        _DIALECT = type("FastaggSQLite", (SQLite,), {"Parser": _Parser})
-    return _DIALECT
+    # sqlglot >= 26 names the FROM clause "from_", "from" before.
+    _FROM = "from_" if "from_" in exp.Select.arg_types else "from"
+    return dialect()
 
 
 def _functions(con: sqlite3.Connection) -> dict:
@@ -668,7 +655,7 @@ def _shareable(frame):
     converted = {}
     for i, (name, dtype) in enumerate(frame.dtypes.items()):
         if isinstance(dtype, pd.DatetimeTZDtype):
-            return frame  # rendered as text by _ingest; rare, left to it
+            return frame  # rendered as text by fastagg.table; rare, left to it
         if getattr(dtype, "kind", None) == "O" and not isinstance(dtype, pd.CategoricalDtype):
             try:
                 array = pa.array(frame.iloc[:, i].to_numpy(), from_pandas=True)
@@ -683,15 +670,26 @@ def _shareable(frame):
     return out
 
 
-def query_parallel(db, sql: str, specs, params, workers: int | None) -> pa.Table | None:
-    """Run *sql* on *db* with *workers* threads, or return None to run it on one connection.
+def query_parallel(
+    con: sqlite3.Connection,
+    sql: str,
+    registered: Mapping[str, tuple[Any, Any]],
+    specs,
+    params,
+    workers: int | None,
+) -> pa.Table | None:
+    """Run *sql* with *workers* threads, or return None to run it on one connection.
 
     Parameters
     ----------
-    db : fastagg.Database
-        Its registered frames are the tables that qualify; *specs* are
-        registered on its connection already.
+    con : sqlite3.Connection
+        The caller's connection: *specs* are registered on it already, and
+        the statement is planned (prepared, never run) there.
     sql : str
+    registered : mapping
+        Table name -> ``(frame, registration)`` of every frame registered on
+        *con* (:func:`fastagg.table.register_frame`); only these tables
+        qualify, and each worker registers the same frame again.
     specs : list of AggregateSpec or FunctionSpec
     params : sequence, mapping or None
     workers : int or None
@@ -703,22 +701,22 @@ def query_parallel(db, sql: str, specs, params, workers: int | None) -> pa.Table
         The result, equal to the single-connection one (row order aside
         where there is no ORDER BY; floating-point sums within rounding).
     """
-    registrations = db._tables
-    if not registrations:
+    if not registered:
         return None
-    if workers is None and max(r.nrows for r in registrations.values()) < PARALLEL_MIN_ROWS:
+    if workers is None and max(reg.nrows for _, reg in registered.values()) < PARALLEL_MIN_ROWS:
         return None  # nothing is big enough: skip parsing
-    frames = {name: [c.name for c in reg.columns] for name, reg in registrations.items()}
-    plan = plan_query(db.connection, sql, frames, specs, params)
+    columns = {name: [c.name for c in reg.columns] for name, (_, reg) in registered.items()}
+    plan = plan_query(con, sql, columns, specs, params)
     if plan is None:
         return None
-    nrows = registrations[plan.table].nrows
+    frame, registration = registered[plan.table]
+    nrows = registration.nrows
     if workers is None:
         workers = default_workers(nrows)
     workers = min(workers, nrows)
     if workers < 2:
         return None
-    return run_plan(plan, db._frames[plan.table], nrows, specs, workers)
+    return run_plan(plan, frame, nrows, specs, workers)
 
 
 def _split(nrows: int, workers: int) -> list[tuple[int, int]]:
@@ -731,9 +729,9 @@ def run_plan(plan: Plan, frame, nrows: int, specs, workers: int) -> pa.Table:
     """Run *plan* over *frame* on *workers* connections and threads; return the result."""
     from sqlglot import exp
 
-    from ..table import register_frame
     from ..reader import read_query
-    from ..database import _register_specs
+    from ..registry import register_specs
+    from ..table import register_frame
 
     tag = uuid.uuid4().hex
     uris = [f"file:fastagg-{tag}-{i}?mode=memory&cache=shared" for i in range(workers)]
@@ -745,7 +743,7 @@ def run_plan(plan: Plan, frame, nrows: int, specs, workers: int) -> pa.Table:
             # check_same_thread=False: built here, stepped on a reader thread.
             con = sqlite3.connect(uri, uri=True, check_same_thread=False)
             cons.append(con)
-            _register_specs(con, specs)
+            register_specs(con, specs)
             regs.append(register_frame(con, plan.table, shared))
         statements = [f"CREATE TABLE {PARTS} AS {plan.partial_sql(lo, hi)}" for lo, hi in _split(nrows, workers)]
         with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="fastagg-partial") as pool:
