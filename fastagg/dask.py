@@ -105,7 +105,7 @@ def query(
 
     plan = _plan(ddf, sql, table, specs, params)
     if plan is None:
-        result = dask.delayed(_run)({table: ddf}, sql, options)
+        result = dask.delayed(_whole)(ddf, table, sql, options)
     else:
         # The derived statements call f_partial / f_combine / f_merge, which
         # fastagg.query would not find by name among the built-ins: pass them.
@@ -163,3 +163,8 @@ def _combine(tables, sql: str, run: QueryOptions) -> pa.Table:
 def _final(parts: pa.Table, sql: str, decltypes, run: QueryOptions) -> pa.Table:
     """Merge the last partial table and finish the statement."""
     return _parallel.match_types(_run({_parallel.PARTS: parts}, sql, run), decltypes)
+
+
+def _whole(frame, table: str, sql: str, options: QueryOptions) -> pa.Table:
+    """The unsplittable statement, on the gathered frame (dask computes *frame* first)."""
+    return _run({table: frame}, sql, options)
