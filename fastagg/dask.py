@@ -48,20 +48,9 @@ from .registry import register_specs
 __all__ = ["query"]
 
 
-def query(
-    ddf,
-    sql: str,
-    aggregates: Iterable[type] = (),
-    *,
-    functions: Iterable = (),
-    params=None,
-    output: str = "pandas",
-    builtins: bool = True,
-    table: str = "df",
-    split_every: int = 8,
-    compute: bool = True,
-    **compute_kw,
-):
+def query(ddf, sql: str, aggregates: Iterable[type] = (), *, functions: Iterable = (), params=None,
+          output: str = "pandas", builtins: bool = True, table: str = "df", split_every: int = 8,
+          compute: bool = True, **compute_kw):
     """Run a grouped *sql* statement over the dask DataFrame *ddf*.
 
     Parameters

@@ -156,17 +156,8 @@ class Database:
 
     # -- queries ----------------------------------------------------------
 
-    def query(
-        self,
-        sql: str,
-        aggregates: Iterable[type] = (),
-        *,
-        functions: Iterable = (),
-        params=None,
-        output: str = "pandas",
-        builtins: bool = True,
-        workers: int | None = None,
-    ):
+    def query(self, sql: str, aggregates: Iterable[type] = (), *, functions: Iterable = (), params=None,
+              output: str = "pandas", builtins: bool = True, workers: int | None = None):
         """Run *sql* and return its result as a DataFrame, an Arrow table or a polars DataFrame.
 
         The keyword arguments build one :class:`fastagg.options.QueryOptions`,
@@ -247,17 +238,8 @@ def connect(path: str | os.PathLike = ":memory:") -> Database:
     return Database(path)
 
 
-def query(
-    data,
-    sql: str,
-    aggregates: Iterable[type] = (),
-    *,
-    functions: Iterable = (),
-    params=None,
-    output: str = "pandas",
-    builtins: bool = True,
-    workers: int | None = None,
-):
+def query(data, sql: str, aggregates: Iterable[type] = (), *, functions: Iterable = (), params=None,
+          output: str = "pandas", builtins: bool = True, workers: int | None = None):
     """Run one SQL statement over *data* with compiled aggregates.
 
     Parameters

@@ -36,24 +36,11 @@ def _as_tuple(value, option: str) -> tuple:
 class QueryOptions:
     """What a query registers and returns, checked once.
 
-    Parameters
-    ----------
-    aggregates : iterable of aggregate classes
-        Decorated with :func:`fastagg.aggregate`; registered for this query only.
-    functions : iterable of scalar functions
-        Decorated with :func:`fastagg.function`; registered for this query only.
-    params : sequence or mapping, optional
-        SQL parameters, as :mod:`sqlite3` takes them.
-    output : {"pandas", "arrow", "polars"}
-        ``"pandas"``: a DataFrame with ``pd.ArrowDtype`` columns;
-        ``"arrow"``: a ``pyarrow.Table``; ``"polars"``: a
-        ``polars.DataFrame`` over the same Arrow buffers (needs polars).
-    builtins : bool, default True
-        Make fastagg's built-in aggregates (``var_samp``, ``median``, ...)
-        available.
-    workers : int or None, default None
-        Threads for a grouped query over one registered frame (see
-        :meth:`fastagg.Database.query`); None chooses by row count.
+    The fields are the keyword arguments of :meth:`fastagg.Database.query`,
+    documented there: ``aggregates`` and ``functions`` (kept as tuples),
+    ``params``, ``output`` (one of :data:`fastagg.output.OUTPUTS`),
+    ``builtins`` and ``workers``. :func:`fastagg.dask.query` runs its
+    partial statements with ``workers=1``.
 
     Raises
     ------

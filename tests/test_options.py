@@ -13,17 +13,7 @@ import fastagg
 from fastagg.options import QueryOptions
 from fastagg.registry import builtins_used, called_functions
 
-
-@fastagg.aggregate
-class OSum:
-    total: np.float64
-
-    def step(self, x: float):
-        self.total += x
-
-    def finalize(self) -> float:
-        return self.total
-
+from test_parallel import PSumNoMerge as OSum  # any decorated class
 
 @pytest.mark.parametrize(
     "kw, fragment",

@@ -127,6 +127,18 @@ examples:
 """
 
 
+def _command(sub, name: str, run, summary: str, description: str, **kw) -> argparse.ArgumentParser:
+    """Add subcommand *name*: *summary* in the command list, *description* in its --help; it runs *run*."""
+    command = sub.add_parser(name, help=summary, description=description, **kw)
+    command.set_defaults(run=run)
+    return command
+
+
+def _repeatable(parser, short: str, long: str, metavar: str, text: str) -> None:
+    """Add option *short*/*long*, given any number of times, collected in a list (empty if never)."""
+    parser.add_argument(short, long, action="append", default=[], metavar=metavar, help=text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``fastagg`` command."""
     parser = argparse.ArgumentParser(
@@ -139,44 +151,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    query = sub.add_parser(
-        "query",
-        help="run one SQL statement over data files or a SQLite database",
-        description=(
-            "Run one SQL statement over data files (each read with pyarrow and exposed to\n"
-            "SQLite without copying) and/or a SQLite database file, with compiled aggregates."
-        ),
+    query = _command(
+        sub, "query", _query, "run one SQL statement over data files or a SQLite database",
+        "Run one SQL statement over data files (each read with pyarrow and exposed to\n"
+        "SQLite without copying) and/or a SQLite database file, with compiled aggregates.",
         epilog=_QUERY_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     query.add_argument("sql", metavar="SQL", help="the SQL statement")
-    query.add_argument(
-        "-t",
-        "--table",
-        action="append",
-        default=[],
-        metavar="NAME=PATH",
-        help="expose a data file as table NAME; the format follows the extension: .csv, .tsv, "
+    _repeatable(
+        query, "-t", "--table", "NAME=PATH",
+        "expose a data file as table NAME; the format follows the extension: .csv, .tsv, "
         ".parquet, .feather/.arrow (Arrow IPC file), .arrows (IPC stream), .jsonl/.ndjson/.json "
         "(JSON lines); .gz etc. for CSV and JSON. Repeatable.",
     )
     query.add_argument("--db", metavar="FILE", help="an existing SQLite database file to query (and write to)")
-    query.add_argument(
-        "-a",
-        "--aggregates",
-        action="append",
-        default=[],
-        metavar="SPEC",
-        help="load aggregates: MODULE or FILE.py (every @fastagg.aggregate class and "
+    _repeatable(
+        query, "-a", "--aggregates", "SPEC",
+        "load aggregates: MODULE or FILE.py (every @fastagg.aggregate class and "
         "@fastagg.function in it) or MODULE:NAME / FILE.py:NAME. Repeatable.",
     )
-    query.add_argument(
-        "-p",
-        "--param",
-        action="append",
-        default=[],
-        metavar="VALUE",
-        help="a SQL parameter, in order for ?; or NAME=VALUE for :NAME. Values become int, "
+    _repeatable(
+        query, "-p", "--param", "VALUE",
+        "a SQL parameter, in order for ?; or NAME=VALUE for :NAME. Values become int, "
         "then float, else text. Repeatable.",
     )
     query.add_argument(
@@ -202,27 +199,19 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="spinner on stderr for long loads and queries (default auto: only when stderr is a terminal)",
     )
-    query.set_defaults(run=_query)
 
-    demo = sub.add_parser(
-        "demo",
-        help="generate data and run a timed showcase",
-        description=(
-            "Generate sensor readings and run a custom compiled aggregate, a built-in statistic and "
-            "a window aggregate, timed against to_sql + create_aggregate + read_sql."
-        ),
+    demo = _command(
+        sub, "demo", run_demo, "generate data and run a timed showcase",
+        "Generate sensor readings and run a custom compiled aggregate, a built-in statistic and "
+        "a window aggregate, timed against to_sql + create_aggregate + read_sql.",
     )
     demo.add_argument("--rows", type=int, default=1_000_000, help="rows of generated data (default 1,000,000)")
-    demo.set_defaults(run=run_demo)
 
-    bench = sub.add_parser(
-        "bench",
-        help="run the benchmark suite; write a report and plots",
-        description=(
-            "Run every benchmarks/bench_*.py (baselines measured in the same run) and write "
-            "REPORT.md, results.json and PNG plots (with matplotlib: pip install 'fastagg[bench]') "
-            "under benchmarks/results/. Needs a fastagg source checkout."
-        ),
+    bench = _command(
+        sub, "bench", _bench, "run the benchmark suite; write a report and plots",
+        "Run every benchmarks/bench_*.py (baselines measured in the same run) and write "
+        "REPORT.md, results.json and PNG plots (with matplotlib: pip install 'fastagg[bench]') "
+        "under benchmarks/results/. Needs a fastagg source checkout.",
     )
     bench.add_argument("--quick", action="store_true", help="small sizes, one repetition: checks that all runs")
     bench.add_argument(
@@ -231,7 +220,6 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--results", metavar="DIR", help="output directory (default benchmarks/results)")
     bench.add_argument("--benchmarks", metavar="DIR", help="the benchmarks directory (default: found)")
     bench.add_argument("--timeout", type=float, metavar="S", help="seconds allowed per benchmark script")
-    bench.set_defaults(run=_bench)
     return parser
 
 
