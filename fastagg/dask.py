@@ -3,7 +3,7 @@
 ``import fastagg`` does not import this module (nor dask); ``import
 fastagg.dask`` does. Install with ``pip install fastagg[dask]``.
 
-The statement is split as :mod:`fastagg.engine.parallel` splits it for threads:
+The statement is split by :mod:`fastagg.engine.split`, as :mod:`fastagg.engine.parallel` splits it for threads:
 
 1. per partition, ``fastagg.query`` runs the *partial* statement (keys,
    ``f_partial(...)`` states, counts, sums, ...) and returns a
@@ -20,7 +20,7 @@ module is importable there, else by value; each worker process compiles an
 aggregate at its first use (numba's cache serves it where the class's code
 is cacheable).
 
-A statement outside the supported shape (see :mod:`fastagg.engine.parallel`)
+A statement outside the supported shape (see :mod:`fastagg.engine.split`)
 cannot be split: it runs on the whole frame, gathered into one pandas
 DataFrame (``ddf.compute()``), which gives the same answer but needs the
 frame to fit in memory.
@@ -39,7 +39,7 @@ import pyarrow as pa
 
 from .database import Database
 from .database import query as _query
-from .engine import parallel as _parallel
+from .engine.split import PARTS, match_types, plan_query
 from .errors import Error
 from .options import QueryOptions
 from .output import convert
@@ -123,7 +123,7 @@ def _plan(ddf, sql, table, specs, params):
         db.register(table, meta)
         register_specs(db.connection, specs)
         columns = [str(c) for c in meta.columns]
-        return _parallel.plan_query(db.connection, sql, {table: columns}, specs, params)
+        return plan_query(db.connection, sql, {table: columns}, specs, params)
 
 
 def _run(data, sql, options: QueryOptions) -> pa.Table:
@@ -146,12 +146,12 @@ def _combine(tables, sql: str, run: QueryOptions) -> pa.Table:
     """Combine partial tables into one of the same columns."""
     if len(tables) == 1:
         return tables[0]
-    return _run({_parallel.PARTS: _concat(tables)}, sql, run)
+    return _run({PARTS: _concat(tables)}, sql, run)
 
 
 def _final(parts: pa.Table, sql: str, decltypes, run: QueryOptions) -> pa.Table:
     """Merge the last partial table and finish the statement."""
-    return _parallel.match_types(_run({_parallel.PARTS: parts}, sql, run), decltypes)
+    return match_types(_run({PARTS: parts}, sql, run), decltypes)
 
 
 def _whole(frame, table: str, sql: str, options: QueryOptions) -> pa.Table:

@@ -1,4 +1,4 @@
-"""The front end: sessions, one-shot queries, and registration of aggregates.
+"""The front end: sessions and one-shot queries (registration itself is :mod:`fastagg.registry`).
 
 Data path: frames are exposed to SQLite by :mod:`fastagg.table` (a
 zero-copy virtual table, or a bulk load into a real table), aggregates are
