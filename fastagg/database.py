@@ -72,7 +72,7 @@ def register(con, *aggregates: type) -> None:
 
 
 def _register_specs(con: sqlite3.Connection, specs: Iterable[AggregateSpec | FunctionSpec]) -> None:
-    from .compile.codegen import compile_spec  # numba loads here, not at import
+    from .compile.cache import compile_spec  # numba loads here, not at import
 
     specs = list(specs)
     handle = _capi.connection_handle(con)

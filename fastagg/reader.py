@@ -54,7 +54,6 @@ same path and every query is interruptible.
 from __future__ import annotations
 
 import ctypes
-import numbers
 import os
 import queue
 import sqlite3
@@ -63,13 +62,14 @@ from collections.abc import Mapping
 
 import numpy as np
 import pyarrow as pa
-from numba import carray, njit, types
-from numba.typed import List
+from numba import carray, njit
 
-from .sqlite import capi as _capi
-from .compile.codegen import last_callback_error
-from .native.intrinsics import as_voidptr, is_null
+from .compile.trap import last_callback_error
 from .errors import AggregateError
+from .native.intrinsics import as_voidptr, is_null
+from .native.values import value_blob, value_bytes, value_double, value_int64, value_text, value_type
+from .sqlite import capi as _capi
+from .sqlite.codes import SQLITE_DONE, SQLITE_NOMEM, SQLITE_OK, SQLITE_ROW, exception_for
 
 __all__ = ["read_query"]
 
@@ -78,10 +78,6 @@ SQLITE_FLOAT = _capi.SQLITE_FLOAT
 SQLITE_TEXT = _capi.SQLITE_TEXT
 SQLITE_BLOB = _capi.SQLITE_BLOB
 SQLITE_NULL = _capi.SQLITE_NULL
-SQLITE_OK = _capi.SQLITE_OK
-SQLITE_ROW = _capi.SQLITE_ROW
-SQLITE_DONE = _capi.SQLITE_DONE
-SQLITE_NOMEM = 7
 SQLITE_TRANSIENT = _capi.SQLITE_TRANSIENT
 
 _INT32_MAX = 2**31 - 1
@@ -95,20 +91,12 @@ _reset = _capi.native("sqlite3_reset")
 _column_text = _capi.native("sqlite3_column_text")
 _column_bytes = _capi.native("sqlite3_column_bytes")
 _column_value = _capi.native("sqlite3_column_value")
-_value_type = _capi.native("sqlite3_value_type")
-_value_int64 = _capi.native("sqlite3_value_int64")
-_value_double = _capi.native("sqlite3_value_double")
-_value_text = _capi.native("sqlite3_value_text")
-_value_blob = _capi.native("sqlite3_value_blob")
-_value_bytes = _capi.native("sqlite3_value_bytes")
 _db_handle = _capi.native("sqlite3_db_handle")
 _db_mutex = _capi.native("sqlite3_db_mutex")
 _mutex_enter = _capi.native("sqlite3_mutex_enter")
 _mutex_leave = _capi.native("sqlite3_mutex_leave")
 _bind_int64 = _capi.native("sqlite3_bind_int64")
 _bind_double = _capi.native("sqlite3_bind_double")
-
-_BYTES_1D = types.Array(types.uint8, 1, "C")
 
 
 @njit(cache=True, nogil=True)
@@ -179,13 +167,13 @@ def _read_rows(stmt_address, ncol, utf8_database):
             tags = wider_tags
         for c in range(ncol):
             value = _column_value(stmt, c)
-            t = _value_type(value)
+            t = value_type(value)
             tags[c, n] = t
             seen[c] |= 1 << t
             if t == SQLITE_INTEGER:
-                slots[c, n + 1] = _value_int64(value)
+                slots[c, n + 1] = value_int64(value)
             elif t == SQLITE_FLOAT:
-                reals[c, n + 1] = _value_double(value)
+                reals[c, n + 1] = value_double(value)
             elif t == SQLITE_NULL:
                 slots[c, n + 1] = 0
             else:
@@ -194,10 +182,10 @@ def _read_rows(stmt_address, ncol, utf8_database):
                 # NUL-terminated (all text read from a table) to terminate it;
                 # in a UTF-8 database value_blob gives the same bytes uncopied.
                 if t == SQLITE_TEXT and not utf8_database:
-                    ptr = _value_text(value)
+                    ptr = value_text(value)
                 else:
-                    ptr = _value_blob(value)  # NULL for an empty value
-                nbytes = _value_bytes(value)
+                    ptr = value_blob(value)  # NULL for an empty value
+                nbytes = value_bytes(value)
                 if is_null(ptr) and nbytes > 0:
                     rc = SQLITE_NOMEM
                     break
@@ -412,55 +400,15 @@ def _run_interruptibly(handle: int, fn, *args):
 # --------------------------------------------------------------------------
 # Errors
 
-# Exception class per primary result code, as Python's sqlite3 chooses them
-# (Modules/_sqlite/util.c); anything else is a DatabaseError.
-_ERROR_CLASSES = {
-    1: sqlite3.OperationalError,  # ERROR
-    2: sqlite3.InternalError,  # INTERNAL
-    3: sqlite3.OperationalError,  # PERM
-    4: sqlite3.OperationalError,  # ABORT
-    5: sqlite3.OperationalError,  # BUSY
-    6: sqlite3.OperationalError,  # LOCKED
-    8: sqlite3.OperationalError,  # READONLY
-    9: sqlite3.OperationalError,  # INTERRUPT
-    10: sqlite3.OperationalError,  # IOERR
-    11: sqlite3.DatabaseError,  # CORRUPT
-    12: sqlite3.InternalError,  # NOTFOUND
-    13: sqlite3.OperationalError,  # FULL
-    14: sqlite3.OperationalError,  # CANTOPEN
-    15: sqlite3.OperationalError,  # PROTOCOL
-    16: sqlite3.OperationalError,  # EMPTY
-    17: sqlite3.OperationalError,  # SCHEMA
-    18: sqlite3.DataError,  # TOOBIG
-    19: sqlite3.IntegrityError,  # CONSTRAINT
-    20: sqlite3.IntegrityError,  # MISMATCH
-    21: sqlite3.InterfaceError,  # MISUSE
-    25: sqlite3.InterfaceError,  # RANGE
-}
 
-
-def _sqlite_error(handle: int, rc: int) -> BaseException:
-    """Return the exception ``sqlite3`` would raise for result code *rc*."""
-    if rc & 0xFF == SQLITE_NOMEM:
-        return MemoryError()
-    message = _capi.errmsg(handle) if handle else "unknown error"
-    exc = _ERROR_CLASSES.get(rc & 0xFF, sqlite3.DatabaseError)(message)
-    exc.sqlite_errorcode = _capi.lib.sqlite3_extended_errcode(handle) if handle else rc
-    return exc
-
-
-def _step_error(handle: int, rc: int, message: str, callback_error) -> BaseException:
+def _step_error(rc: int, message: str, callback_error) -> BaseException:
     """Return the exception for a failed step; prefer the callback's own error."""
     if callback_error is not None:
         text, original = callback_error
         exc = AggregateError(text)
         exc.__cause__ = original
         return exc
-    exc = _ERROR_CLASSES.get(rc & 0xFF, sqlite3.DatabaseError)(message)
-    if rc & 0xFF == SQLITE_NOMEM:
-        exc = MemoryError()
-    exc.sqlite_errorcode = rc
-    return exc
+    return exception_for(rc, message)
 
 
 # --------------------------------------------------------------------------
@@ -509,7 +457,7 @@ def _prepare(handle: int, sql: str) -> int:
             handle, base + pos, len(encoded) + 1 - pos, ctypes.byref(stmt), ctypes.byref(tail)
         )
         if rc != SQLITE_OK:
-            raise _sqlite_error(handle, rc)
+            raise _capi.last_error(handle, rc)
         pos = (tail.value or base + len(encoded)) - base
         if stmt.value or _skip_trailer(encoded, pos) >= len(encoded):
             break  # a statement, or nothing but comments and semicolons
@@ -550,7 +498,7 @@ def _bind_one(handle: int, stmt: int, index: int, value) -> None:
             f"Error binding parameter {index}: type '{type(value).__name__}' is not supported"
         )
     if rc != SQLITE_OK:
-        raise _sqlite_error(handle, rc)
+        raise _capi.last_error(handle, rc)
 
 
 def _bind(handle: int, stmt: int, params) -> None:
@@ -690,13 +638,13 @@ def _format_numbers(handle, slots, tags, data, n, capacity):
     fmt = ctypes.c_void_p()
     rc = _capi.lib.sqlite3_prepare_v2(handle, _FORMAT_SQL, len(_FORMAT_SQL), ctypes.byref(fmt), None)
     if rc != SQLITE_OK:
-        raise _sqlite_error(handle, rc)
+        raise _capi.last_error(handle, rc)
     try:
         (rc, offsets, out), _ = _run_interruptibly(
             handle, _format_mixed, fmt.value, slots, tags, data, n, capacity
         )
         if rc != SQLITE_OK:
-            raise _sqlite_error(handle, rc)
+            raise _capi.last_error(handle, rc)
     finally:
         _capi.lib.sqlite3_finalize(fmt.value)
     return offsets, out
@@ -766,7 +714,7 @@ def read_query(con: sqlite3.Connection, sql: str, params=None) -> pa.Table:
             handle, _read_rows, stmt, len(names), utf8
         )
         if rc != SQLITE_DONE:
-            raise _step_error(handle, rc, _capi.errmsg(handle), callback_error)
+            raise _step_error(rc, _capi.errmsg(handle), callback_error)
     finally:
         # The statement's only owner; finalizing after an error returns that
         # error's code again, which has already been turned into an exception.

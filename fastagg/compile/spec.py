@@ -2,8 +2,9 @@
 
 This stage only reads the class (annotations, method signatures); it needs
 numpy but not numba, so decorating a class is cheap and ``import fastagg``
-compiles nothing. :mod:`fastagg.compile.codegen` turns the description into native
-callbacks the first time the aggregate is registered.
+compiles nothing. :mod:`fastagg.compile.codegen` and :mod:`fastagg.compile.cache`
+turn the description into native callbacks the first time the aggregate is
+registered.
 """
 
 from __future__ import annotations
