@@ -26,9 +26,9 @@ from .spec import AggregateSpec, FunctionSpec
 __all__ = ["generate_source", "STATE_MAGIC", "STATE_HEADER"]
 
 _READERS = {
-    "float": "value_double(v{i})",
-    "int": "value_int64(v{i})",
-    "bool": "value_double(v{i}) != 0.0",
+    "float": "sqlite3_value_double(v{i})",
+    "int": "sqlite3_value_int64(v{i})",
+    "bool": "sqlite3_value_double(v{i}) != 0.0",
     "str": "read_text(v{i})",
     "bytes": "read_blob(v{i})",
 }
@@ -48,13 +48,11 @@ import numpy as np
 from numba import carray
 from fastagg.compile.vector_ops import free_vector, forget_vector_memory, vector_bytes, load_vector
 from fastagg.native.intrinsics import is_null, as_voidptr
-from fastagg.native.values import (
-    value_type, value_double, value_int64, read_text, read_blob,
-    result_null, result_error_nomem, write_float, write_int, write_str, write_bytes,
+from fastagg.native.values import read_text, read_blob, write_float, write_int, write_str, write_bytes
+from fastagg.sqlite.declarations import (
+    sqlite3_aggregate_context, sqlite3_result_error_nomem, sqlite3_result_null,
+    sqlite3_value_double, sqlite3_value_int64, sqlite3_value_type,
 )
-from fastagg.sqlite.capi import native
-
-aggregate_context = native("sqlite3_aggregate_context")
 
 NBYTES = {nbytes}
 ITEMSIZE = {itemsize}
@@ -66,9 +64,9 @@ HEADER = {header}
 
 def _state_block(has_init: bool) -> str:
     lines = [
-        "    blob = aggregate_context(ctx, NBYTES)",
+        "    blob = sqlite3_aggregate_context(ctx, NBYTES)",
         "    if is_null(blob):",
-        "        result_error_nomem(ctx)",
+        "        sqlite3_result_error_nomem(ctx)",
         "        return",
     ]
     if has_init:
@@ -99,41 +97,61 @@ def _argument_lines(args, on_null: list[str]) -> tuple[list[str], list[str]]:
         lines.append(f"    v{i} = argv[{i}]")
         if arg.optional:
             lines += [
-                f"    if value_type(v{i}) == 5:",
+                f"    if sqlite3_value_type(v{i}) == 5:",
                 f"        a{i} = None",
                 "    else:",
                 f"        a{i} = {read}",
             ]
         else:
-            lines += [f"    if value_type(v{i}) == 5:", *[f"        {line}" for line in on_null], f"    a{i} = {read}"]
+            lines += [f"    if sqlite3_value_type(v{i}) == 5:", *[f"        {line}" for line in on_null], f"    a{i} = {read}"]
         names.append(f"a{i}")
     return lines, names
 
 
+def _argument_callback(name: str, prologue: list[str], args, on_null: list[str], first: str, call) -> str:
+    """Source of a ``(ctx, argc, argv)`` callback and of the body its trap runs.
+
+    The callback runs *prologue*, reads *args* (see :func:`_argument_lines`)
+    and calls ``trap_<name>(ctx, (<first>, a0, ...))``; ``<name>_body`` runs
+    ``call(", a0, ...")``, a line of source.
+    """
+    arg_lines, names = _argument_lines(args, on_null)
+    packed = "".join(f", {n}" for n in names)
+    lines = [
+        f"def {name}(ctx, argc, argv):",
+        *prologue,
+        *arg_lines,
+        f"    trap_{name}(ctx, ({first}{packed},))",
+        "",
+        f"def {name}_body({first}{packed}):",
+        f"    {call(packed)}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def _row_callback(spec: AggregateSpec, method: str) -> str:
     """Source of xStep / xInverse: read arguments, skip NULL rows, call the user."""
-    lines = [f"def {method}(ctx, argc, argv):", _state_block(spec.init is not None)]
-    arg_lines, names = _argument_lines(spec.args, ["return"])
-    lines += arg_lines
-    packed = "".join(f", {n}" for n in names)
-    lines.append(f"    trap_{method}(ctx, (blob{packed},))")
-    lines.append("")
-    lines.append(f"def {method}_body(blob{packed}):")
-    lines.append(f"    user_{method}(carray(blob, 1, STATE)[0]{packed})")
-    return "\n".join(lines) + "\n"
+    return _argument_callback(
+        method,
+        [_state_block(spec.init is not None)],
+        spec.args,
+        ["return"],
+        "blob",
+        lambda packed: f"user_{method}(carray(blob, 1, STATE)[0]{packed})",
+    )
 
 
 def _scalar_callback(spec: FunctionSpec) -> str:
     """Source of xFunc: read arguments (any NULL argument gives NULL), call, set the result."""
-    lines = ["def call(ctx, argc, argv):"]
-    arg_lines, names = _argument_lines(spec.args, ["result_null(ctx)", "return"])
-    lines += arg_lines
-    packed = "".join(f", {n}" for n in names)
-    lines.append(f"    trap_call(ctx, (ctx{packed},))")
-    lines.append("")
-    lines.append(f"def call_body(ctx{packed}):")
-    lines.append(f"    {_WRITERS[spec.result.kind]}(ctx, user_call({packed[2:]}))")
-    return "\n".join(lines) + "\n"
+    writer = _WRITERS[spec.result.kind]
+    return _argument_callback(
+        "call",
+        [],
+        spec.args,
+        ["sqlite3_result_null(ctx)", "return"],
+        "ctx",
+        lambda packed: f"{writer}(ctx, user_call({packed[2:]}))",
+    )
 
 
 def _result_callback(spec: AggregateSpec, method: str) -> str:
@@ -194,7 +212,7 @@ def _partial_callbacks(spec: AggregateSpec) -> str:
         "def merge_step(ctx, argc, argv):",
         _state_block(spec.init is not None),
         "    v0 = argv[0]",
-        "    if value_type(v0) == 5:",
+        "    if sqlite3_value_type(v0) == 5:",
         "        return",
         "    other = np.zeros(1, STATE)",
         "    if trap_load(ctx, (read_blob(v0), other)):",

@@ -94,6 +94,7 @@ def report_callback_error(where: str, ctx: int, exc: BaseException | None) -> No
     The message reads ``"WAvg.step: ValueError: negative weight"``. The
     exception is also kept for :func:`last_callback_error` so that the front
     end can raise :class:`fastagg.AggregateError` from it. Never raises.
+    Calls ``sqlite3_result_error``.
     """
     try:
         if exc is None:

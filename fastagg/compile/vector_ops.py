@@ -20,14 +20,10 @@ from numba import carray, njit, types
 from numba.extending import overload, overload_method
 
 from ..native.intrinsics import address_of, as_voidptr, is_null, record_address
-from ..sqlite import capi as _capi
+from ..sqlite.declarations import sqlite3_free, sqlite3_realloc64
 from .vector import vector_element
 
 __all__ = ["free_vector", "forget_vector_memory", "load_vector", "vector_bytes"]
-
-_realloc = _capi.native("sqlite3_realloc64")
-_free = _capi.native("sqlite3_free")
-
 
 def _vector_element(rec):
     if not isinstance(rec, types.Record):
@@ -37,7 +33,7 @@ def _vector_element(rec):
 
 @njit(cache=True)
 def _vector_slots(rec):
-    # [0] element address, [1] size, [2] capacity (see _vector.vector_dtype).
+    # [0] element address, [1] size, [2] capacity (see .vector.vector_dtype).
     return carray(as_voidptr(record_address(rec)), 3, np.int64)
 
 
@@ -46,7 +42,7 @@ def _vector_reserve(slots, needed, itemsize):
     if needed <= slots[2]:
         return
     capacity = max(16, slots[2] * 2, needed)
-    grown = _realloc(as_voidptr(slots[0]), capacity * itemsize)
+    grown = sqlite3_realloc64(as_voidptr(slots[0]), capacity * itemsize)
     if is_null(grown):
         raise MemoryError("fastagg.vector: out of memory")
     slots[0] = address_of(grown)
@@ -55,9 +51,9 @@ def _vector_reserve(slots, needed, itemsize):
 
 @njit(cache=True)
 def free_vector(rec):
-    """Free a vector field's elements (called after ``finalize``)."""
+    """Free a vector field's elements (called after ``finalize``). Calls ``sqlite3_free``."""
     slots = _vector_slots(rec)
-    _free(as_voidptr(slots[0]))
+    sqlite3_free(as_voidptr(slots[0]))
     slots[0] = 0
     slots[1] = 0
     slots[2] = 0
@@ -110,56 +106,61 @@ def _vector_itemsize_impl(rec):
     return lambda rec: itemsize
 
 
-# target="cpu": numba tries target-specific templates before its generic
-# record-field lookup, which raises KeyError for a name that is not a field
-# when it was loaded first (any numba compile before fastagg.compile.codegen).
-@overload_method(types.Record, "append", target="cpu", jit_options={"cache": True})
-def _vector_append(rec, x):
+def _vector_elements(rec, extra):
+    raise NotImplementedError("nopython only")
+
+
+@overload(_vector_elements, jit_options={"cache": True})
+def _vector_elements_impl(rec, extra):
+    """``(elements, old_size)``: the vector grown by *extra* elements, as an array view."""
     element = _vector_element(rec)
     if element is None:
         return None
     itemsize = element.itemsize
 
-    def append(rec, x):
+    def elements(rec, extra):
         slots = _vector_slots(rec)
         size = slots[1]
-        _vector_reserve(slots, size + 1, itemsize)
-        carray(as_voidptr(slots[0]), size + 1, element)[size] = x
-        slots[1] = size + 1
+        _vector_reserve(slots, size + extra, itemsize)
+        slots[1] = size + extra
+        return carray(as_voidptr(slots[0]), size + extra, element), size
+
+    return elements
+
+
+# target="cpu": numba tries target-specific templates before its generic
+# record-field lookup, which raises KeyError for a name that is not a field
+# when it was loaded first (any numba compile before fastagg.compile.vector_ops).
+@overload_method(types.Record, "append", target="cpu", jit_options={"cache": True})
+def _vector_append(rec, x):
+    if _vector_element(rec) is None:
+        return None
+
+    def append(rec, x):
+        out, size = _vector_elements(rec, 1)
+        out[size] = x
 
     return append
 
 
 @overload_method(types.Record, "extend", target="cpu", jit_options={"cache": True})
 def _vector_extend(rec, values):
-    element = _vector_element(rec)
-    if element is None:
+    if _vector_element(rec) is None:
         return None
-    itemsize = element.itemsize
 
     def extend(rec, values):
-        slots = _vector_slots(rec)
-        size = slots[1]
-        _vector_reserve(slots, size + len(values), itemsize)
-        out = carray(as_voidptr(slots[0]), size + len(values), element)
+        out, size = _vector_elements(rec, len(values))
         for i in range(len(values)):
             out[size + i] = values[i]
-        slots[1] = size + len(values)
 
     return extend
 
 
 @overload_method(types.Record, "as_array", target="cpu", jit_options={"cache": True})
 def _vector_as_array(rec):
-    element = _vector_element(rec)
-    if element is None:
+    if _vector_element(rec) is None:
         return None
-
-    def as_array(rec):
-        slots = _vector_slots(rec)
-        return carray(as_voidptr(slots[0]), slots[1], element)
-
-    return as_array
+    return lambda rec: _vector_elements(rec, 0)[0]
 
 
 @overload_method(types.Record, "clear", target="cpu", jit_options={"cache": True})
@@ -175,18 +176,15 @@ def _vector_clear(rec):
 
 @overload_method(types.Record, "remove", target="cpu", jit_options={"cache": True})
 def _vector_remove(rec, x):
-    element = _vector_element(rec)
-    if element is None:
+    if _vector_element(rec) is None:
         return None
 
     def remove(rec, x):
-        slots = _vector_slots(rec)
-        size = slots[1]
-        data = carray(as_voidptr(slots[0]), size, element)
+        data, size = _vector_elements(rec, 0)
         for i in range(size):
             if data[i] == x:
                 data[i] = data[size - 1]
-                slots[1] = size - 1
+                _vector_slots(rec)[1] = size - 1
                 return True
         return False
 
@@ -202,12 +200,6 @@ def _vector_len(rec):
 
 @overload(operator.getitem, jit_options={"cache": True})
 def _vector_getitem(rec, i):
-    element = _vector_element(rec)
-    if element is None or not isinstance(i, types.Integer):
+    if _vector_element(rec) is None or not isinstance(i, types.Integer):
         return None
-
-    def getitem(rec, i):
-        slots = _vector_slots(rec)
-        return carray(as_voidptr(slots[0]), slots[1], element)[i]
-
-    return getitem
+    return lambda rec, i: _vector_elements(rec, 0)[0][i]

@@ -11,10 +11,13 @@ Two views of the same symbols are offered:
 * ``lib``: a :class:`ctypes.CDLL` with typed functions, for Python-side calls
   (registering functions, verifying connections).
 * :func:`native`: :class:`numba.types.ExternalFunction` declarations by
-  *name*. Their addresses are given to LLVM with ``llvmlite.binding.add_symbol``
-  when this module is imported, so compiled code refers to symbols rather than
-  to embedded addresses and numba's on-disk cache stays valid across
-  processes.
+  *name*; :mod:`.declarations` holds one per function, under SQLite's name.
+  Their addresses are given to LLVM with ``llvmlite.binding.add_symbol`` at
+  the first declaration, so compiled code refers to symbols rather than to
+  embedded addresses and numba's on-disk cache stays valid across processes.
+
+Result codes and their exceptions are in :mod:`.codes`. Importing this
+module loads no numba.
 
 Documentation of every function: https://www.sqlite.org/c3ref/funclist.html
 """
@@ -195,11 +198,6 @@ LIBVERSION_NUMBER: int = lib.sqlite3_libversion_number()
 def has(name: str) -> bool:
     """Return whether the loaded SQLite exports C function *name*."""
     return name in _ADDRESSES
-
-
-def address(name: str) -> int:
-    """Return the address of C function *name* in Python's SQLite."""
-    return _ADDRESSES[name]
 
 
 def _register_llvm_symbols() -> None:
