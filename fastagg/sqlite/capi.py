@@ -33,7 +33,14 @@ from ..errors import SQLiteLibraryError
 
 # Result codes live in .codes; the ones callers of ``lib`` compare with are
 # also offered here.
-from .codes import SQLITE_CONSTRAINT, SQLITE_DONE, SQLITE_ERROR, SQLITE_OK, SQLITE_ROW, exception_for
+from .codes import (  # noqa: F401 - re-exported
+    SQLITE_CONSTRAINT,
+    SQLITE_DONE,
+    SQLITE_ERROR,
+    SQLITE_OK,
+    SQLITE_ROW,
+    exception_for,
+)
 
 # Fundamental datatypes (https://www.sqlite.org/c3ref/c_blob.html).
 SQLITE_INTEGER = 1
