@@ -73,7 +73,7 @@ def register_specs(con: sqlite3.Connection, specs: Iterable[AggregateSpec | Func
     ``f_merge``. Calls ``sqlite3_create_function_v2`` /
     ``sqlite3_create_window_function``.
     """
-    from .compile.codegen import compile_spec  # numba loads here, not at import
+    from .compile.cache import compile_spec  # numba loads here, not at import
 
     specs = list(specs)
     handle = _capi.connection_handle(con)
