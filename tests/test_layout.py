@@ -11,6 +11,7 @@ one, else to the package's ``__init__``.
 from __future__ import annotations
 
 import ast
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,3 +217,35 @@ def test_stages_do_not_import_the_front_end():
         if _within(imp.source, STAGES) and (_within(imp.target, FRONT_END) or imp.target == "fastagg")
     ]
     assert not bad, "stages must not import the front end: " + "; ".join(bad)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="fastagg/database.py imports `._parallel` (now engine/parallel.py): workers= runs "
+    "fastagg._parallel from another tree through the editable install's finder",
+)
+def test_a_query_runs_only_code_of_this_tree():
+    from conftest import run_isolated
+
+    proc = run_isolated(
+        f"""
+        import json, os, sys
+        import pandas as pd
+        import fastagg
+        df = pd.DataFrame({{"g": [1, 2, 1, 3] * 50, "x": [0.5, 1.5, 2.5, 3.5] * 50}})
+        fastagg.query(df, "SELECT g, count(*), avg(x) FROM df GROUP BY g", workers=2)
+        fastagg.query(df, "SELECT g, var_samp(x) FROM df GROUP BY g")
+        root = {str(PACKAGE_DIR)!r}
+        foreign = sorted(
+            f"{{name}}: {{module.__file__}}"
+            for name, module in sys.modules.items()
+            if (name == "fastagg" or name.startswith("fastagg."))
+            and getattr(module, "__file__", None)
+            and not os.path.realpath(module.__file__).startswith(os.path.realpath(root) + os.sep)
+        )
+        print(json.dumps(foreign))
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    foreign = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert not foreign, "modules loaded from outside fastagg/: " + "; ".join(foreign)
