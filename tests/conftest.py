@@ -129,6 +129,16 @@ def to_pandas_object(table):
     return frame
 
 
+def to_pandas_view(table):
+    """Numpy-backed pandas as a strided view: every other row of a frame twice as long."""
+    import pyarrow as pa
+
+    n = table.num_rows
+    doubled = pa.concat_tables([table, table.take(pa.array(range(n - 1, -1, -1), pa.int64()))]).combine_chunks()
+    order = [j for pair in zip(range(n), range(n, 2 * n)) for j in pair]  # row, junk, row, junk...
+    return to_pandas_default(doubled.take(pa.array(order, pa.int64()))).iloc[::2]
+
+
 def to_pandas_nullable(table):
     """Pandas extension dtypes: Int64, Float64, string, boolean; NULL is ``pd.NA``."""
     import pandas as pd
@@ -198,6 +208,7 @@ def _has(module_name: str) -> bool:
 FRAME_KINDS = [
     FrameKind("pandas", to_pandas_default, to_pandas_default),
     FrameKind("pandas[object]", to_pandas_object, to_pandas_object),
+    FrameKind("pandas[view]", to_pandas_view, to_pandas_view),
     FrameKind("pandas[nullable]", to_pandas_nullable, to_pandas_nullable),
     FrameKind("pandas[pyarrow]", to_pandas_arrow, to_pandas_nullable),
     FrameKind("pyarrow", to_single_chunk, to_pandas_nullable),

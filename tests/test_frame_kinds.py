@@ -263,6 +263,7 @@ def test_the_kinds_differ_as_intended():
     assert built["pyarrow[chunked]"].column("i").num_chunks > 2
     assert str(built["pandas"]["i"].dtype) == "float64"  # ints with NULLs, as pandas holds them
     assert str(built["pandas[object]"]["s"].dtype) == "object"
+    assert built["pandas[view]"]["x"].to_numpy().strides[0] > 8  # a strided view, not a copy
     assert str(built["pandas[nullable]"]["i"].dtype) == "Int64"
     assert str(built["pandas[pyarrow]"]["i"].dtype) == "int64[pyarrow]"
     assert not isinstance(built["arrow_c_stream"], pa.Table)
