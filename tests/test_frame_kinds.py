@@ -4,7 +4,11 @@ Each statement runs twice: through fastagg over the data as one input kind
 (the ``frame_kind`` parameter of conftest.py), and on plain ``sqlite3`` over
 the same data written by ``DataFrame.to_sql`` into an ordinary table, with
 the custom aggregates run by ``sqlite3``'s own Python callbacks
-(:mod:`reference`). Rows must match in value, SQL type and order.
+(:mod:`reference`). Rows must match in value and SQL type, and in order
+where the statement's ORDER BY fixes it (a plain ``SELECT *`` keeps the
+frame's row order too).
+
+Narrow the kinds with ``--frame-kinds=pandas,pyarrow[chunked]``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,11 @@ from reference import register_python
 @fastagg.aggregate(name="fvar")
 class FVar(WelfordVar):
     """Sample variance, the custom aggregate of the battery."""
+
+
+@fastagg.aggregate(name="mvar")
+class MVar(MergeableWelfordVar):
+    """Sample variance with a merge: a statement using it can be split across workers."""
 
 
 AGGREGATES = [FVar, WinAvg, NullCount]
@@ -268,11 +277,6 @@ def test_the_kinds_differ_as_intended():
     assert str(built["pandas[pyarrow]"]["i"].dtype) == "int64[pyarrow]"
     assert not isinstance(built["arrow_c_stream"], pa.Table)
     assert [name for name in dir(built["arrow_c_stream"]) if name.startswith("__arrow")] == ["__arrow_c_stream__"]
-
-
-@fastagg.aggregate(name="mvar")
-class MVar(MergeableWelfordVar):
-    """Sample variance with a merge: a statement using it can be split across workers."""
 
 
 SPLIT = ["group_builtin", "group_text_key", "group_bool_key", "null_counts"]
