@@ -11,24 +11,12 @@ import pyarrow as pa
 import pytest
 
 import fastagg
+from aggs import WelfordVar
 
 
 @fastagg.aggregate(name="fvar")
-class FVar:
+class FVar(WelfordVar):
     """Welford variance (sample)."""
-
-    n: np.int64
-    mean: np.float64
-    m2: np.float64
-
-    def step(self, x: float):
-        self.n += 1
-        delta = x - self.mean
-        self.mean += delta / self.n
-        self.m2 += delta * (x - self.mean)
-
-    def finalize(self) -> float | None:
-        return self.m2 / (self.n - 1) if self.n > 1 else None
 
 
 @pytest.fixture

@@ -8,31 +8,12 @@ import numpy as np
 import pytest
 
 import fastagg
+from aggs import MergeableWelfordVar
 
 
 @fastagg.aggregate
-class MVar:
-    n: np.int64
-    mean: float
-    m2: float
-
-    def step(self, x: float):
-        self.n += 1
-        d = x - self.mean
-        self.mean += d / self.n
-        self.m2 += d * (x - self.mean)
-
-    def merge(self, other):
-        if other.n == 0:
-            return
-        n = self.n + other.n
-        d = other.mean - self.mean
-        self.mean += d * other.n / n
-        self.m2 += other.m2 + d * d * self.n * other.n / n
-        self.n = n
-
-    def finalize(self) -> float | None:
-        return self.m2 / (self.n - 1) if self.n > 1 else None
+class MVar(MergeableWelfordVar):
+    """Welford variance with a pairwise merge."""
 
 
 @fastagg.aggregate

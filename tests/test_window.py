@@ -8,62 +8,8 @@ import numpy as np
 import pytest
 
 import fastagg
+from aggs import WinAvg, WinCount, WinSum
 from reference import register_python
-
-
-@fastagg.aggregate
-class WinAvg:
-    total: np.float64
-    count: np.int64
-
-    def step(self, x: float):
-        self.total += x
-        self.count += 1
-
-    def inverse(self, x: float):
-        self.total -= x
-        self.count -= 1
-
-    def finalize(self) -> float | None:
-        return self.total / self.count if self.count else None
-
-
-@fastagg.aggregate
-class WinSum:
-    """Integer sum; NULL for an empty frame, like SQLite's sum."""
-
-    total: np.int64
-    count: np.int64
-
-    def step(self, x: int):
-        self.total += x
-        self.count += 1
-
-    def inverse(self, x: int):
-        self.total -= x
-        self.count -= 1
-
-    def finalize(self) -> int | None:
-        return self.total if self.count else None
-
-
-@fastagg.aggregate
-class WinCount:
-    """count(x) with a separate value(): finalize is never used in a window."""
-
-    count: np.int64
-
-    def step(self, x: float):
-        self.count += 1
-
-    def inverse(self, x: float):
-        self.count -= 1
-
-    def value(self) -> int:
-        return self.count
-
-    def finalize(self) -> int:
-        return self.count
 
 
 @pytest.fixture(scope="module")
