@@ -177,12 +177,6 @@ def test_cycle_finder_names_a_cycle():
     assert find_cycles({"a": {"b"}, "b": set()}) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fastagg/database.py imports `._parallel`, which the layout skeleton renamed "
-    "engine/parallel.py; it resolves only through the editable install's finder (to "
-    "/work/main/fastagg/_parallel.py, the old tree)",
-)
 def test_every_internal_import_names_a_module_of_the_tree():
     # An import of a module that is not in this tree can still succeed (an
     # editable install elsewhere, a stale .pyc) and run other code.
@@ -220,11 +214,6 @@ def test_native_layer_imports_only_native_sqlite_and_errors():
     assert not bad, "fastagg.native may import only native, sqlite and errors: " + "; ".join(bad)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="engine/parallel.py imports fastagg.database (_register_specs) until the "
-    "registration of specs moves to its own module (issue 10 item 4)",
-)
 def test_stages_do_not_import_the_front_end():
     # The package itself counts as front end: fastagg/__init__ imports database.
     bad = [
@@ -235,11 +224,6 @@ def test_stages_do_not_import_the_front_end():
     assert not bad, "stages must not import the front end: " + "; ".join(bad)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fastagg/database.py imports `._parallel` (now engine/parallel.py): workers= runs "
-    "fastagg._parallel from another tree through the editable install's finder",
-)
 def test_a_query_runs_only_code_of_this_tree():
     from conftest import run_isolated
 
