@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -141,10 +142,11 @@ def scenario(label: str, key: str, runs: list, target: float | None) -> dict:
     return {
         "measure": label,
         "median s": value,
-        "min s": min(r[key] for r, _ in runs),
+        # Not named "... s": run_all plots those columns, and these two only add clutter.
+        "fastest": min(r[key] for r, _ in runs),
         "target s": target,
         "meets target": None if target is None else ("yes" if value <= target else "no"),
-        "process wall s": statistics.median(w for _, w in runs),
+        "process wall (s)": statistics.median(w for _, w in runs),
         "runs": len(runs),
     }
 
@@ -180,67 +182,71 @@ def main() -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     work = Path(tempfile.mkdtemp(prefix="fastagg-startup-"))
-    cached_module = write_aggregate(work, "StartupCachedVar")
+    try:
+        cached_module = write_aggregate(work, "StartupCachedVar")
 
-    import_alone = PRELUDE + IMPORT + DONE
-    import_pandas = PRELUDE + "import pandas\n" + IMPORT + DONE
-    cached = PRELUDE + MAKE_FRAME + IMPORT + PLAIN + CUSTOM.format(
-        directory=str(work), module=cached_module, name="StartupCachedVar"
-    ) + DONE
-
-    def uncached_code() -> str:
-        name = f"Fresh{uuid.uuid4().hex[:12]}"
-        module = write_aggregate(work, name)
-        return PRELUDE + MAKE_FRAME + IMPORT + PLAIN + CUSTOM.format(
-            directory=str(work), module=module, name=name
+        import_alone = PRELUDE + IMPORT + DONE
+        import_pandas = PRELUDE + "import pandas\n" + IMPORT + DONE
+        cached = PRELUDE + MAKE_FRAME + IMPORT + PLAIN + CUSTOM.format(
+            directory=str(work), module=cached_module, name="StartupCachedVar"
         ) + DONE
 
-    print("bench_startup: warming the cache ...", flush=True)
-    run_child(cached, env)  # compiles whatever is missing; later runs are warm
-    run_child(uncached_code(), env)
+        def uncached_code() -> str:
+            name = f"Fresh{uuid.uuid4().hex[:12]}"
+            module = write_aggregate(work, name)
+            return PRELUDE + MAKE_FRAME + IMPORT + PLAIN + CUSTOM.format(
+                directory=str(work), module=module, name=name
+            ) + DONE
 
-    print("bench_startup: warm runs ...", flush=True)
-    alone = [run_child(import_alone, env) for _ in range(args.repeat)]
-    with_pandas = [run_child(import_pandas, env) for _ in range(args.repeat)]
-    warm = [run_child(cached, env) for _ in range(args.repeat)]
-    fresh = [run_child(uncached_code(), env) for _ in range(args.repeat)]
-    baseline = statistics.median(
-        run_child(PRELUDE + DONE, env)[1] for _ in range(args.repeat)
-    )  # the interpreter alone
+        print("bench_startup: warming the cache ...", flush=True)
+        run_child(cached, env)  # compiles whatever is missing; later runs are warm
+        run_child(uncached_code(), env)
 
-    rows = [
-        scenario("import fastagg (alone)", "import", alone, 0.15),
-        scenario("import fastagg (pandas already imported)", "import", with_pandas, 0.15),
-        scenario("first plain SELECT g, sum(x) ... GROUP BY g, 1,000 rows, after import", "plain", warm, 0.3),
-        scenario("then first use of a cached custom aggregate", "custom", warm, 0.3),
-        scenario("then first use of a new, uncached custom aggregate", "custom", fresh, 1.0),
-        scenario("process start (after the interpreter) to the first plain answer", "to_first_answer", warm, None),
-    ]
-    modules = [
-        {"imported by `import fastagg`": m, "alone": "yes" if imported else "no"}
-        for m, imported in alone[0][0]["modules"].items()
-    ]
+        print("bench_startup: warm runs ...", flush=True)
+        alone = [run_child(import_alone, env) for _ in range(args.repeat)]
+        with_pandas = [run_child(import_pandas, env) for _ in range(args.repeat)]
+        warm = [run_child(cached, env) for _ in range(args.repeat)]
+        fresh = [run_child(uncached_code(), env) for _ in range(args.repeat)]
+        baseline = statistics.median(
+            run_child(PRELUDE + DONE, env)[1] for _ in range(args.repeat)
+        )  # the interpreter alone
 
-    cold_rows = []
-    if args.cold:
-        print("bench_startup: cold runs (empty FASTAGG_CACHE_DIR and NUMBA_CACHE_DIR) ...", flush=True)
-        plain_cold, demo_cold = [], []
-        for _ in range(args.cold_repeat):
-            for bucket, code in ((plain_cold, PRELUDE + MAKE_FRAME + IMPORT + PLAIN + DONE), (demo_cold, None)):
-                cold_env = dict(env)
-                cold_env["FASTAGG_CACHE_DIR"] = tempfile.mkdtemp(prefix="fastagg-cold-", dir=work)
-                cold_env["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="numba-cold-", dir=work)
-                if code is None:
-                    demo = PRELUDE + "from fastagg.cli import main\nrc = main(['demo'])\nassert rc == 0\n"
-                    demo += "out['demo'] = time.perf_counter() - T0\n" + DONE
-                    bucket.append(run_child(demo, cold_env, timeout=3600))
-                else:
-                    bucket.append(run_child(code, cold_env, timeout=3600))
-        cold_rows = [
-            scenario("cold: import + first plain query", "to_first_answer", plain_cold, 10.0),
-            scenario("cold: of which the first plain query", "plain", plain_cold, None),
-            scenario("cold: fastagg demo, total", "demo", demo_cold, 20.0),
+        rows = [
+            scenario("import fastagg (alone)", "import", alone, 0.15),
+            scenario("import fastagg (pandas already imported)", "import", with_pandas, 0.15),
+            scenario("first plain SELECT g, sum(x) ... GROUP BY g, 1,000 rows, after import", "plain", warm, 0.3),
+            scenario("then first use of a cached custom aggregate", "custom", warm, 0.3),
+            scenario("then first use of a new, uncached custom aggregate", "custom", fresh, 1.0),
+            scenario("process start (after the interpreter) to the first plain answer", "to_first_answer", warm, None),
         ]
+        modules = [
+            {"imported by `import fastagg`": m, "alone": "yes" if imported else "no"}
+            for m, imported in alone[0][0]["modules"].items()
+        ]
+
+        cold_rows = []
+        if args.cold:
+            print("bench_startup: cold runs (empty FASTAGG_CACHE_DIR and NUMBA_CACHE_DIR) ...", flush=True)
+            plain_cold, demo_cold = [], []
+            for _ in range(args.cold_repeat):
+                for bucket, code in ((plain_cold, PRELUDE + MAKE_FRAME + IMPORT + PLAIN + DONE), (demo_cold, None)):
+                    cold_env = dict(env)
+                    cold_env["FASTAGG_CACHE_DIR"] = tempfile.mkdtemp(prefix="fastagg-cold-", dir=work)
+                    cold_env["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="numba-cold-", dir=work)
+                    if code is None:
+                        demo = PRELUDE + "from fastagg.cli import main\nrc = main(['demo'])\nassert rc == 0\n"
+                        demo += "out['demo'] = time.perf_counter() - T0\n" + DONE
+                        bucket.append(run_child(demo, cold_env, timeout=3600))
+                    else:
+                        bucket.append(run_child(code, cold_env, timeout=3600))
+            cold_rows = [
+                scenario("cold: import + first plain query", "to_first_answer", plain_cold, 10.0),
+                scenario("cold: of which the first plain query", "plain", plain_cold, None),
+                scenario("cold: fastagg demo, total", "demo", demo_cold, 20.0),
+            ]
+
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the generated modules and cold caches
 
     imports = importtime_top(env) if args.importtime else []
 
