@@ -426,12 +426,15 @@ def main() -> None:
 
     data_dir = ensure_data(args.sf, Path(args.data) if args.data else HERE / "data" / f"tpch-sf{args.sf:g}")
     tables = load_tables(data_dir, args.cast_decimals)
+    import pyarrow.parquet as pq
+
     decimals = sorted(
-        f"{t}.{f.name}" for t, tab in load_tables(data_dir, False).items() for f in tab.schema
+        f"{t}.{f.name}" for t in TABLES for f in pq.read_schema(data_dir / f"{t}.parquet")
         if "decimal" in str(f.type)
     )
     if args.cast_decimals:
-        print(f"bench_tpch: cast {len(decimals)} decimal128 columns to float64 (--no-cast-decimals to keep them)")
+        print(f"bench_tpch: cast {len(decimals)} decimal128 columns to float64 for every engine "
+              f"({', '.join(decimals)}; --no-cast-decimals keeps them)")
 
     duck = duckdb.connect()
     for name, table in tables.items():
