@@ -21,12 +21,14 @@ def median_time(fn, repeat: int = 5, warmup: int = 1) -> float:
 
 
 def print_table(title: str, rows: list[dict]) -> None:
-    """Print *rows* (dicts with the same keys) as an aligned markdown table."""
+    """Print *rows* (dicts; columns: the union of their keys) as an aligned markdown table."""
     print(f"\n### {title}\n")
     if not rows:
         return
-    keys = list(rows[0])
-    cells = [[_fmt(r[k]) for k in keys] for r in rows]
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    cells = [[_fmt(r.get(k)) for k in keys] for r in rows]
     widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
     print("| " + " | ".join(k.ljust(w) for k, w in zip(keys, widths)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
@@ -35,6 +37,8 @@ def print_table(title: str, rows: list[dict]) -> None:
 
 
 def _fmt(value) -> str:
+    if value is None:
+        return ""
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)

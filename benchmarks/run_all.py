@@ -8,9 +8,12 @@ The JSON payloads become ``results/REPORT.md`` (tables and the machine from
 ``_harness.machine()``), ``results/results.json`` and one PNG plot per
 script (when matplotlib is installed: ``pip install 'fastagg[bench]'``).
 
-Run: ``python benchmarks/run_all.py [--quick] [--only NAME] [--results DIR]``
-(or ``fastagg bench``). ``--quick`` uses small sizes and one repetition: it
-checks that everything runs, its numbers mean little.
+Run: ``python benchmarks/run_all.py [--quick] [--only NAME] [--results DIR]
+[--tpch-sf 1]`` (or ``fastagg bench``). ``--quick`` uses small sizes and one
+repetition: it checks that everything runs, its numbers mean little. TPC-H
+runs at scale factor 0.1 unless ``--tpch-sf`` says otherwise (its data are
+generated once into ``benchmarks/data/``). A script that declares ``--plot``
+draws its own figure too (``results/<name>-detail.png``, in the report).
 """
 
 from __future__ import annotations
@@ -40,7 +43,13 @@ QUICK_OPTIONS = {
     "--partitions": "2",
     "--workers": "2",
     "--dask-rows": "20000,40000",
+    "--sf": "0.01",
+    "--timeout": "10",
 }
+
+#: Scripts that need more than the per-script timeout (TPC-H waits out a
+#: timeout per slow fastagg query; so does the joins benchmark).
+TIMEOUT_FACTOR = {"tpch": 2.0, "joins": 2.0}
 
 _OPTION = re.compile(r"""add_argument\(\s*["'](--[a-z0-9-]+)["']""")
 _MISSING_MODULE = re.compile(r"ModuleNotFoundError: No module named '([^']+)'")
@@ -74,14 +83,25 @@ def summary_of(script: Path) -> str:
     return doc.strip().splitlines()[0] if doc.strip() else ""
 
 
-def run_script(script: Path, quick: bool, timeout: float) -> dict:
-    """Run one benchmark script; return its status, output and JSON payload."""
+def run_script(
+    script: Path, quick: bool, timeout: float, extra: dict | None = None, plot: Path | None = None
+) -> dict:
+    """Run one benchmark script; return its status, output and JSON payload.
+
+    *extra* maps options to values given to the script when it declares them
+    (after the quick options, so they win); *plot* is passed as ``--plot``
+    to a script that declares it.
+    """
     args = []
-    if quick:
-        declared = options_of(script)
-        for option, value in QUICK_OPTIONS.items():
-            if option in declared:
-                args += [option, value]
+    declared = options_of(script)
+    options = dict(QUICK_OPTIONS) if quick else {}
+    options.update(extra or {})
+    for option, value in options.items():
+        if option in declared:
+            args += [option, value]
+    if plot is not None and "--plot" in declared:
+        args += ["--plot", str(plot.resolve())]
+    timeout *= TIMEOUT_FACTOR.get(short_name(script), 1.0)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.json"
         command = [sys.executable, script.name, *args, "--json", str(out)]
@@ -290,6 +310,9 @@ def write_report(
         plot = results_dir / f"{name}.png"
         if write_plot(plot, name, tables):
             lines += [f"![{name}]({plot.name})", ""]
+        detail = results_dir / f"{name}-detail.png"
+        if detail.exists() and detail.stat().st_mtime >= run.get("started_at", 0):
+            lines += [f"![{name}, the script's own figure]({detail.name})", ""]
         for title, rows in tables:
             lines += [f"### {title}", "", markdown_table(rows), ""]
     report = results_dir / "REPORT.md"
@@ -324,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", default=[], metavar="NAME", help="run only bench_NAME.py")
     parser.add_argument("--results", default=str(HERE / "results"), help="output directory")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per script (default 120 quick, 3600)")
+    parser.add_argument("--tpch-sf", default=None, help="TPC-H scale factor for bench_tpch.py (default 0.1; 1)")
     parser.add_argument(
         "--rerender", action="store_true", help="rewrite the report and plots from results.json without running"
     )
@@ -341,16 +365,20 @@ def main(argv: list[str] | None = None) -> int:
 
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
     runs = {}
+    results_dir = Path(args.results)
+    results_dir.mkdir(parents=True, exist_ok=True)
     for script in discover(args.only):
         name = short_name(script)
         print(f"run_all: bench_{name}.py ...", end=" ", flush=True)
-        run = run_script(script, args.quick, timeout)
+        extra = {"--sf": args.tpch_sf} if name == "tpch" and args.tpch_sf else {}
+        started_at = time.time()
+        run = run_script(script, args.quick, timeout, extra, plot=results_dir / f"{name}-detail.png")
+        run["started_at"] = started_at
         run["summary"] = summary_of(script)
         runs[name] = run
         print(f"{run['status']} ({run['seconds']:.1f} s){': ' + run['reason'] if run.get('reason') else ''}")
         if run["status"] == "failed" and run.get("stderr"):
             print(run["stderr"], file=sys.stderr)
-    results_dir = Path(args.results)
     report = write_report(results_dir, runs, args.quick, started)
     print(f"run_all: wrote {report}")
     _copy_plots_to_docs(results_dir, args.quick)
