@@ -34,6 +34,8 @@ __all__ = [
     "COLUMN",
     "TABLE",
     "TOKEN",
+    "PLAN",
+    "PLAN_TERM",
     "SCRATCH_BYTES",
     "check_layout",
 ]
@@ -187,6 +189,25 @@ TOKEN = np.dtype(
     align=True,
 )
 
+#: The query plan's header, handed from xBestIndex to xFilter as idxStr;
+#: the format is documented in :mod:`fastagg.table.plan`.
+PLAN = np.dtype(
+    [
+        ("tag", np.uint8, (8,)),
+        ("kind", np.int32),
+        ("nfilter", np.int32),
+        ("norder", np.int32),
+        ("index", np.int32),
+        ("colUsed", np.int64),
+    ],
+    align=True,
+)
+
+#: One plan term (a filter or an order term; see :mod:`fastagg.table.plan`).
+PLAN_TERM = np.dtype(
+    [("column", np.int32), ("op", np.uint8), ("desc", np.uint8), ("argv", np.int32)], align=True
+)
+
 
 # ---- ctypes mirrors: the layouts as a C compiler sees them --------------------
 
@@ -255,6 +276,16 @@ class _Token(ctypes.Structure):
                 ("cursors", ctypes.c_int64), ("table", _C_PTR), ("indexes", _C_PTR)]
 
 
+class _Plan(ctypes.Structure):
+    _fields_ = [("tag", ctypes.c_ubyte * 8), ("kind", ctypes.c_int), ("nfilter", ctypes.c_int),
+                ("norder", ctypes.c_int), ("index", ctypes.c_int), ("colUsed", ctypes.c_int64)]
+
+
+class _PlanTerm(ctypes.Structure):
+    _fields_ = [("column", ctypes.c_int), ("op", ctypes.c_ubyte), ("desc", ctypes.c_ubyte),
+                ("argv", ctypes.c_int)]
+
+
 #: Each dtype beside its ctypes mirror.
 MIRRORS = {
     "INDEX_CONSTRAINT": (INDEX_CONSTRAINT, _IndexConstraint),
@@ -266,6 +297,8 @@ MIRRORS = {
     "COLUMN": (COLUMN, _Column),
     "TABLE": (TABLE, _Table),
     "TOKEN": (TOKEN, _Token),
+    "PLAN": (PLAN, _Plan),
+    "PLAN_TERM": (PLAN_TERM, _PlanTerm),
 }
 
 

@@ -34,9 +34,8 @@ CHUNK = 4096  # rows gathered at a time by an ordered cursor
 CHUNK_BYTES = 17 * CHUNK  # per gathered column: 16-byte values (or pairs) + a NULL mask
 
 _malloc = _capi.native("sqlite3_malloc64")
-
-
 _COLUMN_SIZE = COLUMN.itemsize
+
 
 @njit(cache=True)
 def _col_used(used, col):

@@ -29,11 +29,9 @@ __all__ = ["load_frame"]
 SQLITE_OK = _capi.SQLITE_OK
 SQLITE_DONE = _capi.SQLITE_DONE
 
-_bind_null = _capi.native("sqlite3_bind_null")
-_bind_int64 = _capi.native("sqlite3_bind_int64")
-_bind_double = _capi.native("sqlite3_bind_double")
-_bind_text64 = _capi.native("sqlite3_bind_text64")
-_bind_blob64 = _capi.native("sqlite3_bind_blob64")
+_bind_null, _bind_int64, _bind_double, _bind_text64, _bind_blob64 = (
+    _capi.native("sqlite3_bind_" + t) for t in ("null", "int64", "double", "text64", "blob64")
+)
 _step = _capi.native("sqlite3_step")
 _reset = _capi.native("sqlite3_reset")
 

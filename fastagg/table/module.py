@@ -55,11 +55,10 @@ _rhs_value = _capi.native("sqlite3_vtab_rhs_value")
 
 _MSG_DEAD = np.frombuffer(b"fastagg: this table was unregistered\0", np.uint8).copy()
 _MSG_NOMEM = np.frombuffer(b"fastagg: out of memory\0", np.uint8).copy()
-
-
 _VTAB_SIZE = VTAB.itemsize
 _CURSOR_SIZE = CURSOR.itemsize
 _COLUMN_SIZE = COLUMN.itemsize
+
 
 @njit(cache=True)
 def _record(addr, dtype):

@@ -52,6 +52,20 @@ def _byte_ranks(cd, vals):
 
 
 @njit(cache=True)
+def _group_ranks(ids, order):
+    """Ranks 1.. of items by group id (-1 -> 0), given the groups in sorted *order*; (ranks, count)."""
+    g = len(order)
+    rank_of = np.empty(g, np.int64)
+    for r in range(g):
+        rank_of[order[r]] = r + 1
+    ranks = np.zeros(len(ids), np.int64)
+    for i in range(len(ids)):
+        if ids[i] >= 0:
+            ranks[i] = rank_of[ids[i]]
+    return ranks, g + 1
+
+
+@njit(cache=True)
 def _text_ranks(cd, vals):
     """Dense BINARY-order ranks of text / blob value rows *vals* (-1 = NULL -> rank 0).
 
@@ -77,15 +91,7 @@ def _text_ranks(cd, vals):
             r = _byte_ranks(cd, vals[valid])
             ranks[valid] = r + 1
             return ranks, r.max() + 2
-    reps = vals[first[:g]]
-    order = order_spans(offs, buf, reps)  # the distinct values only
-    rank_of = np.empty(g, np.int64)
-    for r in range(g):
-        rank_of[order[r]] = r + 1
-    for i in range(n):
-        if ids[i] >= 0:
-            ranks[i] = rank_of[ids[i]]
-    return ranks, g + 1
+    return _group_ranks(ids, order_spans(offs, buf, vals[first[:g]]))  # the distinct values only
 
 
 @njit(cache=True)
@@ -221,14 +227,7 @@ def _dense_ranks(keys, isnull):
                 fresh = False
             ranks[i] = r
         return ranks, r + 1
-    uo = np.argsort(keys[first[:g]])
-    rank_of = np.empty(g, np.int64)
-    for r in range(g):
-        rank_of[uo[r]] = r + 1
-    for i in range(n):
-        if ids[i] >= 0:
-            ranks[i] = rank_of[ids[i]]
-    return ranks, g + 1
+    return _group_ranks(ids, np.argsort(keys[first[:g]]))
 
 
 @njit(cache=True)

@@ -9,6 +9,8 @@ Format
     PLAN_TERM * nfilter             filters: column, op, argv
     PLAN_TERM * norder              order terms: column, desc
 
+(:data:`fastagg.sqlite.structs.PLAN` and ``PLAN_TERM``.)
+
 ``tag`` is the NUL-terminated text ``fastagg`` so that ``EXPLAIN QUERY
 PLAN`` (which prints idxStr with ``%s``) shows ``INDEX 1:fastagg`` instead
 of binary. ``idxNum`` repeats ``kind``.
@@ -42,32 +44,17 @@ from numba import carray, njit
 
 from ..native.intrinsics import address_of, as_voidptr, is_null
 from ..sqlite import capi as _capi
+from ..sqlite.structs import PLAN, PLAN_TERM
 
 __all__ = ["PLAN", "PLAN_SCAN", "PLAN_TERM", "new_plan", "plan_filters", "plan_header", "plan_order"]
 
 PLAN_SCAN = 0
 
-PLAN = np.dtype(
-    [
-        ("tag", np.uint8, (8,)),
-        ("kind", np.int32),
-        ("nfilter", np.int32),
-        ("norder", np.int32),
-        ("index", np.int32),
-        ("colUsed", np.int64),
-    ],
-    align=True,
-)
-PLAN_TERM = np.dtype(
-    [("column", np.int32), ("op", np.uint8), ("desc", np.uint8), ("argv", np.int32)], align=True
-)
-
 _TAG = np.frombuffer(b"fastagg\0", np.uint8).copy()
 _malloc = _capi.native("sqlite3_malloc64")
-
-
 _PLAN_SIZE = PLAN.itemsize
 _PLAN_TERM_SIZE = PLAN_TERM.itemsize
+
 
 @njit(cache=True)
 def new_plan(kind, col_used, nfilter, norder):

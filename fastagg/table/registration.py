@@ -305,16 +305,3 @@ def _drop_all() -> None:
                 reg.close()
             except Exception:  # noqa: BLE001 - best effort at exit
                 pass
-
-
-# --------------------------------------------------------------------------
-# Stage 3: bulk loading
-
-
-_bind_null = _capi.native("sqlite3_bind_null")
-_bind_int64 = _capi.native("sqlite3_bind_int64")
-_bind_double = _capi.native("sqlite3_bind_double")
-_bind_text64 = _capi.native("sqlite3_bind_text64")
-_bind_blob64 = _capi.native("sqlite3_bind_blob64")
-_step = _capi.native("sqlite3_step")
-_reset = _capi.native("sqlite3_reset")

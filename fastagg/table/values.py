@@ -30,11 +30,18 @@ SQLITE_STATIC = _capi.SQLITE_STATIC
 SQLITE_TRANSIENT = _capi.SQLITE_TRANSIENT
 SQLITE_UTF8 = _capi.SQLITE_UTF8
 
-_result_null = _capi.native("sqlite3_result_null")
-_result_int64 = _capi.native("sqlite3_result_int64")
-_result_double = _capi.native("sqlite3_result_double")
-_result_text64 = _capi.native("sqlite3_result_text64")
-_result_blob64 = _capi.native("sqlite3_result_blob64")
+_result_null, _result_int64, _result_double, _result_text64, _result_blob64 = (
+    _capi.native("sqlite3_result_" + t) for t in ("null", "int64", "double", "text64", "blob64")
+)
+
+# Byte width of the integer-like kinds read by int_value (0: not one), and
+# which are unsigned (uint64 is read as its int64 bits).
+_WIDTH = np.zeros(32, np.int64)
+_UNSIGNED = np.zeros(32, np.bool_)
+for _k, _w in ((K_I8, 1), (K_I16, 2), (K_I32, 4), (K_I64, 8), (K_U8, 1), (K_U16, 2), (K_U32, 4),
+               (K_U64, 8), (K_DATETIME, 8), (K_DATE32, 4)):
+    _WIDTH[_k] = _w
+_UNSIGNED[[K_U8, K_U16, K_U32, K_U64]] = True
 
 
 @njit(cache=True)
@@ -58,26 +65,15 @@ def load_int(addr, width, i):
 def int_value(cd, r):
     """Integer value of an integer-like kind (uint64 reinterpreted as int64)."""
     k = cd.kind
-    a = cd.data
-    if k == K_I64 or k == K_U64 or k == K_DATETIME:
-        return carray(as_voidptr(a + 8 * r), 1, np.int64)[0]
-    if k == K_I32:
-        return np.int64(carray(as_voidptr(a + 4 * r), 1, np.int32)[0])
-    if k == K_I16:
-        return np.int64(carray(as_voidptr(a + 2 * r), 1, np.int16)[0])
-    if k == K_I8:
-        return np.int64(carray(as_voidptr(a + r), 1, np.int8)[0])
-    if k == K_U32:
-        return np.int64(carray(as_voidptr(a + 4 * r), 1, np.uint32)[0])
-    if k == K_U16:
-        return np.int64(carray(as_voidptr(a + 2 * r), 1, np.uint16)[0])
-    if k == K_U8:
-        return np.int64(carray(as_voidptr(a + r), 1, np.uint8)[0])
     if k == K_BOOLBITS:
-        return np.int64(bit(a, cd.unit + r))
-    if k == K_DATE32:
-        return np.int64(carray(as_voidptr(a + 4 * r), 1, np.int32)[0])
-    return np.int64(0)
+        return np.int64(bit(cd.data, cd.unit + r))
+    w = _WIDTH[k]
+    if w == 0:
+        return np.int64(0)
+    v = load_int(cd.data, w, r)
+    if _UNSIGNED[k] and w < 8:
+        v &= (np.int64(1) << (8 * w)) - 1
+    return v
 
 
 @njit(cache=True)
