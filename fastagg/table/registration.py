@@ -42,7 +42,7 @@ SQLITE_DBCONFIG_TRIGGER_EQP = 1008
 _Token = MIRRORS["TOKEN"][1]  # the token as ctypes sees it
 
 _registry: dict[int, "Registration"] = {}  # token address -> live or pending registration
-registry_lock = _registry_lock = threading.RLock()
+registry_lock = threading.RLock()  # guards _registry; load_frame takes it too
 
 
 def _busy(handle: int) -> bool:
@@ -126,7 +126,7 @@ class Registration:
         still hold zero-copy text), as soon as none is (checked on every later
         registration, close and :func:`release_pending`). Idempotent.
         """
-        with _registry_lock:
+        with registry_lock:
             if not self._closed:
                 self._closed = True
                 if self._slots().alive:
@@ -161,7 +161,7 @@ def release_pending() -> int:
     Returns how many are still waiting.
     """
     waiting = 0
-    with _registry_lock:
+    with registry_lock:
         for reg in list(_registry.values()):
             tok = reg._slots()
             if reg._closed or not tok.alive:
@@ -238,7 +238,7 @@ def register_frame(con: sqlite3.Connection, name: str, frame, *, replace: bool =
         raise Error(f"cannot register {name!r}: columns have different lengths {sorted(nrows)}")
     handle = _capi.connection_handle(con)
     release_pending()
-    with _registry_lock:
+    with registry_lock:
         for reg in list(_registry.values()):
             if _live_on(reg, handle) and reg.name.lower() == name.lower():
                 if not replace:
@@ -288,7 +288,7 @@ def _module_exists(con, name) -> bool:
 def unregister_frame(con: sqlite3.Connection, name: str) -> None:
     """Close the registration of table *name* on *con* (see :meth:`Registration.close`)."""
     handle = _capi.connection_handle(con)
-    with _registry_lock:
+    with registry_lock:
         for reg in list(_registry.values()):
             if _live_on(reg, handle) and reg.name.lower() == name.lower():
                 reg.close()
@@ -299,7 +299,7 @@ def unregister_frame(con: sqlite3.Connection, name: str) -> None:
 @atexit.register
 def _drop_all() -> None:
     """Drop live registrations before the interpreter (and the compiled code) goes."""
-    with _registry_lock:
+    with registry_lock:
         for reg in list(_registry.values()):
             try:
                 reg.close()
