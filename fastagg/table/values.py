@@ -21,6 +21,8 @@ from .columns import (
     V_BITMAP, V_BYTEMASK, V_NONE,
 )
 
+__all__ = ["cell", "float_value", "format_datetime", "int_value", "micros", "result_cell", "span", "value_row"]
+
 INT64_MIN = np.iinfo(np.int64).min
 INT64_MAX = np.iinfo(np.int64).max
 
@@ -46,6 +48,7 @@ _UNSIGNED[[K_U8, K_U16, K_U32, K_U64]] = True
 
 @njit(cache=True)
 def bit(addr, i):
+    """Bit *i* of the bitmap at *addr* (Arrow order: least significant bit first)."""
     return (carray(as_voidptr(addr + (i >> 3)), 1, np.uint8)[0] >> (i & 7)) & 1
 
 
