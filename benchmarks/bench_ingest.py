@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 import fastagg
-from fastagg.table import frame_table as _ingest
+from fastagg import table as _ingest
 from bench_query import MyVar, PyVar  # the same variance as the end-to-end benchmark
 
 

@@ -23,7 +23,9 @@ import pyarrow as pa
 import pytest
 
 import fastagg
-from fastagg.table import frame_table as _ingest
+from fastagg.sqlite import capi as _capi
+from fastagg.table import release_pending
+from fastagg.table.gather import CHUNK
 from fastagg.table import frame_columns, load_frame, register_frame, unregister_frame
 
 N = 240
@@ -282,7 +284,7 @@ def _three_tables(df, *, to_sql=True):
 def test_many_distinct_keys_and_chunks():
     # More rows than a gathered chunk, more distinct values than the first
     # hash table, mostly-distinct numbers (radix sort), text with NULLs.
-    n = 3 * _ingest.CHUNK + 17
+    n = 3 * CHUNK + 17
     rng = np.random.default_rng(3)
     words = np.array([f"w{v}" * (v % 3) for v in range(n // 2)], dtype=object)
     text = words[rng.integers(0, len(words), n)]
@@ -302,7 +304,7 @@ def test_many_distinct_keys_and_chunks():
         same(con, "SELECT i, s FROM {t} ORDER BY i DESC")
         same(con, "SELECT k, s, f, count(*) FROM {t} GROUP BY k, s, f")
         same(con, "SELECT rowid, * FROM {t} ORDER BY s DESC, k, rowid")
-        for limit, offset in ((5, 0), (3, _ingest.CHUNK - 1), (2 * _ingest.CHUNK, 7), (10, n - 4)):
+        for limit, offset in ((5, 0), (3, CHUNK - 1), (2 * CHUNK, 7), (10, n - 4)):
             same(con, f"SELECT rowid, s, f FROM {{t}} ORDER BY k, s, rowid LIMIT {limit} OFFSET {offset}")
     con.close()
 
@@ -339,11 +341,11 @@ def test_ordered_cursors_free_their_buffers():
     con = sqlite3.connect(":memory:")
     with register_frame(con, "v", df):
         con.execute("SELECT s FROM v ORDER BY g LIMIT 1").fetchall()
-        before = _ingest._capi.lib.sqlite3_memory_used()
+        before = _capi.lib.sqlite3_memory_used()
         for _ in range(20):
             assert con.execute("SELECT s FROM v ORDER BY g, s DESC LIMIT 2").fetchall() == [("9996",), ("9989",)]
             con.execute("SELECT g, max(s) FROM v GROUP BY g").fetchall()
-        assert _ingest._capi.lib.sqlite3_memory_used() - before < 1_000_000
+        assert _capi.lib.sqlite3_memory_used() - before < 1_000_000
 
 
 # ---------------------------------------------------------------- other SQL
@@ -428,7 +430,7 @@ def test_close_while_cursor_open_defers_release():
     assert not reg.released and ref() is not None  # a statement still reads it
     rest = cur.fetchall()
     assert first == ("0", 0) and len(rest) == 9_999 and rest[-1] == ("9999", 9999)
-    assert _ingest.release_pending() == 0
+    assert release_pending() == 0
     gc.collect()
     assert reg.released and ref() is None
 
@@ -437,7 +439,7 @@ def test_connection_closed_first():
     con = sqlite3.connect(":memory:")
     reg = register_frame(con, "t", pd.DataFrame({"x": [1]}))
     con.close()
-    assert _ingest.release_pending() == 0
+    assert release_pending() == 0
     assert reg.released
     reg.close()
 
@@ -521,7 +523,7 @@ def test_load_if_exists_and_rollback():
         load_frame(con, "strict_t", df, if_exists="append")
     assert con.execute("SELECT * FROM strict_t").fetchall() == [(7, "keep")]
     assert not con.in_transaction
-    assert _ingest.release_pending() == 0
+    assert release_pending() == 0
 
 
 def test_load_respects_callers_transaction():
@@ -539,7 +541,7 @@ def test_load_respects_callers_transaction():
 def test_load_bind_method_equal(frame):
     con = sqlite3.connect(":memory:")
     load_frame(con, "a", frame)
-    load_frame(con, "b", frame, _method="bind")
+    load_frame(con, "b", frame, method="bind")
     assert con.execute("SELECT * FROM a").fetchall() == con.execute("SELECT * FROM b").fetchall()
 
 

@@ -1,0 +1,368 @@
+"""Frames to columns: buffer addresses of pandas, Arrow and numpy data, zero-copy.
+
+:func:`frame_columns` turns a pandas DataFrame, a pyarrow Table, or any
+object with ``__arrow_c_stream__`` into :class:`Column` s: raw pointers to
+the existing numpy / Arrow buffers (zero-copy wherever the buffer exists)
+plus the Python objects that own them (*pins*). :func:`build_table` lays
+them out as the native descriptor the compiled callbacks read
+(:data:`fastagg.sqlite.structs.TABLE` / ``COLUMN``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import Error, UnsupportedDtypeError
+from ..sqlite.structs import COLUMN, TABLE
+
+__all__ = ["Column", "build_table", "frame_columns", "quote", "schema_text"]
+
+
+# Column kinds (values of COLUMN.kind).
+K_NULL = 0  # every value NULL (Arrow null type)
+K_I8, K_I16, K_I32, K_I64 = 1, 2, 3, 4
+K_U8, K_U16, K_U32, K_U64 = 5, 6, 7, 8
+K_F32, K_F64 = 9, 10
+K_BOOLBITS = 11  # Arrow boolean: bit-packed
+K_TEXT32, K_TEXT64 = 12, 13  # Arrow string / large_string
+K_BLOB32, K_BLOB64 = 14, 15  # Arrow binary / large_binary
+K_DATETIME = 16  # int64 in some unit, naive; rendered as ISO-8601 text
+K_DATE32 = 17  # int32 days since 1970-01-01; rendered 'YYYY-MM-DD'
+K_PTEXT, K_PBLOB = 18, 19  # cursor-materialised text / blob: (address, length) int64 pairs
+
+# Validity kinds.
+V_NONE, V_BITMAP, V_BYTEMASK = 0, 1, 2  # Arrow bitmap (1 = valid); numpy mask (1 = missing)
+
+_DECL = {
+    K_NULL: "",
+    K_F32: "REAL",
+    K_F64: "REAL",
+    K_TEXT32: "TEXT",
+    K_TEXT64: "TEXT",
+    K_BLOB32: "BLOB",
+    K_BLOB64: "BLOB",
+    K_DATETIME: "TEXT",
+    K_DATE32: "TEXT",
+}
+
+
+@dataclass
+class Column:
+    """One column's buffers, as the virtual table reads them.
+
+    Addresses are plain integers; ``pins`` holds the Python objects that own
+    the memory behind them, and must stay referenced while SQLite can read it.
+
+    Attributes
+    ----------
+    name : str
+        Column name in SQL.
+    kind : int
+        One of the ``K_*`` codes of this module.
+    decl : str
+        Declared SQL type: ``INTEGER``, ``REAL``, ``TEXT``, ``BLOB`` or ``""``.
+    nrows : int
+    data, validity, offsets, codes, codes_validity : int
+        Buffer addresses (0 when absent).
+    validity_kind : int
+        ``V_NONE``, ``V_BITMAP`` (Arrow, bit set = valid, starting at bit
+        ``validity_offset``) or ``V_BYTEMASK`` (pandas mask, 1 = missing).
+    codes_width : int
+        Item size of ``codes`` (dictionary indices / categorical codes); a
+        negative code or a clear ``codes_validity`` bit is NULL.
+    unit : int
+        Datetimes: multiply by ``unit`` (> 0) or floor-divide by ``-unit``
+        to get microseconds.
+    nvalues : int
+        Length of the value buffers (number of categories when ``codes``).
+    pins : list
+        Owners of the buffers.
+    """
+
+    name: str
+    kind: int
+    decl: str
+    nrows: int
+    data: int = 0
+    validity: int = 0
+    validity_kind: int = V_NONE
+    validity_offset: int = 0
+    offsets: int = 0
+    codes: int = 0
+    codes_width: int = 0
+    codes_validity: int = 0
+    codes_validity_offset: int = 0
+    unit: int = 1
+    nvalues: int = 0
+    pins: list = field(default_factory=list, repr=False)
+
+
+def _unsupported(name, dtype, hint="") -> UnsupportedDtypeError:
+    msg = f"column {name!r} has dtype {dtype}, which has no SQLite representation"
+    return UnsupportedDtypeError(msg + (f"; {hint}" if hint else ""))
+
+
+_NUMPY_KINDS = {
+    "i1": K_I8, "i2": K_I16, "i4": K_I32, "i8": K_I64,
+    "u1": K_U8, "u2": K_U16, "u4": K_U32, "u8": K_U64,
+    "f4": K_F32, "f8": K_F64, "b1": K_U8,
+}
+_UNIT_TO_US = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": -1_000}
+
+
+def _numpy_column(name, values: np.ndarray, mask=None, owner=None) -> Column:
+    """Column over a 1-D numpy array (zero-copy when contiguous)."""
+    arr = np.ascontiguousarray(values)  # a view unless strided
+    key = arr.dtype.kind + str(arr.dtype.itemsize)
+    if arr.dtype.kind == "M":
+        unit = np.datetime_data(arr.dtype)[0]
+        if unit not in _UNIT_TO_US:
+            raise _unsupported(name, values.dtype, "use a unit of s, ms, us or ns")
+        arr = arr.view(np.int64)
+        col = Column(name, K_DATETIME, "TEXT", len(arr), data=arr.ctypes.data, unit=_UNIT_TO_US[unit])
+    elif key in _NUMPY_KINDS and arr.dtype.kind in "iufb":
+        kind = _NUMPY_KINDS[key]
+        col = Column(name, kind, _DECL.get(kind, "INTEGER"), len(arr), data=arr.ctypes.data)
+    else:
+        raise _unsupported(name, values.dtype)
+    col.nvalues = len(arr)
+    col.pins += [arr, owner]
+    if mask is not None:
+        m = np.ascontiguousarray(mask)
+        col.validity, col.validity_kind = m.ctypes.data, V_BYTEMASK
+        col.pins.append(m)
+    return col
+
+
+_ARROW_TEXT = {
+    pa.string(): K_TEXT32, pa.large_string(): K_TEXT64,
+    pa.binary(): K_BLOB32, pa.large_binary(): K_BLOB64,
+}
+
+
+def _arrow_kind(name, typ: pa.DataType) -> int:
+    if pa.types.is_integer(typ) or pa.types.is_floating(typ):
+        if pa.types.is_float16(typ):
+            raise _unsupported(name, typ, "cast to float32 or float64")
+        return _NUMPY_KINDS[np.dtype(typ.to_pandas_dtype()).str[1:]]
+    if pa.types.is_boolean(typ):
+        return K_BOOLBITS
+    if typ in _ARROW_TEXT:
+        return _ARROW_TEXT[typ]
+    if pa.types.is_null(typ):
+        return K_NULL
+    if pa.types.is_timestamp(typ) and typ.tz is None:
+        return K_DATETIME
+    if pa.types.is_date32(typ):
+        return K_DATE32
+    raise _unsupported(name, typ)
+
+
+def _arrow_column(name, array) -> Column:
+    """Column over an Arrow array (zero-copy for a single chunk)."""
+    if isinstance(array, pa.ChunkedArray):
+        # Several chunks are combined once (a copy); one chunk is used as is.
+        array = array.chunk(0) if array.num_chunks == 1 else array.combine_chunks()
+    typ = array.type
+    if pa.types.is_dictionary(typ):
+        values = _arrow_column(name, _normalise_arrow(name, array.dictionary))
+        idx = array.indices
+        width = idx.type.bit_width // 8
+        bufs = idx.buffers()
+        values.codes = bufs[1].address + idx.offset * width
+        values.codes_width = width
+        if idx.null_count and bufs[0] is not None:
+            values.codes_validity, values.codes_validity_offset = bufs[0].address, idx.offset
+        values.nrows = len(idx)
+        values.pins.append(idx)
+        return values
+    array = _normalise_arrow(name, array)
+    typ = array.type
+    kind = _arrow_kind(name, typ)
+    n = len(array)
+    col = Column(name, kind, _DECL.get(kind, "INTEGER"), n, nvalues=n, pins=[array])
+    if kind == K_NULL:
+        return col
+    bufs = array.buffers()
+    if array.null_count and bufs[0] is not None:
+        col.validity, col.validity_kind, col.validity_offset = bufs[0].address, V_BITMAP, array.offset
+    if kind in (K_TEXT32, K_TEXT64, K_BLOB32, K_BLOB64):
+        width = 4 if kind in (K_TEXT32, K_BLOB32) else 8
+        col.offsets = bufs[1].address + array.offset * width
+        # An all-empty column may have no data buffer: point at the offsets
+        # instead so that SQLite never receives a NULL text pointer.
+        col.data = bufs[2].address if bufs[2] is not None and bufs[2].size else col.offsets
+    elif kind == K_BOOLBITS:
+        col.data, col.unit = bufs[1].address, array.offset  # unit = bit offset
+    else:
+        width = typ.bit_width // 8
+        col.data = bufs[1].address + array.offset * width
+        if kind == K_DATETIME:
+            col.unit = _UNIT_TO_US[typ.unit]
+    return col
+
+
+def _normalise_arrow(name, array):
+    """Cast the Arrow types read through another layout; O(n) copies, rare types."""
+    typ = array.type
+    if hasattr(pa.types, "is_string_view") and pa.types.is_string_view(typ):
+        return array.cast(pa.large_string())
+    if hasattr(pa.types, "is_binary_view") and pa.types.is_binary_view(typ):
+        return array.cast(pa.large_binary())
+    if pa.types.is_date64(typ):
+        return array.cast(pa.date32())
+    if pa.types.is_timestamp(typ) and typ.tz is not None:
+        return pa.array(_tz_text(array.to_pandas()), type=pa.string())
+    if pa.types.is_dictionary(typ):
+        return array.cast(typ.value_type)
+    return array
+
+
+def _tz_text(series):
+    """Render tz-aware datetimes as ``to_sql`` does (local time and offset); O(n)."""
+    import pandas as pd
+
+    series = pd.Series(series)
+    out = [None if ts is pd.NaT or ts is None else ts.to_pydatetime().isoformat(" ") for ts in series]
+    return out
+
+
+def _pandas_column(name, series) -> Column:
+    import pandas as pd
+
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        cats = series.cat.categories
+        values = _pandas_column(name, pd.Series(cats))
+        codes = np.ascontiguousarray(series.cat.codes.to_numpy())  # -1 = missing
+        values.codes, values.codes_width = codes.ctypes.data, codes.dtype.itemsize
+        values.nrows = len(codes)
+        values.pins += [codes, series]
+        return values
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        return _arrow_column(name, pa.array(_tz_text(series), type=pa.string()))
+    if isinstance(dtype, np.dtype):
+        if dtype.kind in "iufbM":
+            return _numpy_column(name, series.to_numpy(), owner=series)
+        if dtype.kind == "O":
+            try:
+                array = pa.array(series.to_numpy(), from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+                raise _unsupported(
+                    name, dtype, f"its values could not become one Arrow type ({exc})"
+                ) from None
+            try:
+                return _arrow_column(name, array)
+            except UnsupportedDtypeError:
+                raise _unsupported(name, f"object (values of Arrow type {array.type})") from None
+        raise _unsupported(name, dtype)
+    array = series.array
+    mask = getattr(array, "_mask", None)
+    if isinstance(mask, np.ndarray) and isinstance(getattr(array, "_data", None), np.ndarray):
+        # Int64 / Float64 / boolean: the numpy values and the missing mask, as they are.
+        return _numpy_column(name, array._data, mask=array._mask, owner=array)
+    if hasattr(array, "__arrow_array__"):
+        try:
+            arrow = array.__arrow_array__()
+        except Exception as exc:  # noqa: BLE001 - reported as unsupported
+            raise _unsupported(name, dtype, str(exc)) from None
+        return _arrow_column(name, arrow)
+    raise _unsupported(name, dtype)
+
+
+def frame_columns(frame) -> list[Column]:
+    """Return the columns of *frame* as buffer addresses plus their owners.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame, pyarrow.Table, or object with ``__arrow_c_stream__``
+
+    Returns
+    -------
+    list of Column
+        Zero-copy over numpy and single-chunk Arrow buffers. Copies once:
+        object columns (to Arrow), multi-chunk Arrow columns, tz-aware
+        datetimes (to text), string_view and date64.
+
+    Raises
+    ------
+    fastagg.UnsupportedDtypeError
+        A column holds timedeltas, periods, intervals, decimals, nested or
+        mixed values; the message names the column and its dtype.
+    fastagg.Error
+        Duplicate column names.
+
+    Notes
+    -----
+    ``uint64`` values above ``2**63 - 1`` are given to SQLite as REAL (the
+    nearest double), as SQLite does with integer overflow; smaller values
+    stay INTEGER. Datetimes become ISO-8601 text truncated to microseconds,
+    ``'2024-01-02 03:04:05'`` or ``'2024-01-02 03:04:05.500000'``, exactly as
+    ``DataFrame.to_sql`` writes them into sqlite3.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> [c.decl for c in frame_columns(pd.DataFrame({"a": [1], "b": [0.5], "c": ["x"]}))]
+    ['INTEGER', 'REAL', 'TEXT']
+    """
+    import sys
+
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(frame, pd.DataFrame):
+        names = [str(c) for c in frame.columns]
+        _check_names(names)
+        return [_pandas_column(n, frame.iloc[:, i]) for i, n in enumerate(names)]
+    if not isinstance(frame, pa.Table):
+        if hasattr(frame, "__arrow_c_stream__"):
+            frame = pa.table(frame)
+        else:
+            raise TypeError(
+                f"expected a pandas DataFrame, a pyarrow Table or an object with "
+                f"__arrow_c_stream__, got {type(frame).__name__}"
+            )
+    names = [str(c) for c in frame.column_names]
+    _check_names(names)
+    return [_arrow_column(n, frame.column(i)) for i, n in enumerate(names)]
+
+
+def _check_names(names):
+    seen = set()
+    for n in names:
+        if n.lower() in seen:
+            raise Error(f"duplicate column name {n!r} (SQLite column names are case-insensitive); rename it")
+        seen.add(n.lower())
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def schema_text(columns) -> bytes:
+    cols = ", ".join(f"{quote(c.name)} {c.decl}".rstrip() for c in columns)
+    return f"CREATE TABLE x({cols})".encode() + b"\0"
+
+
+def build_table(columns, schema: np.ndarray):
+    """Return the native descriptor of *columns*: a :data:`TABLE` and its :data:`COLUMN` s.
+
+    Both arrays must stay referenced while compiled code may read them (the
+    ``Registration`` pins them); *schema* is the NUL-terminated ``CREATE
+    TABLE`` text as a uint8 array (pinned likewise), or None.
+    """
+    cols = np.zeros(len(columns), COLUMN)
+    for i, c in enumerate(columns):
+        cd = cols[i]
+        cd["kind"], cd["data"], cd["offsets"], cd["unit"], cd["nvalues"] = c.kind, c.data, c.offsets, c.unit, c.nvalues
+        cd["validity"], cd["validity_kind"], cd["validity_offset"] = c.validity, c.validity_kind, c.validity_offset
+        cd["codes"], cd["codes_width"] = c.codes, c.codes_width
+        cd["codes_validity"], cd["codes_validity_offset"] = c.codes_validity, c.codes_validity_offset
+    table = np.zeros(1, TABLE)
+    table[0]["nrows"] = columns[0].nrows if columns else 0
+    table[0]["ncols"] = len(columns)
+    table[0]["schema"] = schema.ctypes.data if schema is not None else 0
+    table[0]["columns"] = cols.ctypes.data
+    return table, cols

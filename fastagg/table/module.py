@@ -1,0 +1,405 @@
+"""The virtual table's callbacks (``numba.cfunc``) and the process's one ``sqlite3_module``.
+
+The callbacks are compiled once per process (``cache=True``) and shared by
+every registered frame; each table's data reaches them through ``pAux``,
+the registration's :data:`TOKEN`, which points to its :data:`TABLE`. No
+Python runs per row. Every struct is read by field name through
+:mod:`fastagg.sqlite.structs`.
+
+Memory: each ``sqlite3_vtab`` (xConnect) and cursor (xOpen) is allocated
+with ``sqlite3_malloc64`` and freed in xDisconnect / xClose; a cursor's row
+permutation and gathered block likewise, in xFilter (replaced) and xClose.
+The ``sqlite3_module`` is allocated once and never freed (see
+:func:`module_address`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+
+import numpy as np
+from numba import carray, cfunc, njit, types
+
+from ..native.intrinsics import address_of, as_voidptr, is_null
+from ..sqlite import capi as _capi
+from ..sqlite.structs import (
+    COLUMN, CURSOR, INDEX_CONSTRAINT, INDEX_CONSTRAINT_USAGE, INDEX_INFO, INDEX_ORDERBY, TABLE,
+    TOKEN, VTAB,
+)
+from .columns import K_BOOLBITS, K_F32, K_F64, K_I8, K_I16, K_I32, K_I64, K_U8, K_U16, K_U32
+from .filtering import OP_EQ, OP_GE, OP_GT, OP_LE, OP_LT, select_rows
+from .gather import CHUNK, alloc_block, fill_block
+from .ordering import order_rows
+from .plan import PLAN_SCAN, new_plan, plan_filters, plan_header, plan_order
+from .values import SQLITE_FLOAT, SQLITE_INTEGER, result_cell
+
+__all__ = ["module_address", "module_destroy"]
+
+SQLITE_OK = _capi.SQLITE_OK
+SQLITE_ERROR = _capi.SQLITE_ERROR
+SQLITE_NOMEM = 7
+SQLITE_VTAB_INNOCUOUS = 2
+SQLITE_INDEX_SCAN_UNIQUE = 1
+
+_SCRATCH = CURSOR.fields["scratch"][1]  # offset of the cursor's scratch bytes
+
+_malloc = _capi.native("sqlite3_malloc64")
+_free = _capi.native("sqlite3_free")
+_declare_vtab = _capi.native("sqlite3_declare_vtab")
+_vtab_config = _capi.native("sqlite3_vtab_config")
+_value_type = _capi.native("sqlite3_value_type")
+_value_int64 = _capi.native("sqlite3_value_int64")
+# Required by fastagg.sqlite.capi (SQLite >= 3.38), so always present.
+_rhs_value = _capi.native("sqlite3_vtab_rhs_value")
+
+_MSG_DEAD = np.frombuffer(b"fastagg: this table was unregistered\0", np.uint8).copy()
+_MSG_NOMEM = np.frombuffer(b"fastagg: out of memory\0", np.uint8).copy()
+_VTAB_SIZE = VTAB.itemsize
+_CURSOR_SIZE = CURSOR.itemsize
+_COLUMN_SIZE = COLUMN.itemsize
+
+
+@njit(cache=True)
+def _record(addr, dtype):
+    """The struct *dtype* at integer address *addr*, as a one-element array."""
+    return carray(as_voidptr(addr), 1, dtype)
+
+
+@njit(cache=True)
+def _columns(table_addr):
+    """The :data:`COLUMN` array of the table at *table_addr*."""
+    tab = carray(as_voidptr(table_addr), 1, TABLE)[0]
+    return carray(as_voidptr(tab.columns), tab.ncols, COLUMN)
+
+
+@njit(cache=True)
+def _set_error(vtab_addr, msg):
+    """Set ``sqlite3_vtab.zErrMsg`` to a sqlite3_malloc'd copy of *msg* (SQLite frees it)."""
+    p = _malloc(len(msg))
+    if is_null(p):
+        return
+    carray(p, len(msg), np.uint8)[:] = msg
+    vt = _record(vtab_addr, VTAB)[0]
+    if vt.zErrMsg != 0:
+        _free(as_voidptr(vt.zErrMsg))
+    vt.zErrMsg = address_of(p)
+
+
+_I32 = types.int32
+_VP = types.voidptr
+
+
+@cfunc(_I32(_VP, _VP, _I32, _VP, _VP, _VP), cache=True)
+def x_connect(db, aux, argc, argv, pp_vtab, pz_err):
+    """xConnect: declare the schema, allocate the sqlite3_vtab (freed in xDisconnect)."""
+    tok = carray(aux, 1, TOKEN)[0]
+    if tok.dead != 0:
+        return SQLITE_ERROR
+    rc = _declare_vtab(db, as_voidptr(_record(tok.table, TABLE)[0].schema))
+    if rc != SQLITE_OK:
+        return rc
+    _vtab_config(db, SQLITE_VTAB_INNOCUOUS)
+    p = _malloc(_VTAB_SIZE)
+    if is_null(p):
+        return SQLITE_NOMEM
+    carray(p, _VTAB_SIZE, np.uint8)[:] = 0
+    carray(p, 1, VTAB)[0].token = address_of(aux)
+    carray(pp_vtab, 1, np.intp)[0] = address_of(p)
+    return SQLITE_OK
+
+
+@cfunc(_I32(_VP), cache=True)
+def x_disconnect(vtab):
+    _free(vtab)
+    return SQLITE_OK
+
+
+@njit(cache=True)
+def _exact_rhs(info, i, is_float):
+    """Whether constraint *i*'s right-hand side is a literal our test decides exactly.
+
+    Numeric, and for float columns a double or an integer within 2**53
+    (``sqlite3_vtab_rhs_value``); then SQLite may omit its own test.
+    """
+    slot = np.zeros(1, np.intp)
+    if _rhs_value(info, i, as_voidptr(slot.ctypes.data)) != SQLITE_OK or slot[0] == 0:
+        return False
+    t = _value_type(as_voidptr(slot[0]))
+    if t == SQLITE_FLOAT or (t == SQLITE_INTEGER and not is_float):
+        return True
+    if t == SQLITE_INTEGER:
+        iv = _value_int64(as_voidptr(slot[0]))
+        return -9007199254740992 <= iv <= 9007199254740992
+    return False
+
+
+@cfunc(_I32(_VP, _VP), cache=True)
+def x_best_index(vtab, info):
+    """xBestIndex: push down numeric comparisons and consume any ORDER BY / GROUP BY.
+
+    The plan goes to xFilter as idxStr (:mod:`fastagg.table.plan`). The cost
+    model steers SQLite's planner: a rowid equality is one row and unique,
+    each other pushed comparison narrows the estimate.
+    """
+    vt = carray(vtab, 1, VTAB)[0]
+    tok = _record(vt.token, TOKEN)[0]
+    if tok.dead != 0:
+        _set_error(address_of(vtab), _MSG_DEAD)
+        return SQLITE_ERROR
+    cols = _columns(tok.table)
+    nrows = _record(tok.table, TABLE)[0].nrows
+    ii = carray(info, 1, INDEX_INFO)[0]
+    ncons = ii.nConstraint
+    norder = ii.nOrderBy
+    cons = carray(as_voidptr(ii.aConstraint), max(ncons, 1), INDEX_CONSTRAINT)
+    usage = carray(as_voidptr(ii.aConstraintUsage), max(ncons, 1), INDEX_CONSTRAINT_USAGE)
+    orderby = carray(as_voidptr(ii.aOrderBy), max(norder, 1), INDEX_ORDERBY)
+
+    pushed = np.zeros(ncons, np.int64)  # constraints in plan order
+    nargs = 0
+    rows = np.float64(max(nrows, 1))
+    cost = np.float64(max(nrows, 1))
+    unique = False
+    for i in range(ncons):
+        col = cons[i].iColumn
+        op = cons[i].op
+        if cons[i].usable == 0 or not (op == OP_EQ or op == OP_GT or op == OP_LE or op == OP_LT or op == OP_GE):
+            continue
+        is_float = False
+        if col >= 0:
+            k = cols[col].kind
+            if k == K_F32 or k == K_F64:
+                is_float = True
+            elif not (k == K_I8 or k == K_I16 or k == K_I32 or k == K_I64 or k == K_U8
+                      or k == K_U16 or k == K_U32 or k == K_BOOLBITS):
+                continue
+        pushed[nargs] = i
+        nargs += 1
+        usage[i].argvIndex = nargs
+        usage[i].omit = 1 if _exact_rhs(info, i, is_float) else 0
+        if col < 0:
+            if op == OP_EQ:
+                unique = True
+                rows = 1.0
+                cost = 1.0
+            else:
+                rows = rows / 4.0
+                cost = cost / 4.0
+        else:
+            rows = rows / (10.0 if op == OP_EQ else 3.0)
+            cost = cost * 0.9
+    plan = new_plan(PLAN_SCAN, ii.colUsed, nargs, norder)
+    if plan == 0:
+        return SQLITE_NOMEM
+    filters = plan_filters(plan)
+    for f in range(nargs):
+        filters[f].column = cons[pushed[f]].iColumn
+        filters[f].op = cons[pushed[f]].op
+        filters[f].argv = f
+    order = plan_order(plan)
+    for i in range(norder):
+        order[i].column = orderby[i].iColumn
+        order[i].desc = orderby[i].desc
+    if norder > 0:
+        ii.orderByConsumed = 1  # xFilter produces exactly this order
+    ii.idxNum = PLAN_SCAN
+    ii.idxStr = plan
+    ii.needToFreeIdxStr = 1  # SQLite frees it with sqlite3_free
+    ii.estimatedCost = max(cost, 1.0)
+    ii.estimatedRows = np.int64(max(rows, 1.0))
+    if unique:
+        ii.idxFlags = ii.idxFlags | SQLITE_INDEX_SCAN_UNIQUE
+    return SQLITE_OK
+
+
+@cfunc(_I32(_VP, _VP), cache=True)
+def x_open(vtab, pp_cursor):
+    """xOpen: allocate a cursor (sqlite3_malloc64; freed in xClose)."""
+    vt = carray(vtab, 1, VTAB)[0]
+    p = _malloc(_CURSOR_SIZE)
+    if is_null(p):
+        return SQLITE_NOMEM
+    carray(p, _CURSOR_SIZE, np.uint8)[:] = 0
+    cur = carray(p, 1, CURSOR)[0]
+    cur.pVtab = address_of(vtab)
+    cur.token = vt.token
+    tok = _record(vt.token, TOKEN)[0]
+    tok.cursors += 1
+    cur.table = tok.table  # pinned while any cursor is open (see Registration._try_release)
+    carray(pp_cursor, 1, np.intp)[0] = address_of(p)
+    return SQLITE_OK
+
+
+@njit(cache=True)
+def _drop_buffers(cur):
+    """Free the cursor's row permutation and gathered block."""
+    if cur.rows != 0:
+        _free(as_voidptr(cur.rows))
+        cur.rows = 0
+    if cur.block != 0:
+        _free(as_voidptr(cur.block))
+        cur.block = 0
+
+
+@njit(cache=True)
+def _refill(cur):
+    """Gather the chunk starting at the cursor's position."""
+    pos = cur.pos
+    cur.chunk = pos
+    cols = _columns(cur.table)
+    fill_block(cols, carray(as_voidptr(cur.block), len(cols), COLUMN), cur.rows, pos, min(CHUNK, cur.end - pos))
+
+
+@cfunc(_I32(_VP), cache=True)
+def x_close(cursor):
+    cur = carray(cursor, 1, CURSOR)[0]
+    _record(cur.token, TOKEN)[0].cursors -= 1
+    _drop_buffers(cur)
+    _free(cursor)
+    return SQLITE_OK
+
+
+@cfunc(_I32(_VP, _I32, _VP, _I32, _VP), cache=True)
+def x_filter(cursor, idx_num, idx_str, argc, argv):
+    """xFilter: select rows (pushed-down constraints), order them, gather the first chunk.
+
+    An ordered scan keeps its permutation (for xRowid) and gathers the used
+    columns CHUNK rows at a time, so that xColumn reads sequentially.
+    """
+    cur = carray(cursor, 1, CURSOR)[0]
+    if _record(cur.token, TOKEN)[0].dead != 0:
+        _set_error(cur.pVtab, _MSG_DEAD)
+        return SQLITE_ERROR
+    cols = _columns(cur.table)
+    nrows = _record(cur.table, TABLE)[0].nrows
+    _drop_buffers(cur)
+    cur.chunk = 0
+    cur.pos = 0
+    cur.end = nrows
+    if is_null(idx_str):
+        return SQLITE_OK
+    plan = address_of(idx_str)
+    filters = plan_filters(plan)
+    order = plan_order(plan)
+    if len(filters) == 0 and len(order) == 0:
+        return SQLITE_OK
+    if len(filters) > 0:
+        rows = select_rows(cols, nrows, filters, carray(argv, max(argc, 1), np.intp), argc)
+    else:
+        rows = np.arange(nrows)
+    if len(order) > 0:
+        rows = order_rows(cols, rows, order)
+    m = len(rows)
+    cur.end = m
+    if m == 0:
+        return SQLITE_OK
+    p = _malloc(8 * m)
+    if is_null(p):
+        _set_error(cur.pVtab, _MSG_NOMEM)
+        return SQLITE_NOMEM
+    carray(p, m, np.int64)[:] = rows
+    cur.rows = address_of(p)
+    if len(order) > 0:
+        blk = alloc_block(cols, plan_header(plan)[0].colUsed)
+        if blk < 0:
+            _set_error(cur.pVtab, _MSG_NOMEM)
+            return SQLITE_NOMEM
+        if blk > 0:
+            cur.block = blk
+            _refill(cur)
+    return SQLITE_OK
+
+
+@cfunc(_I32(_VP), cache=True)
+def x_next(cursor):
+    cur = carray(cursor, 1, CURSOR)[0]
+    pos = cur.pos + 1
+    cur.pos = pos
+    if cur.block != 0 and pos - cur.chunk >= CHUNK and pos < cur.end:
+        _refill(cur)
+    return SQLITE_OK
+
+
+@cfunc(_I32(_VP), cache=True)
+def x_eof(cursor):
+    cur = carray(cursor, 1, CURSOR)[0]
+    return 1 if cur.pos >= cur.end else 0
+
+
+@njit(cache=True)
+def _current_row(cur):
+    if cur.rows != 0:
+        return carray(as_voidptr(cur.rows + 8 * cur.pos), 1, np.int64)[0]
+    return cur.pos
+
+
+@cfunc(_I32(_VP, _VP, _I32), cache=True)
+def x_column(cursor, ctx, i):
+    cur = carray(cursor, 1, CURSOR)[0]
+    scratch = as_voidptr(address_of(cursor) + _SCRATCH)
+    if cur.block != 0:
+        md = _record(cur.block + i * _COLUMN_SIZE, COLUMN)[0]
+        if md.gathered != 0:
+            result_cell(ctx, md, cur.pos - cur.chunk, scratch)
+            return SQLITE_OK
+    cd = _record(_record(cur.table, TABLE)[0].columns + i * _COLUMN_SIZE, COLUMN)[0]
+    result_cell(ctx, cd, _current_row(cur), scratch)
+    return SQLITE_OK
+
+
+@cfunc(_I32(_VP, _VP), cache=True)
+def x_rowid(cursor, p_rowid):
+    cur = carray(cursor, 1, CURSOR)[0]
+    carray(p_rowid, 1, np.int64)[0] = _current_row(cur) + 1  # 1-based, like to_sql's tables
+    return SQLITE_OK
+
+
+@cfunc(types.void(_VP), cache=True)
+def module_destroy(aux):
+    """Destructor of sqlite3_create_module_v2: SQLite is done with this table's token."""
+    tok = carray(aux, 1, TOKEN)[0]
+    tok.alive = 0
+    tok.refs -= 1
+    if tok.refs == 0:
+        _free(aux)
+
+
+# sqlite3_module (sqlite3.h): int iVersion; then 23 function pointers
+# (xCreate .. xRename, xSavepoint, xRelease, xRollbackTo, xShadowName).
+_MODULE_FIELDS = [
+    "iVersion", "xCreate", "xConnect", "xBestIndex", "xDisconnect", "xDestroy",
+    "xOpen", "xClose", "xFilter", "xNext", "xEof", "xColumn", "xRowid",
+    "xUpdate", "xBegin", "xSync", "xCommit", "xRollback", "xFindFunction",
+    "xRename", "xSavepoint", "xRelease", "xRollbackTo", "xShadowName",
+]
+_module_address = None
+_module_lock = threading.Lock()
+
+
+def module_address() -> int:
+    """Address of the process's one sqlite3_module, built on first use.
+
+    Allocated with sqlite3_malloc64 and never freed: connections call through
+    it until they close, possibly during interpreter shutdown.
+    """
+    global _module_address
+    with _module_lock:
+        if _module_address is None:
+            size = 8 * len(_MODULE_FIELDS)
+            addr = _capi.lib.sqlite3_malloc64(size)
+            if not addr:
+                raise MemoryError("sqlite3_malloc64 failed")
+            slots = (ctypes.c_uint64 * len(_MODULE_FIELDS)).from_address(addr)
+            ctypes.memset(addr, 0, size)
+            fns = {
+                "xConnect": x_connect, "xBestIndex": x_best_index,
+                "xDisconnect": x_disconnect, "xOpen": x_open, "xClose": x_close,
+                "xFilter": x_filter, "xNext": x_next, "xEof": x_eof,
+                "xColumn": x_column, "xRowid": x_rowid,
+            }
+            slots[0] = 1  # iVersion; xCreate = xDestroy = NULL: eponymous-only
+            for name, fn in fns.items():
+                slots[_MODULE_FIELDS.index(name)] = fn.address
+            _module_address = addr
+        return _module_address

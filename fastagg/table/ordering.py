@@ -1,0 +1,301 @@
+"""ORDER BY and GROUP BY in compiled code: SQLite's order of a column as int64 ranks.
+
+Each order term becomes dense ranks (hashing, then sorting only the
+distinct values); the ranks are combined into one key and placed by a
+counting sort, so SQLite needs no sorter. O(n + G log G) for G distinct
+values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import carray, njit
+
+from ..native.hashing import group_ids, hash_bytes
+from ..native.intrinsics import as_voidptr
+from ..native.sort import counting_order, order_spans, radix_argsort, span_equal
+from .columns import K_BLOB32, K_BLOB64, K_DATETIME, K_F32, K_F64, K_I64, K_TEXT32, K_TEXT64, K_U64, V_NONE
+from .values import INT64_MAX, INT64_MIN, float_value, int_value, micros, value_row
+
+__all__ = ["order_rows"]
+
+SIGN_BIT = np.int64(INT64_MIN)
+
+
+@njit(cache=True)
+def _text_view(cd):
+    """(offsets, bytes) arrays of a text / blob column's value buffers."""
+    nv = cd.nvalues
+    if cd.kind == K_TEXT32 or cd.kind == K_BLOB32:
+        offs32 = carray(as_voidptr(cd.offsets), nv + 1, np.int32)
+        offs = np.empty(nv + 1, np.int64)
+        for i in range(nv + 1):
+            offs[i] = offs32[i]
+    else:
+        offs = carray(as_voidptr(cd.offsets), nv + 1, np.int64).copy()
+    total = offs[nv] if nv > 0 else 0
+    return offs, carray(as_voidptr(cd.data), max(total, 1), np.uint8)
+
+
+@njit(cache=True)
+def _byte_ranks(cd, vals):
+    """Dense ranks (BINARY order) of value rows *vals*."""
+    offs, buf = _text_view(cd)
+    order = order_spans(offs, buf, vals)
+    ranks = np.empty(len(vals), np.int64)
+    rank = 0
+    for i in range(len(order)):
+        if i > 0 and not span_equal(offs, buf, vals[order[i - 1]], vals[order[i]]):
+            rank += 1
+        ranks[order[i]] = rank
+    return ranks
+
+
+@njit(cache=True)
+def _group_ranks(ids, order):
+    """Ranks 1.. of items by group id (-1 -> 0), given the groups in sorted *order*; (ranks, count)."""
+    g = len(order)
+    rank_of = np.empty(g, np.int64)
+    for r in range(g):
+        rank_of[order[r]] = r + 1
+    ranks = np.zeros(len(ids), np.int64)
+    for i in range(len(ids)):
+        if ids[i] >= 0:
+            ranks[i] = rank_of[ids[i]]
+    return ranks, g + 1
+
+
+@njit(cache=True)
+def _text_ranks(cd, vals):
+    """Dense BINARY-order ranks of text / blob value rows *vals* (-1 = NULL -> rank 0).
+
+    Hashes the bytes to group ids in O(n), then sorts only the distinct
+    values (a merge sort of G items). Returns (ranks, number of ranks).
+    """
+    offs, buf = _text_view(cd)
+    n = len(vals)
+    hashes = np.zeros(n, np.int64)
+    skip = np.zeros(n, np.uint8)
+    for i in range(n):
+        v = vals[i]
+        if v < 0:
+            skip[i] = 1
+        else:
+            hashes[i] = hash_bytes(buf, offs[v], offs[v + 1])
+    ids, first, g = group_ids(hashes, skip, -1)
+    ranks = np.zeros(n, np.int64)
+    for i in range(n):
+        # Equal hashes need not be equal bytes: on a collision, sort every value.
+        if ids[i] >= 0 and not span_equal(offs, buf, vals[first[ids[i]]], vals[i]):
+            valid = np.flatnonzero(skip == 0)
+            r = _byte_ranks(cd, vals[valid])
+            ranks[valid] = r + 1
+            return ranks, r.max() + 2
+    return _group_ranks(ids, order_spans(offs, buf, vals[first[:g]]))  # the distinct values only
+
+
+@njit(cache=True)
+def _sort_keys(cd, rows):
+    """Int64 keys whose order is SQLite's order of the column's values at *rows*.
+
+    Returns (keys, isnull). Numbers compare numerically (floats through their
+    order-preserving bit pattern, -0.0 as 0.0; uint64 above int64 as the
+    double SQLite sees), text and blobs by memcmp (as dense ranks),
+    datetimes by microsecond (their text order).
+    """
+    n = len(rows)
+    keys = np.zeros(n, np.int64)
+    isnull = np.zeros(n, np.uint8)
+    k = cd.kind
+    if cd.validity_kind == V_NONE and cd.codes == 0 and (k == K_I64 or k == K_F64):
+        # Plain int64 / float64 buffers: one tight pass.
+        src = carray(as_voidptr(cd.data), cd.nvalues, np.int64)
+        if k == K_I64:
+            for i in range(n):
+                keys[i] = src[rows[i]]
+            return keys, isnull
+        for i in range(n):
+            x = src[rows[i]]
+            if (x & INT64_MAX) > 0x7FF0000000000000:  # NaN: NULL
+                isnull[i] = 1
+                x = 0
+            elif x == SIGN_BIT:  # -0.0 = 0.0 in SQL
+                x = 0
+            keys[i] = x ^ INT64_MAX if x < 0 else x  # order-preserving for negatives
+        return keys, isnull
+    vals = np.empty(n, np.int64)
+    for i in range(n):
+        v = value_row(cd, rows[i])
+        vals[i] = v
+        if v < 0:
+            isnull[i] = 1
+    if k == K_TEXT32 or k == K_TEXT64 or k == K_BLOB32 or k == K_BLOB64:
+        if cd.codes != 0:
+            # Rank the (few) categories once, then look codes up.
+            catrank = _byte_ranks(cd, np.arange(cd.nvalues))
+            for i in range(n):
+                if vals[i] >= 0:
+                    keys[i] = catrank[vals[i]]
+        else:
+            keys, _ = _text_ranks(cd, vals)
+        return keys, isnull
+    if k == K_F64 or k == K_F32:
+        fl = np.zeros(n, np.float64)
+        for i in range(n):
+            if vals[i] >= 0:
+                x = float_value(cd, vals[i])
+                fl[i] = 0.0 if x == 0.0 else x  # -0.0 = 0.0 in SQL
+        keys = fl.view(np.int64).copy()
+        for i in range(n):
+            if keys[i] < 0:
+                keys[i] = keys[i] ^ INT64_MAX  # order-preserving for negatives
+        return keys, isnull
+    for i in range(n):
+        v = vals[i]
+        if v < 0:
+            continue
+        if k == K_U64:
+            x = int_value(cd, v)
+            if x >= 0:
+                keys[i] = x ^ SIGN_BIT
+            else:
+                # Above int64: SQLite holds the nearest double; equal doubles group together.
+                u = np.float64(carray(as_voidptr(cd.data + 8 * v), 1, np.uint64)[0])
+                keys[i] = np.int64((u - 9223372036854775808.0) * 0.5)
+        elif k == K_DATETIME:
+            keys[i] = micros(cd, v)
+        else:
+            keys[i] = int_value(cd, v)
+    return keys, isnull
+
+
+@njit(cache=True)
+def _dense_ranks(keys, isnull):
+    """Dense ranks of int64 *keys* in key order, NULL rank 0; returns (ranks, count).
+
+    Small key ranges: a presence table, O(n + range). Otherwise hash the keys
+    to ids (O(n)) and sort only the distinct keys; when most keys are
+    distinct, one stable argsort instead.
+    """
+    n = len(keys)
+    ranks = np.zeros(n, np.int64)
+    have = False
+    lo = np.int64(0)
+    hi = np.int64(0)
+    for i in range(n):
+        if isnull[i] == 0:
+            x = keys[i]
+            if not have:
+                lo = x
+                hi = x
+                have = True
+            elif x < lo:
+                lo = x
+            elif x > hi:
+                hi = x
+    if not have:
+        return ranks, 1
+    span = hi - lo  # negative when it overflows
+    if span >= 0 and span <= 2 * n + 1024:
+        mark = np.zeros(span + 1, np.int64)
+        for i in range(n):
+            if isnull[i] == 0:
+                mark[keys[i] - lo] = 1
+        acc = 0
+        for j in range(span + 1):
+            if mark[j] != 0:
+                acc += 1
+                mark[j] = acc
+        for i in range(n):
+            if isnull[i] == 0:
+                ranks[i] = mark[keys[i] - lo]
+        return ranks, acc + 1
+    ids, first, g = group_ids(keys, isnull, n // 4 + 16)
+    if g < 0:
+        # Mostly distinct keys: sort them all.
+        o = radix_argsort(keys)
+        r = 0
+        prev = np.int64(0)
+        fresh = True
+        for j in range(n):
+            i = o[j]
+            if isnull[i] != 0:
+                continue
+            if fresh or keys[i] != prev:
+                r += 1
+                prev = keys[i]
+                fresh = False
+            ranks[i] = r
+        return ranks, r + 1
+    return _group_ranks(ids, np.argsort(keys[first[:g]]))
+
+
+@njit(cache=True)
+def order_rows(cols, rows, terms):
+    """Stable sort of table rows *rows* (ascending) by plan order terms (``PLAN_TERM``).
+
+    Column -1 is the rowid. NULLs come first ascending and last descending,
+    as in SQLite. Each term becomes dense ranks (hashing, then sorting only
+    the distinct values); the ranks are combined into one key and placed by
+    a counting sort, or, when their product is large, by one counting sort
+    per term from the last. O(n + G log G) for G distinct values.
+    """
+    n = len(rows)
+    # A rowid term ends the key (rowids are unique); ascending, it is the
+    # order the stable sort keeps anyway.
+    nt = 0
+    for t in range(len(terms)):
+        nt = t + 1
+        if terms[t].column < 0:
+            if terms[t].desc == 0:
+                nt = t
+            break
+    if nt == 0 or n == 0:
+        return rows.copy()
+    identity = rows[0] == 0 and rows[n - 1] == n - 1  # ascending and distinct: all rows
+    if nt == 1 and terms[0].column >= 0:
+        keys, isnull = _sort_keys(cols[terms[0].column], rows)
+        r, m = _dense_ranks(keys, isnull)
+        if terms[0].desc != 0:
+            for i in range(n):
+                r[i] = m - 1 - r[i]
+        o = counting_order(r, m)
+        return o if identity else rows[o]
+    ranks = np.empty((nt, n), np.int64)
+    sizes = np.empty(nt, np.int64)
+    for t in range(nt):
+        col = terms[t].column
+        if col < 0:
+            for i in range(n):
+                ranks[t, i] = i
+            sizes[t] = n
+        else:
+            keys, isnull = _sort_keys(cols[col], rows)
+            r, m = _dense_ranks(keys, isnull)
+            ranks[t, :] = r
+            sizes[t] = m
+        if terms[t].desc != 0:
+            for i in range(n):
+                ranks[t, i] = sizes[t] - 1 - ranks[t, i]
+    budget = 2 * n + 1024
+    prod = np.int64(1)
+    fits = True
+    for t in range(nt):
+        if prod > budget // sizes[t]:
+            fits = False
+            break
+        prod *= sizes[t]
+    if fits:
+        comb = ranks[0].copy()
+        for t in range(1, nt):
+            for i in range(n):
+                comb[i] = comb[i] * sizes[t] + ranks[t, i]
+        o = counting_order(comb, prod)
+        return o if identity else rows[o]
+    perm = np.arange(n)
+    for t in range(nt - 1, -1, -1):
+        key = np.empty(n, np.int64)
+        for i in range(n):
+            key[i] = ranks[t, perm[i]]
+        perm = perm[counting_order(key, sizes[t])]
+    return perm if identity else rows[perm]

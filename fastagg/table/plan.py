@@ -1,0 +1,102 @@
+"""The query plan xBestIndex hands to xFilter, encoded and decoded here only.
+
+Format
+------
+``idxStr`` is one ``sqlite3_malloc64`` block that SQLite frees with
+``sqlite3_free`` (xBestIndex sets ``needToFreeIdxStr``)::
+
+    PLAN header                     tag, kind, nfilter, norder, index, colUsed
+    PLAN_TERM * nfilter             filters: column, op, argv
+    PLAN_TERM * norder              order terms: column, desc
+
+(:data:`fastagg.sqlite.structs.PLAN` and ``PLAN_TERM``.)
+
+``tag`` is the NUL-terminated text ``fastagg`` so that ``EXPLAIN QUERY
+PLAN`` (which prints idxStr with ``%s``) shows ``INDEX 1:fastagg`` instead
+of binary. ``idxNum`` repeats ``kind``.
+
+``kind``
+    ``PLAN_SCAN``: every row (or the rowid range the filters allow), each
+    filter tested in compiled code, then the rows sorted by the order terms.
+    Issue 12 adds index probes (equality / IN / range on an index, given by
+    ``index``; -1 today) and LIMIT / OFFSET / top-k as further kinds and
+    terms, without changing this layout.
+``column``
+    Column number, -1 for the rowid.
+``op``
+    An ``SQLITE_INDEX_CONSTRAINT_*`` operator (filters).
+``argv``
+    0-based index into xFilter's ``argv`` of the right-hand side (filters;
+    xBestIndex set its ``argvIndex`` to ``argv + 1``), -1 for none.
+``desc``
+    1 for a descending order term.
+``colUsed``
+    ``sqlite3_index_info.colUsed``: the columns xColumn may be asked for (bit
+    63 stands for column 63 and every later one).
+
+A NULL ``idxStr`` (never produced by xBestIndex) is a plain scan.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import carray, njit
+
+from ..native.intrinsics import address_of, as_voidptr, is_null
+from ..sqlite import capi as _capi
+from ..sqlite.structs import PLAN, PLAN_TERM
+
+__all__ = ["PLAN", "PLAN_SCAN", "PLAN_TERM", "new_plan", "plan_filters", "plan_header", "plan_order"]
+
+PLAN_SCAN = 0
+
+_TAG = np.frombuffer(b"fastagg\0", np.uint8).copy()
+_malloc = _capi.native("sqlite3_malloc64")
+_PLAN_SIZE = PLAN.itemsize
+_PLAN_TERM_SIZE = PLAN_TERM.itemsize
+
+
+@njit(cache=True)
+def new_plan(kind, col_used, nfilter, norder):
+    """Allocate a plan with *nfilter* and *norder* zeroed terms; return its address, 0 on NOMEM.
+
+    The caller fills the terms (:func:`plan_filters`, :func:`plan_order`) and
+    hands the block to SQLite as ``idxStr`` with ``needToFreeIdxStr = 1``.
+    """
+    size = _PLAN_SIZE + (nfilter + norder) * _PLAN_TERM_SIZE
+    p = _malloc(size)
+    if is_null(p):
+        return 0
+    carray(p, size, np.uint8)[:] = 0
+    head = carray(p, 1, PLAN)[0]
+    for i in range(8):
+        head.tag[i] = _TAG[i]
+    head.kind = kind
+    head.nfilter = nfilter
+    head.norder = norder
+    head.index = -1
+    head.colUsed = col_used
+    terms = carray(as_voidptr(address_of(p) + _PLAN_SIZE), nfilter + norder, PLAN_TERM)
+    for i in range(nfilter + norder):
+        terms[i].argv = -1
+    return address_of(p)
+
+
+@njit(cache=True)
+def plan_header(addr):
+    """The plan's header at *addr*, as a one-element ``PLAN`` array."""
+    return carray(as_voidptr(addr), 1, PLAN)
+
+
+@njit(cache=True)
+def plan_filters(addr):
+    """The plan's filter terms (``PLAN_TERM`` array viewing the block)."""
+    n = carray(as_voidptr(addr), 1, PLAN)[0].nfilter
+    return carray(as_voidptr(addr + _PLAN_SIZE), n, PLAN_TERM)
+
+
+@njit(cache=True)
+def plan_order(addr):
+    """The plan's order terms (``PLAN_TERM`` array viewing the block)."""
+    head = carray(as_voidptr(addr), 1, PLAN)[0]
+    return carray(as_voidptr(addr + _PLAN_SIZE + head.nfilter * _PLAN_TERM_SIZE), head.norder, PLAN_TERM)
