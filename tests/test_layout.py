@@ -189,7 +189,6 @@ def test_no_import_cycle():
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
 
 
-@pytest.mark.xfail(strict=False, reason="layout split in progress")
 def test_no_module_over_800_lines():
     sizes = {name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in MODULES.items()}
     over = {name: n for name, n in sorted(sizes.items()) if n > MAX_LINES}
