@@ -20,7 +20,8 @@ module is importable there, else by value; each worker process compiles an
 aggregate at its first use (numba's cache serves it where the class's code
 is cacheable).
 
-A statement outside the supported shape (see :mod:`fastagg.engine.split`)
+A statement outside the supported shape (see :mod:`fastagg.engine.split`),
+or one that names the ``rowid`` (numbered from 1 in every partition),
 cannot be split: it runs on the whole frame, gathered into one pandas
 DataFrame (``ddf.compute()``), which gives the same answer but needs the
 frame to fit in memory.
@@ -93,6 +94,8 @@ def query(ddf, sql: str, aggregates: Iterable[type] = (), *, functions: Iterable
     specs = options.specs(sql)
 
     plan = _plan(ddf, sql, table, specs, params)
+    if plan is not None and plan.reads_rowid:
+        plan = None  # rowid restarts at 1 in every partition: only the whole frame has the right one
     if plan is None:
         result = dask.delayed(_whole)(ddf, table, sql, options)
     else:
