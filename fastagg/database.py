@@ -94,7 +94,7 @@ class Database:
         self._authorizer = None
         if read_only:
             self._authorizer = ReadOnlyAuthorizer()
-            self._con.set_authorizer(self._authorizer)
+            self._query_only_before = ReadOnlyAuthorizer.install(self._con, self._authorizer)
 
     # -- lifetime ---------------------------------------------------------
 
@@ -136,7 +136,7 @@ class Database:
                 self._frames.pop(name, None)
                 self._tables.pop(name).close()
             if self._read_only and not self._owns_connection:
-                self._con.set_authorizer(None)
+                ReadOnlyAuthorizer.uninstall(self._con, self._query_only_before)
             if self._owns_connection:
                 self._con.close()
             self._con = None
@@ -281,10 +281,13 @@ class Database:
         self._enter()
         con = self._con
         authorizer = self._authorizer
+        query_only_before = None
         try:
             if options.read_only and authorizer is None:
                 authorizer = ReadOnlyAuthorizer()
-                con.set_authorizer(authorizer)  # for this query only
+                query_only_before = ReadOnlyAuthorizer.install(con, authorizer)  # for this query only
+            if authorizer is not None:
+                authorizer.denied = None
             try:
                 functions = acquire(con, given, builtins)
                 try:
@@ -303,16 +306,20 @@ class Database:
                     # raises, so a KeyboardInterrupt stays what is raised.
                     release(functions)
             finally:
-                if authorizer is not None and authorizer is not self._authorizer:
-                    con.set_authorizer(None)
+                if query_only_before is not None:
+                    ReadOnlyAuthorizer.uninstall(con, query_only_before)
         except Exception as exc:
             if self._closing:
                 raise Error("this fastagg.Database was closed during the query (from another thread)") from exc
-            if authorizer is not None and authorizer.denied and "not authorized" in str(exc):
+            if authorizer is not None and authorizer.denied and isinstance(exc, sqlite3.DatabaseError):
+                # "not authorized", or "authorization denied" from VACUUM INTO's own ATTACH
                 raise Error(
                     f"read_only=True: the statement may not {authorizer.denied} (a read-only query "
                     f"only reads; open the database without read_only to write)"
                 ) from exc
+            if authorizer is not None and "readonly database" in str(exc):
+                # PRAGMA query_only refused what the authorizer is not asked about.
+                raise Error(f"read_only=True: the statement may not write to the database ({exc})") from exc
             raise
         finally:
             self._leave()

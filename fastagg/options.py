@@ -138,7 +138,9 @@ class ReadOnlyAuthorizer:
     ``ATTACH`` (and so ``VACUUM INTO``, which attaches its target), DETACH,
     REINDEX, ANALYZE, PRAGMA writes (``PRAGMA x = v``) and the PRAGMAs that
     change the file without an argument (``optimize``, ``wal_checkpoint``,
-    ``incremental_vacuum``, ``shrink_memory``). fastagg's own work is not
+    ``incremental_vacuum``, ``shrink_memory``); :meth:`install` also sets
+    ``PRAGMA query_only``, for the writes SQLite asks no authorizer about
+    (``REINDEX`` of everything). fastagg's own work is not
     affected: functions and frames are registered through SQLite's C API,
     which no authorizer sees. The authorizer runs when a statement is
     prepared, never per row. ``denied`` keeps the last refusal, for the
@@ -180,10 +182,40 @@ class ReadOnlyAuthorizer:
             name = (arg1 or "").lower()
             if name not in _WRITING_PRAGMAS and (arg2 is None or name in _READING_PRAGMAS):
                 return sqlite3.SQLITE_OK
-            self.denied = f"PRAGMA {arg1}" + (f" = {arg2}" if arg2 is not None else "")
+            self._deny(f"PRAGMA {arg1}" + (f" = {arg2}" if arg2 is not None else ""))
             return sqlite3.SQLITE_DENY
         if action in (sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_INSERT) and (arg1 or "").lower() in _SCHEMA_TABLES:
             return sqlite3.SQLITE_OK  # SQLite's own bookkeeping (see _SCHEMA_TABLES)
         what = self._NAMES.get(action, f"action {action}")
-        self.denied = f"{what} {arg1}" if arg1 else what
+        what = {"DELETE": "DELETE FROM", "INSERT": "INSERT INTO"}.get(what, what)
+        self._deny(f"{what} {arg1}" if arg1 else what)
         return sqlite3.SQLITE_DENY
+
+    def _deny(self, what: str) -> None:
+        # The first refusal names the statement (DROP TABLE t); SQLite then
+        # asks about the steps it implies (DELETE FROM sqlite_master).
+        if self.denied is None:
+            self.denied = what
+
+    @staticmethod
+    def install(con: sqlite3.Connection, authorizer: ReadOnlyAuthorizer) -> bool:
+        """Make *con* read-only with *authorizer*; return whether ``query_only`` was on before.
+
+        Read-only is the authorizer plus ``PRAGMA query_only = 1``, which
+        refuses writes no authorizer is asked about (``REINDEX`` without a
+        name, for one). :meth:`uninstall` undoes both.
+        """
+        (was,) = con.execute("PRAGMA query_only").fetchone()
+        con.execute("PRAGMA query_only = 1")
+        con.set_authorizer(authorizer)
+        return bool(was)
+
+    @staticmethod
+    def uninstall(con: sqlite3.Connection, query_only_before: bool) -> None:
+        """Undo :meth:`install`: no authorizer, ``query_only`` as it was. Never raises."""
+        try:
+            con.set_authorizer(None)
+            if not query_only_before:
+                con.execute("PRAGMA query_only = 0")
+        except sqlite3.Error:
+            pass  # closed, or interrupted (Ctrl-C with a statement of the caller's active)
