@@ -86,10 +86,10 @@ def register(con, *aggregates: type) -> None:
     if not isinstance(con, sqlite3.Connection) and hasattr(con, "connection"):
         con = con.connection  # a fastagg.Database, without importing the front end
     specs = [spec_of(agg) for agg in aggregates]
+    handle = _capi.connection_handle(con)  # TypeError for what is no connection
     existing = function_names(con)
     for spec in specs:
         _refuse_sqlite_name(spec, existing)
-    handle = _capi.connection_handle(con)
     for spec in specs:
         register_specs(con, [spec])
         with _owned_lock:

@@ -100,3 +100,11 @@ def test_rowid_is_the_whole_frames(frame, sql):
     one = fastagg.query(frame, sql, output="arrow", workers=1)
     many = fdask.query(ddf, sql, output="arrow", scheduler="threads")
     assert_same(one, many, True)
+
+
+def test_aggregate_named_like_sqlite_builtin_is_refused_before_any_task(frame):
+    from test_database import SumNamedLikeSQLite
+
+    ddf = dd.from_pandas(frame, npartitions=2)
+    with pytest.raises(fastagg.Error, match="SQLite's own"):
+        fdask.query(ddf, "SELECT g, sum(x) FROM df GROUP BY g", [SumNamedLikeSQLite], compute=False)
