@@ -282,7 +282,9 @@ class Database:
         con = self._con
         authorizer = self._authorizer
         query_only_before = None
+        guard = None
         try:
+            guard = _Guard(con)
             if options.read_only and authorizer is None:
                 authorizer = ReadOnlyAuthorizer()
                 query_only_before = ReadOnlyAuthorizer.install(con, authorizer)  # for this query only
@@ -308,9 +310,11 @@ class Database:
             finally:
                 if query_only_before is not None:
                     ReadOnlyAuthorizer.uninstall(con, query_only_before)
+            if guard.connection_closed():
+                raise Error("the connection was closed during the query (from another thread)")
         except Exception as exc:
-            if self._closing:
-                raise Error("this fastagg.Database was closed during the query (from another thread)") from exc
+            if self._closing or (guard is not None and guard.connection_closed()):
+                raise Error("the connection was closed during the query (from another thread)") from exc
             if authorizer is not None and authorizer.denied and isinstance(exc, sqlite3.DatabaseError):
                 # "not authorized", or "authorization denied" from VACUUM INTO's own ATTACH
                 raise Error(
@@ -322,8 +326,52 @@ class Database:
                 raise Error(f"read_only=True: the statement may not write to the database ({exc})") from exc
             raise
         finally:
+            if guard is not None:
+                guard.finalize()
             self._leave()
         return convert(table, options.output)
+
+
+class _Guard:
+    """A prepared, never-run statement held for one query: the connection cannot be freed under it.
+
+    ``Connection.close()`` from another thread (on a caller's connection,
+    which :meth:`Database.close` cannot wait for) calls
+    ``sqlite3_close_v2``, which, while any statement of the connection is
+    unfinalized, only marks it a zombie and frees it when the last one is
+    finalized. With this statement held, every SQLite call of the query
+    gets a valid handle (a zombie answers SQLITE_MISUSE) until
+    :meth:`finalize`. Calls ``sqlite3_prepare_v2`` and ``sqlite3_finalize``.
+    """
+
+    __slots__ = ("_con", "_stmt")
+
+    def __init__(self, con: sqlite3.Connection):
+        import ctypes
+
+        from .sqlite import capi
+
+        self._con = con
+        self._stmt = ctypes.c_void_p()
+        handle = capi.connection_handle(con)
+        rc = capi.lib.sqlite3_prepare_v2(handle, b"SELECT 1", -1, ctypes.byref(self._stmt), None)
+        if rc != capi.SQLITE_OK:
+            raise capi.last_error(handle, rc)
+
+    def connection_closed(self) -> bool:
+        """Whether the connection was closed (no SQL is run to tell)."""
+        try:
+            self._con.total_changes  # noqa: B018 - raises ProgrammingError once closed
+        except sqlite3.Error:
+            return True
+        return False
+
+    def finalize(self) -> None:
+        from .sqlite import capi
+
+        if self._stmt.value:
+            capi.lib.sqlite3_finalize(self._stmt.value)  # frees a zombie connection, if it is one
+            self._stmt = type(self._stmt)()
 
 
 def _check_table_name(name) -> None:

@@ -272,6 +272,8 @@ def acquire(con: sqlite3.Connection, given: Iterable, builtins: Iterable = ()) -
     """
     given, builtins = list(given), list(builtins)
     handle = _capi.connection_handle(con)
+    if not given and not builtins:
+        return QueryFunctions(con, handle, [], [])  # plain SQL: nothing to look up
     existing = function_names(con)
     for spec in given:
         _refuse_sqlite_name(spec, existing)

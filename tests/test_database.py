@@ -502,3 +502,44 @@ def test_register_wrong_type_names_what_is_accepted(wrong):
             db.register("t", wrong)
         with pytest.raises(fastagg.Error, match="DataFrame.*pyarrow"):
             db.load("t", wrong)
+
+
+def test_callers_connection_closed_from_another_thread_during_a_query():
+    """Closed while the statement steps: a clear error, and SQLite's handle is never used freed.
+
+    (Python's sqlite3 itself does not support closing a connection while
+    another thread is inside one of its methods, so the close waits until
+    the statement runs.)
+    """
+    from conftest import run_isolated
+
+    proc = run_isolated(
+        """
+        import sqlite3, threading
+        import fastagg
+
+        sql = ("WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 3000000) "
+               "SELECT var_samp(i) AS v FROM c WHERE started(i)")
+        for _ in range(3):
+            con = sqlite3.connect(":memory:", check_same_thread=False)
+            running = threading.Event()
+            con.create_function("started", 1, lambda i: running.set() or 1)
+            fastagg.query(con, "SELECT var_samp(1)")  # compiled before the race
+
+            def close():
+                running.wait()
+                con.close()
+
+            closer = threading.Thread(target=close)
+            closer.start()
+            try:
+                # SQLite lets close() in only between rows (the reader holds the
+                # connection's mutex), possibly after the last: a result is fine.
+                fastagg.query(con, sql)
+            except fastagg.Error as exc:
+                assert "closed during the query" in str(exc), exc
+            closer.join()
+        print("OK")
+        """
+    )
+    assert proc.returncode == 0 and "OK" in proc.stdout, (proc.returncode, proc.stdout, proc.stderr)
