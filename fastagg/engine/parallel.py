@@ -43,8 +43,9 @@ PARALLEL_MIN_ROWS = 1_000_000
 #: workers x groups: more than four workers rarely helps.
 MAX_DEFAULT_WORKERS = 4
 #: The merge connection ATTACHes every other worker's database, and SQLite
-#: attaches at most SQLITE_MAX_ATTACHED (10 unless compiled otherwise):
-#: ``workers`` is capped to one more (see :func:`_attach_limit`).
+#: attaches at most SQLITE_MAX_ATTACHED (10 unless compiled otherwise, 125
+#: at most): ``workers`` is capped to one more than this build allows (see
+#: :func:`_attach_limit`); this is the cap no build exceeds.
 MAX_WORKERS = 125 + 1
 
 
