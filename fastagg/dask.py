@@ -20,7 +20,8 @@ module is importable there, else by value; each worker process compiles an
 aggregate at its first use (numba's cache serves it where the class's code
 is cacheable).
 
-A statement outside the supported shape (see :mod:`fastagg.engine.split`)
+A statement outside the supported shape (see :mod:`fastagg.engine.split`),
+or one that names the ``rowid`` (numbered from 1 in every partition),
 cannot be split: it runs on the whole frame, gathered into one pandas
 DataFrame (``ddf.compute()``), which gives the same answer but needs the
 frame to fit in memory.
@@ -43,7 +44,7 @@ from .engine.split import PARTS, match_types, plan_query
 from .errors import Error
 from .options import QueryOptions
 from .output import convert
-from .registry import register_specs
+from .registry import acquire, release
 
 __all__ = ["query"]
 
@@ -90,9 +91,11 @@ def query(ddf, sql: str, aggregates: Iterable[type] = (), *, functions: Iterable
     options = QueryOptions(aggregates, functions, params=params, output=output, builtins=builtins, workers=1)
     if not isinstance(split_every, int) or isinstance(split_every, bool) or split_every < 2:
         raise Error(f"split_every must be an int >= 2; got {split_every!r}")
-    specs = options.specs(sql)
+    given, builtins = options.spec_groups(sql)
 
-    plan = _plan(ddf, sql, table, specs, params)
+    plan = _plan(ddf, sql, table, given, builtins, params)
+    if plan is not None and plan.reads_rowid:
+        plan = None  # rowid restarts at 1 in every partition: only the whole frame has the right one
     if plan is None:
         result = dask.delayed(_whole)(ddf, table, sql, options)
     else:
@@ -116,14 +119,22 @@ def query(ddf, sql: str, aggregates: Iterable[type] = (), *, functions: Iterable
     return convert(table_out, output)
 
 
-def _plan(ddf, sql, table, specs, params):
-    """Plan *sql* against an empty frame of *ddf*'s columns and dtypes."""
+def _plan(ddf, sql, table, given, builtins, params):
+    """Plan *sql* against an empty frame of *ddf*'s columns and dtypes.
+
+    Registers as a query would (:func:`fastagg.registry.acquire`), so an
+    aggregate named like one of SQLite's functions is refused here, before
+    any task runs.
+    """
     meta = ddf._meta
     with Database() as db:
         db.register(table, meta)
-        register_specs(db.connection, specs)
-        columns = [str(c) for c in meta.columns]
-        return plan_query(db.connection, sql, {table: columns}, specs, params)
+        functions = acquire(db.connection, given, builtins)
+        try:
+            columns = [str(c) for c in meta.columns]
+            return plan_query(db.connection, sql, {table: columns}, functions.usable, params)
+        finally:
+            release(functions)
 
 
 def _run(data, sql, options: QueryOptions) -> pa.Table:

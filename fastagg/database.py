@@ -13,13 +13,14 @@ import os
 import re
 import sqlite3
 import sys
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .errors import Error
-from .options import QueryOptions, check_sql
+from .options import QueryOptions, ReadOnlyAuthorizer, check_sql
 from .output import convert
-from .registry import register, register_specs, unregister_specs
+from .registry import acquire, register, release
 
 __all__ = ["Database", "connect", "query", "register", "sql"]
 
@@ -46,6 +47,18 @@ class Database:
         SQLite database to open.
     connection : sqlite3.Connection, optional
         Wrap an existing connection instead of opening one.
+    read_only : bool, default False
+        Deny every statement that writes (see :class:`fastagg.options.ReadOnlyAuthorizer`)
+        for the session's lifetime, through ``Connection.set_authorizer``;
+        on a wrapped connection this replaces its authorizer until
+        :meth:`close`, which removes it. :meth:`load` is then refused.
+
+    Notes
+    -----
+    A session may be used from several threads. :meth:`close` from another
+    thread while a query runs interrupts the query, which raises
+    :class:`fastagg.Error` ("closed during the query"), waits for it to
+    stop, then closes: the connection is never freed under a running query.
 
     Examples
     --------
@@ -57,7 +70,10 @@ class Database:
     [2.0, 2.0]
     """
 
-    def __init__(self, path: str | os.PathLike = ":memory:", *, connection: sqlite3.Connection | None = None):
+    def __init__(self, path: str | os.PathLike = ":memory:", *, connection: sqlite3.Connection | None = None,
+                 read_only: bool = False):
+        if not isinstance(read_only, bool):
+            raise Error(f"read_only must be True or False; got {read_only!r}")
         if connection is not None:
             if not isinstance(connection, sqlite3.Connection):
                 raise TypeError(f"connection must be a sqlite3.Connection, got {type(connection).__name__}")
@@ -69,7 +85,16 @@ class Database:
             self._con = sqlite3.connect(path, check_same_thread=False)
             self._owns_connection = True
         self._tables: dict[str, Any] = {}
-        self._frames: dict[str, Any] = {}  # name -> frame, for workers=N (re-registered per worker)
+        self._frames: dict[str, Any] = {}  # name -> frame as given (workers read self._tables' buffers)
+        # Queries running now (thread ids); close() waits for them.
+        self._state = threading.Condition()
+        self._running: list[int] = []
+        self._closing = False
+        self._read_only = read_only
+        self._authorizer = None
+        if read_only:
+            self._authorizer = ReadOnlyAuthorizer()
+            self._query_only_before = ReadOnlyAuthorizer.install(self._con, self._authorizer)
 
     # -- lifetime ---------------------------------------------------------
 
@@ -85,14 +110,36 @@ class Database:
         return self._con is None
 
     def close(self) -> None:
-        """Drop registered frames and close the connection if this session opened it."""
-        if self._con is None:
-            return
-        for name in list(self._tables):
-            self.unregister(name)
-        if self._owns_connection:
-            self._con.close()
-        self._con = None
+        """Drop registered frames and close the connection if this session opened it.
+
+        Safe from any thread: queries running on other threads are
+        interrupted (they raise :class:`fastagg.Error`) and waited for first.
+
+        Raises
+        ------
+        fastagg.Error
+            Called by the thread of a running query of this session (from a
+            callback of that query).
+        """
+        with self._state:
+            if self._con is None:
+                return
+            if threading.get_ident() in self._running:
+                raise Error("cannot close this fastagg.Database from inside one of its own queries")
+            self._closing = True
+            while self._running:
+                self._con.interrupt()  # thread-safe; stops the running statement
+                self._state.wait(0.05)
+            if self._con is None:
+                return  # another thread's close() finished first
+            for name in list(self._tables):
+                self._frames.pop(name, None)
+                self._tables.pop(name).close()
+            if self._read_only and not self._owns_connection:
+                ReadOnlyAuthorizer.uninstall(self._con, self._query_only_before)
+            if self._owns_connection:
+                self._con.close()
+            self._con = None
 
     def __enter__(self) -> Database:
         return self
@@ -105,8 +152,19 @@ class Database:
         return f"<fastagg.Database {state}>"
 
     def _check_open(self) -> None:
-        if self._con is None:
+        if self._con is None or self._closing:
             raise Error("this fastagg.Database is closed")
+
+    def _enter(self) -> None:
+        """Count a query as running (close() waits for it); raise if the session is closed."""
+        with self._state:
+            self._check_open()
+            self._running.append(threading.get_ident())
+
+    def _leave(self) -> None:
+        with self._state:
+            self._running.remove(threading.get_ident())
+            self._state.notify_all()
 
     # -- tables -----------------------------------------------------------
 
@@ -120,6 +178,7 @@ class Database:
         """
         self._check_open()
         _check_table_name(name)
+        _check_frame(frame, "register")
         from .table import register_frame
 
         if name in self._tables:
@@ -145,6 +204,14 @@ class Database:
         """
         self._check_open()
         _check_table_name(name)
+        _check_frame(frame, "load")
+        if name.lower() in {n.lower() for n in self._tables} or self._con.execute(
+            "SELECT 1 FROM pragma_module_list WHERE lower(name) = lower(?)", (name,)
+        ).fetchone():
+            # A real table would hide the frame (or the frame the table) without a word.
+            raise Error(f"cannot load {name!r}: a frame is registered under that name; unregister it first")
+        if self._read_only:
+            raise Error(f"cannot load {name!r}: this fastagg.Database is read-only")
         from .table import load_frame
 
         load_frame(self._con, name, frame, if_exists=if_exists)
@@ -157,7 +224,8 @@ class Database:
     # -- queries ----------------------------------------------------------
 
     def query(self, sql: str, aggregates: Iterable[type] = (), *, functions: Iterable = (), params=None,
-              output: str = "pandas", builtins: bool = True, workers: int | None = None):
+              output: str = "pandas", builtins: bool = True, workers: int | None = None,
+              read_only: bool = False):
         """Run *sql* and return its result as a DataFrame, an Arrow table or a polars DataFrame.
 
         The keyword arguments build one :class:`fastagg.options.QueryOptions`,
@@ -189,44 +257,154 @@ class Database:
             define ``merge``. Other statements run on one connection, with
             the same result. ``None``: 1 below a million rows, else
             ``min(os.cpu_count(), 4)``. See :mod:`fastagg.engine.parallel`.
+        read_only : bool, default False
+            Deny writes, ``ATTACH`` (and ``VACUUM INTO``) and ``PRAGMA``
+            writes for this statement (:class:`fastagg.options.ReadOnlyAuthorizer`,
+            installed with ``Connection.set_authorizer`` for the query and
+            removed after it); a denied statement raises :class:`fastagg.Error`.
+            A session opened with ``read_only=True`` is read-only whatever
+            this says.
         """
         self._check_open()
         options = QueryOptions(
-            aggregates, functions, params=params, output=output, builtins=builtins, workers=workers
+            aggregates, functions, params=params, output=output, builtins=builtins, workers=workers,
+            read_only=read_only,
         )
         return self._run(sql, options)
 
     def _run(self, sql: str, options: QueryOptions):
         """Run *sql* with *options*: register, read into Arrow, unregister, convert."""
-        self._check_open()
         check_sql(sql)
-        specs = options.specs(sql)
+        given, builtins = options.spec_groups(sql)
         from .reader import read_query
 
-        register_specs(self._con, specs)
+        self._enter()
+        con = self._con
+        authorizer = self._authorizer
+        query_only_before = None
+        guard = None
         try:
-            table = None
-            if options.workers is None or options.workers > 1:
-                from .engine.parallel import query_parallel
+            guard = _Guard(con)
+            if options.read_only and authorizer is None:
+                authorizer = ReadOnlyAuthorizer()
+                query_only_before = ReadOnlyAuthorizer.install(con, authorizer)  # for this query only
+            if authorizer is not None:
+                authorizer.denied = None
+            try:
+                functions = acquire(con, given, builtins)
+                try:
+                    table = None
+                    if options.workers is None or options.workers > 1:
+                        from .engine.parallel import query_parallel
 
-                registered = {name: (self._frames[name], reg) for name, reg in self._tables.items()}
-                # None: the statement is not splittable, or too small to split.
-                table = query_parallel(self._con, sql, registered, specs, options.params, options.workers)
-            if table is None:
-                table = read_query(self._con, sql, options.params)
+                        # None: the statement is not splittable, or too small to split.
+                        table = query_parallel(
+                            con, sql, dict(self._tables), functions.usable, options.params, options.workers
+                        )
+                    if table is None:
+                        table = read_query(con, sql, options.params)
+                finally:
+                    # What fastagg registered serves this query only; never
+                    # raises, so a KeyboardInterrupt stays what is raised.
+                    release(functions)
+            finally:
+                if query_only_before is not None:
+                    ReadOnlyAuthorizer.uninstall(con, query_only_before)
+            if guard.connection_closed():
+                raise Error("the connection was closed during the query (from another thread)")
+        except Exception as exc:
+            if self._closing or (guard is not None and guard.connection_closed()):
+                raise Error("the connection was closed during the query (from another thread)") from exc
+            if authorizer is not None and authorizer.denied and isinstance(exc, sqlite3.DatabaseError):
+                # "not authorized", or "authorization denied" from VACUUM INTO's own ATTACH
+                raise Error(
+                    f"read_only=True: the statement may not {authorizer.denied} (a read-only query "
+                    f"only reads; open the database without read_only to write)"
+                ) from exc
+            if authorizer is not None and "readonly database" in str(exc):
+                # PRAGMA query_only refused what the authorizer is not asked about.
+                raise Error(f"read_only=True: the statement may not write to the database ({exc})") from exc
+            raise
         finally:
-            # Aggregates given to a query serve that query only.
-            unregister_specs(self._con, specs)
+            if guard is not None:
+                guard.finalize()
+            self._leave()
         return convert(table, options.output)
+
+
+class _Guard:
+    """A prepared, never-run statement held for one query: the connection cannot be freed under it.
+
+    ``Connection.close()`` from another thread (on a caller's connection,
+    which :meth:`Database.close` cannot wait for) calls
+    ``sqlite3_close_v2``, which, while any statement of the connection is
+    unfinalized, only marks it a zombie and frees it when the last one is
+    finalized. With this statement held, every SQLite call of the query
+    gets a valid handle (a zombie answers SQLITE_MISUSE) until
+    :meth:`finalize`. Calls ``sqlite3_prepare_v2`` and ``sqlite3_finalize``.
+    """
+
+    __slots__ = ("_con", "_stmt")
+
+    def __init__(self, con: sqlite3.Connection):
+        import ctypes
+
+        from .sqlite import capi
+
+        self._con = con
+        self._stmt = ctypes.c_void_p()
+        handle = capi.connection_handle(con)
+        rc = capi.lib.sqlite3_prepare_v2(handle, b"SELECT 1", -1, ctypes.byref(self._stmt), None)
+        if rc != capi.SQLITE_OK:
+            raise capi.last_error(handle, rc)
+
+    def connection_closed(self) -> bool:
+        """Whether the connection was closed (no SQL is run to tell)."""
+        try:
+            self._con.total_changes  # noqa: B018 - raises ProgrammingError once closed
+        except sqlite3.Error:
+            return True
+        return False
+
+    def finalize(self) -> None:
+        from .sqlite import capi
+
+        if self._stmt.value:
+            capi.lib.sqlite3_finalize(self._stmt.value)  # frees a zombie connection, if it is one
+            self._stmt = type(self._stmt)()
 
 
 def _check_table_name(name) -> None:
     if not isinstance(name, str) or not name:
         raise Error(f"table name must be a non-empty str, got {name!r}")
+    if name.lower().startswith("sqlite_"):
+        # SQLite's own tables (sqlite_master, sqlite_sequence, ...) would hide the frame.
+        raise Error(f"table name {name!r} is reserved: SQLite keeps names starting with 'sqlite_' for itself")
 
 
-def connect(path: str | os.PathLike = ":memory:") -> Database:
+def _check_frame(frame, method: str) -> None:
+    """Raise :class:`fastagg.Error` naming what is accepted unless *frame* is a table-like object."""
+    pd = sys.modules.get("pandas")
+    pa = sys.modules.get("pyarrow")
+    hint = ""
+    if pd is not None and isinstance(frame, pd.Series):
+        hint = ": a Series is one column; pass series.to_frame()"
+    elif pa is not None and isinstance(frame, (pa.Array, pa.ChunkedArray)):
+        hint = ": an array is one column; pass pa.table({'name': array})"
+    elif _is_frame(frame):
+        return
+    raise Error(
+        f"{method} expects a pandas DataFrame, a pyarrow Table or RecordBatch, or an object with "
+        f"__arrow_c_stream__ giving a table (a pyarrow RecordBatchReader, a polars DataFrame); "
+        f"got {type(frame).__module__}.{type(frame).__qualname__}{hint}"
+    )
+
+
+def connect(path: str | os.PathLike = ":memory:", *, read_only: bool = False) -> Database:
     """Open a :class:`Database` session on *path* (in memory by default).
+
+    ``read_only=True``: every statement of the session is read-only (see
+    :class:`Database`).
 
     Examples
     --------
@@ -235,11 +413,11 @@ def connect(path: str | os.PathLike = ":memory:") -> Database:
     ...     db.query("SELECT 1 + 1 AS two", output="arrow").to_pylist()
     [{'two': 2}]
     """
-    return Database(path)
+    return Database(path, read_only=read_only)
 
 
 def query(data, sql: str, aggregates: Iterable[type] = (), *, functions: Iterable = (), params=None,
-          output: str = "pandas", builtins: bool = True, workers: int | None = None):
+          output: str = "pandas", builtins: bool = True, workers: int | None = None, read_only: bool = False):
     """Run one SQL statement over *data* with compiled aggregates.
 
     Parameters
@@ -253,9 +431,12 @@ def query(data, sql: str, aggregates: Iterable[type] = (), *, functions: Iterabl
         One SQL statement.
     aggregates : iterable of aggregate classes
         Registered for this call only.
-    functions, params, output, builtins, workers
+    functions, params, output, builtins, workers, read_only
         As for :meth:`Database.query` (and :class:`fastagg.options.QueryOptions`):
-        ``output="pandas"`` (default), ``"arrow"`` or ``"polars"``.
+        ``output="pandas"`` (default), ``"arrow"`` or ``"polars"``;
+        ``read_only=True`` denies writes, ``ATTACH`` and ``PRAGMA`` writes
+        (on a caller's connection it replaces, for the query, any authorizer
+        the connection had: ``sqlite3`` cannot read the current one).
 
     Returns
     -------
@@ -282,7 +463,9 @@ def query(data, sql: str, aggregates: Iterable[type] = (), *, functions: Iterabl
     >>> df.pipe(fastagg.query, "SELECT count(*) AS n FROM df")["n"].tolist()
     [3]
     """
-    options = QueryOptions(aggregates, functions, params=params, output=output, builtins=builtins, workers=workers)
+    options = QueryOptions(
+        aggregates, functions, params=params, output=output, builtins=builtins, workers=workers, read_only=read_only
+    )
     if isinstance(data, Database):
         return data._run(sql, options)
     if isinstance(data, sqlite3.Connection):

@@ -9,14 +9,28 @@ connections; it imports neither.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sqlite3
+import threading
 from collections.abc import Iterable
 
 from .compile.spec import AggregateSpec, FunctionSpec, spec_of
+from .errors import Error
 from .sqlite import capi as _capi
 
-__all__ = ["builtins_used", "called_functions", "dialect", "register", "register_specs", "unregister_specs"]
+__all__ = [
+    "QueryFunctions",
+    "acquire",
+    "builtins_used",
+    "called_functions",
+    "dialect",
+    "function_names",
+    "register",
+    "register_specs",
+    "release",
+    "unregister_specs",
+]
 
 
 def register(con, *aggregates: type) -> None:
@@ -33,10 +47,18 @@ def register(con, *aggregates: type) -> None:
     *aggregates : classes decorated with :func:`fastagg.aggregate`, or
         functions decorated with :func:`fastagg.function`
 
+    Registering is the caller's own decision, so a function of the same
+    name the connection already has (its own, or an earlier registration)
+    is replaced; SQLite's own functions (``sum``, ``count``, ...) never
+    are. Queries that are given the same aggregate again reuse this
+    registration and leave it in place.
+
     Raises
     ------
     fastagg.CompileError
         A class is not decorated, or numba cannot compile it.
+    fastagg.Error
+        A name is one of SQLite's own functions.
     sqlite3.ProgrammingError
         The connection is closed.
 
@@ -63,7 +85,18 @@ def register(con, *aggregates: type) -> None:
     """
     if not isinstance(con, sqlite3.Connection) and hasattr(con, "connection"):
         con = con.connection  # a fastagg.Database, without importing the front end
-    register_specs(con, [spec_of(agg) for agg in aggregates])
+    specs = [spec_of(agg) for agg in aggregates]
+    handle = _capi.connection_handle(con)  # TypeError for what is no connection
+    existing = function_names(con)
+    for spec in specs:
+        _refuse_sqlite_name(spec, existing)
+    for spec in specs:
+        register_specs(con, [spec])
+        with _owned_lock:
+            owned = _owned_on(con, handle, function_names(con))
+            for name, narg in _names(spec):
+                users = owned[name].users if name in owned else 0
+                owned[name] = _Owned(spec, narg, permanent=True, users=users)
 
 
 def register_specs(con: sqlite3.Connection, specs: Iterable[AggregateSpec | FunctionSpec]) -> None:
@@ -121,6 +154,223 @@ def unregister_specs(con: sqlite3.Connection, specs: Iterable[AggregateSpec | Fu
             # active. Leaving the function registered is safe: its code
             # lives for the whole process.
             pass
+
+
+# --------------------------------------------------------------------------
+# Whose name is it: registering for one query without touching the caller's
+
+
+@dataclasses.dataclass
+class _Owned:
+    """A function fastagg created on a connection."""
+
+    spec: AggregateSpec | FunctionSpec
+    narg: int
+    permanent: bool  # by register(): the caller's now, never deleted by a query
+    users: int  # queries running with it now
+
+
+#: (id(connection), sqlite3* handle) -> (marker, lower-case function name -> _Owned).
+#: sqlite3.Connection takes no weak reference, and a new connection may get
+#: a closed one's address and handle: the first function fastagg keeps on a
+#: connection comes with a marker, a no-op scalar function of a unique name
+#: (``fastagg_owner_<hex>``); an entry whose connection does not list its
+#: marker is another connection's, and is dropped.
+_owned: dict[tuple[int, int], tuple[str, dict[str, _Owned]]] = {}
+_owned_lock = threading.RLock()
+
+
+def _marker() -> None:
+    return None
+
+
+def _owned_on(con: sqlite3.Connection, handle: int, existing: dict[str, bool]) -> dict[str, _Owned]:
+    """Return what fastagg owns on *con* (an empty dict, marked, if nothing yet)."""
+    import uuid
+
+    key = (id(con), handle)
+    entry = _owned.get(key)
+    if entry is not None and entry[0] in existing:
+        owned = entry[1]
+        for name in [n for n in owned if n not in existing]:
+            del owned[name]  # deleted by the caller: no longer ours
+        return owned
+    marker = f"fastagg_owner_{uuid.uuid4().hex[:16]}"
+    con.create_function(marker, 0, _marker)
+    existing[marker] = False
+    _owned[key] = (marker, {})
+    return _owned[key][1]
+
+
+@dataclasses.dataclass
+class QueryFunctions:
+    """What :func:`acquire` did on a connection for one query; give it back to :func:`release`.
+
+    Attributes
+    ----------
+    usable : list of AggregateSpec or FunctionSpec
+        The specs whose compiled code answers their names on the connection
+        during the query (registered now, or earlier by fastagg). A built-in
+        whose name the connection already had is not among them: the
+        connection's own function answers.
+    """
+
+    con: sqlite3.Connection
+    handle: int
+    usable: list
+    held: list  # lower-case names whose users count this query raised
+
+
+def _names(spec) -> list[tuple[str, int]]:
+    """Every (lower-case name, narg) that registering *spec* creates."""
+    names = [(spec.name.lower(), spec.narg)]
+    if isinstance(spec, AggregateSpec) and spec.is_mergeable:
+        partial, combine, merge = spec.partial_names
+        names += [(partial.lower(), spec.narg), (combine.lower(), 1), (merge.lower(), 1)]
+    return names
+
+
+def function_names(con: sqlite3.Connection) -> dict[str, bool]:
+    """Map the lower-case name of every function *con* has to whether SQLite itself defines it.
+
+    Reads ``PRAGMA function_list`` (``builtin`` is 1 for SQLite's own).
+    """
+    out: dict[str, bool] = {}
+    for name, builtin in con.execute("SELECT name, builtin FROM pragma_function_list"):
+        out[name.lower()] = out.get(name.lower(), False) or bool(builtin)
+    return out
+
+
+def _refuse_sqlite_name(spec, existing: dict[str, bool]) -> None:
+    for name, _ in _names(spec):
+        if existing.get(name):
+            what = "function" if isinstance(spec, FunctionSpec) else "aggregate"
+            raise Error(
+                f"{what} {spec.name!r} is named like SQLite's own function {name}(); fastagg does not "
+                f"replace SQLite's functions: give it another name "
+                f"(@fastagg.{'function' if what == 'function' else 'aggregate'}(name=...))"
+            )
+
+
+def acquire(con: sqlite3.Connection, given: Iterable, builtins: Iterable = ()) -> QueryFunctions:
+    """Make *given* and *builtins* callable on *con* for one query, touching no function of the caller's.
+
+    A name belongs to whoever created it. *given* (the aggregates and
+    functions passed to the query) must not be named like one of SQLite's
+    own functions, nor like a function of the caller's: both raise. A
+    built-in whose name the connection already has is skipped, so the
+    caller's function answers. A name fastagg created itself with the same
+    spec (with :func:`register`, or left by an earlier query) is reused.
+
+    Raises
+    ------
+    fastagg.Error
+        A given aggregate or function is named like one of SQLite's own
+        functions, or like a function fastagg did not create.
+    fastagg.CompileError
+        A spec does not compile.
+    """
+    given, builtins = list(given), list(builtins)
+    handle = _capi.connection_handle(con)
+    if not given and not builtins:
+        return QueryFunctions(con, handle, [], [])  # plain SQL: nothing to look up
+    existing = function_names(con)
+    for spec in given:
+        _refuse_sqlite_name(spec, existing)
+    done = QueryFunctions(con, handle, [], [])
+    with _owned_lock:
+        owned = _owned_on(con, handle, existing)
+        todo = []
+        for spec in given:
+            entry = owned.get(spec.name.lower())
+            if entry is not None and entry.spec is spec:
+                _hold(done, owned, spec)
+                continue
+            for name, _ in _names(spec):
+                if name not in existing:
+                    continue
+                other = owned.get(name)
+                if other is None:
+                    raise Error(
+                        f"the connection already has a function named {name!r} that fastagg did not "
+                        f"register; {spec.name!r} would replace it: rename the aggregate "
+                        f"(@fastagg.aggregate(name=...)) or remove the connection's function"
+                    )
+                if other.permanent or other.users:
+                    how = "with fastagg.register" if other.permanent else "by a query still running"
+                    raise Error(
+                        f"{name!r} is already registered on this connection {how}, for "
+                        f"{other.spec.qualname}; "
+                        f"pass that one, or give this aggregate another name"
+                    )
+            todo.append(spec)
+        for spec in builtins:
+            entry = owned.get(spec.name.lower())
+            if entry is not None and entry.spec is spec:
+                _hold(done, owned, spec)
+                continue
+            clash = [n for n, _ in _names(spec) if n in existing]
+            # A leftover of an earlier query (not yet deleted) may be replaced;
+            # any other name of the connection's is the caller's: keep it.
+            if all(n in owned and not owned[n].permanent and not owned[n].users for n in clash):
+                todo.append(spec)
+        try:
+            for spec in todo:
+                register_specs(con, [spec])
+                for name, narg in _names(spec):
+                    owned[name] = _Owned(spec, narg, permanent=False, users=0)
+                _hold(done, owned, spec)
+        except BaseException:
+            release(done)
+            raise
+    return done
+
+
+def _hold(done: QueryFunctions, owned: dict, spec) -> None:
+    for name, _ in _names(spec):
+        owned[name].users += 1
+        done.held.append(name)
+    done.usable.append(spec)
+
+
+def release(done: QueryFunctions) -> None:
+    """Delete the functions fastagg created for queries that no query uses any more.
+
+    The query of *done* is over. Functions it (or an earlier query) created
+    are deleted unless another query uses them; one SQLite refuses to delete
+    (a statement of the caller's is still active) stays until a later
+    release, and is reused by later queries meanwhile: its code lives for
+    the process. Functions made with :func:`register` stay. Never raises,
+    and runs no statement (after Ctrl-C the connection may refuse them).
+    """
+    with _owned_lock:
+        key = (id(done.con), done.handle)
+        if key not in _owned:
+            return
+        marker, owned = _owned[key]
+        for name in done.held:
+            if name in owned:
+                owned[name].users -= 1
+        done.held = []
+        try:
+            done.con.total_changes  # noqa: B018 - raises on a closed connection, runs nothing
+        except sqlite3.Error:
+            _owned.pop(key, None)  # closed: its functions are gone with it
+            return
+        for name, entry in list(owned.items()):
+            if entry.permanent or entry.users > 0:
+                continue
+            try:
+                _capi.delete_function(done.handle, name, entry.narg)
+            except sqlite3.Error:
+                continue  # refused while a statement is active: retried by the next release
+            del owned[name]
+        if not owned:
+            try:
+                _capi.delete_function(done.handle, marker, 0)
+            except sqlite3.Error:
+                return  # kept, with its marker, until a later release
+            del _owned[key]
 
 
 # --------------------------------------------------------------------------

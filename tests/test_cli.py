@@ -264,10 +264,79 @@ def test_query_db_and_tables_together(files):
 def test_query_writes_to_the_db(tmp_path):
     db = tmp_path / "w.sqlite"
     sqlite3.connect(db).close()
-    assert run("query", "CREATE TABLE k AS SELECT 41 + 1 AS v", "--db", db).returncode == 0
+    # --db is read-only unless --write is given (issue 11, part 4).
+    assert run("query", "CREATE TABLE k AS SELECT 41 + 1 AS v", "--db", db, "--write").returncode == 0
     with sqlite3.connect(db) as con:
         assert con.execute("SELECT v FROM k").fetchall() == [(42,)]
     con.close()
+
+
+@pytest.mark.parametrize(
+    "sql, what",
+    [
+        ("CREATE TABLE k AS SELECT 1 AS v", "CREATE TABLE k"),
+        ("DELETE FROM t", "DELETE FROM t"),
+        ("INSERT INTO t(g) VALUES (9)", "INSERT INTO t"),
+        ("PRAGMA user_version = 7", "PRAGMA user_version = 7"),
+        ("ATTACH '{other}' AS o", "ATTACH"),
+        ("VACUUM INTO '{other}'", "ATTACH"),
+    ],
+)
+def test_db_is_read_only_by_default(files, tmp_path, sql, what):
+    db = tmp_path / "r.sqlite"
+    db.write_bytes((files / "data.sqlite").read_bytes())
+    before = db.read_bytes()
+    other = tmp_path / "other.sqlite"
+    proc = run("query", sql.format(other=other), "--db", db)
+    assert_one_line_error(proc, 1, "read_only", what, "--write")
+    assert db.read_bytes() == before
+    assert not other.exists()
+    # Reading still works, with fastagg's built-ins (registered through the C API).
+    proc = run("query", "SELECT count(*) AS n, var_samp(x) > 0 AS v FROM t", "--db", db, "-f", "jsonl")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"n": 5, "v": 1}
+
+
+def test_duplicate_output_names_are_suffixed(tmp_path):
+    import pyarrow.parquet as pq
+
+    for ext in ("parquet", "csv", "json"):
+        out = tmp_path / f"dup.{ext}"
+        proc = run("query", "SELECT 1 AS a, 2 AS a, 3 AS a_1", "-o", out)
+        assert proc.returncode == 0, proc.stderr
+        if ext == "parquet":
+            frame = pq.read_table(out).to_pandas()
+        elif ext == "csv":
+            frame = pd.read_csv(out)
+        else:
+            frame = pd.read_json(out, orient="records")
+        assert list(frame.columns) == ["a", "a_2", "a_1"], ext
+        assert frame.iloc[0].tolist() == [1, 2, 3]
+
+
+def test_csv_into_a_closed_pipe_exits_quietly():
+    sql = "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 300000) SELECT i FROM c"
+    env = {**os.environ, "FASTAGG_CACHE_DIR": _cache_dir()}
+    for fmt in ("csv", "jsonl", "table"):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fastagg", "query", sql, "--format", fmt, "--max-rows", "0"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        )
+        # `| head -1` once head has exited (pipe buffers may hold the whole output).
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        proc.wait(120)
+        assert err == "", (fmt, err)
+        assert proc.returncode == 141, (fmt, proc.returncode)  # 128 + SIGPIPE, as Unix tools end
+
+
+def test_blob_in_json_is_base64(tmp_path):
+    proc = run("query", "SELECT x'00ff10' AS b, 'text' AS t, NULL AS n, CAST(NULL AS BLOB) AS nb", "-f", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [{"b": "AP8Q", "t": "text", "n": None, "nb": None}]
+    proc = run("query", "SELECT x'00ff10' AS b UNION ALL SELECT NULL", "-f", "jsonl")
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(line) for line in proc.stdout.splitlines()] == [{"b": "AP8Q"}, {"b": None}]
 
 
 # --------------------------------------------------------------------------

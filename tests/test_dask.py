@@ -85,3 +85,26 @@ def test_local_cluster(frame):
     ) as cluster, distributed.Client(cluster):
         many = fdask.query(ddf, sql, [PVar], output="arrow")
     assert_same(one, many, ordered=True)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT count(*) AS n FROM df WHERE rowid <= 100",
+        "SELECT g, max(_rowid_) AS r, sum(oid) AS s FROM df GROUP BY g ORDER BY g",
+    ],
+)
+def test_rowid_is_the_whole_frames(frame, sql):
+    """rowid numbers the frame's rows; partitions number theirs from 1 each: not split."""
+    ddf = dd.from_pandas(frame, npartitions=4)
+    one = fastagg.query(frame, sql, output="arrow", workers=1)
+    many = fdask.query(ddf, sql, output="arrow", scheduler="threads")
+    assert_same(one, many, True)
+
+
+def test_aggregate_named_like_sqlite_builtin_is_refused_before_any_task(frame):
+    from test_database import SumNamedLikeSQLite
+
+    ddf = dd.from_pandas(frame, npartitions=2)
+    with pytest.raises(fastagg.Error, match="SQLite's own"):
+        fdask.query(ddf, "SELECT g, sum(x) FROM df GROUP BY g", [SumNamedLikeSQLite], compute=False)

@@ -292,3 +292,242 @@ def test_builtin_partial_states_available_by_name(frame):
         "FROM df GROUP BY g, h) GROUP BY g ORDER BY g",
     )
     np.testing.assert_allclose(out["v"].to_numpy(dtype=float), expected_var(frame).to_numpy(), rtol=1e-12)
+
+
+# --------------------------------------------------------------------------
+# Issue 11: names belong to their owner; sessions under stress
+
+
+@fastagg.aggregate(name="sum")
+class SumNamedLikeSQLite:
+    total: float
+
+    def step(self, x: float):
+        self.total += x
+
+    def finalize(self) -> float:
+        return self.total
+
+
+@fastagg.aggregate(name="owned_total")
+class OwnedTotal:
+    total: float
+
+    def step(self, x: float):
+        self.total += x
+
+    def finalize(self) -> float:
+        return self.total + 1000.0
+
+
+def test_aggregate_named_like_sqlite_builtin_is_refused_and_sum_survives():
+    con = sqlite3.connect(":memory:")
+    df = pd.DataFrame({"x": [1.0, 2.0]})
+    with pytest.raises(fastagg.Error, match="SQLite's own"):
+        fastagg.query(df, "SELECT sum(x) AS s FROM df", [SumNamedLikeSQLite])
+    with pytest.raises(fastagg.Error, match="SQLite's own"):
+        fastagg.register(con, SumNamedLikeSQLite)
+    with pytest.raises(fastagg.Error, match="SQLite's own"):
+        fastagg.query(con, "SELECT sum(1) AS s", [SumNamedLikeSQLite])
+    # SQLite's sum is untouched on the caller's connection.
+    assert con.execute("SELECT sum(x) FROM (SELECT 1 AS x UNION ALL SELECT 2)").fetchone() == (3,)
+    con.close()
+
+
+def test_builtin_never_replaces_or_deletes_a_users_function():
+    con = sqlite3.connect(":memory:")
+    con.create_function("entropy", 1, lambda x: -1.0)
+
+    class UserMedian:
+        def __init__(self):
+            self.n = 0
+
+        def step(self, x):
+            self.n += 1
+
+        def finalize(self):
+            return -7.0
+
+    con.create_aggregate("median", 1, UserMedian)
+    out = fastagg.query(con, "SELECT entropy(1) AS e, median(2) AS m", output="arrow").to_pylist()
+    assert out == [{"e": -1.0, "m": -7.0}]  # the user's functions answered
+    # ... and are still there, unchanged, after the query.
+    assert con.execute("SELECT entropy(1), median(2)").fetchone() == (-1.0, -7.0)
+    # A built-in the connection does not have still works.
+    out = fastagg.query(con, "SELECT var_samp(x) AS v FROM (SELECT 1.0 AS x UNION ALL SELECT 3.0)", output="arrow")
+    assert out.to_pylist() == [{"v": 2.0}]
+    con.close()
+
+
+def test_query_keeps_an_aggregate_registered_with_fastagg_register():
+    con = sqlite3.connect(":memory:")
+    fastagg.register(con, OwnedTotal)
+    sql = "SELECT owned_total(x) AS t FROM (SELECT 1.0 AS x UNION ALL SELECT 2.0)"
+    assert fastagg.query(con, sql, [OwnedTotal], output="arrow").to_pylist() == [{"t": 1003.0}]
+    assert fastagg.query(con, sql, output="arrow").to_pylist() == [{"t": 1003.0}]
+    # Still registered: the queries that passed it did not delete it.
+    assert con.execute(sql).fetchone() == (1003.0,)
+    con.close()
+
+
+def test_given_aggregate_does_not_replace_a_users_function_of_its_name():
+    con = sqlite3.connect(":memory:")
+    con.create_function("owned_total", 1, lambda x: 5.0)
+    with pytest.raises(fastagg.Error, match="already has a function named 'owned_total'"):
+        fastagg.query(con, "SELECT owned_total(1.0) AS t", [OwnedTotal])
+    assert con.execute("SELECT owned_total(1.0)").fetchone() == (5.0,)
+    con.close()
+
+
+def test_queries_work_with_an_unfinished_user_cursor():
+    with fastagg.connect() as db:
+        db.register("t", pd.DataFrame({"x": [1.0, 2.0, 4.0]}))
+        cursor = db.connection.execute("SELECT x FROM t")
+        assert cursor.fetchone() == (1.0,)  # unfinished: the statement stays active
+        for _ in range(3):
+            out = db.query("SELECT var_samp(x) AS v FROM t", output="arrow")
+            assert out.column("v").to_pylist() == pytest.approx([7 / 3])
+            out = db.query("SELECT fvar(x) AS v FROM t", [FVar], output="arrow")
+            assert out.column("v").to_pylist() == pytest.approx([7 / 3])
+        assert cursor.fetchall() == [(2.0,), (4.0,)]
+        cursor.close()
+        # Finished: the next query's cleanup removes what fastagg left registered.
+        db.query("SELECT var_samp(x) AS v FROM t")
+        names = {r[0] for r in db.connection.execute("SELECT name FROM pragma_function_list")}
+        assert "var_samp" not in names and "fvar" not in names
+
+
+def test_close_from_another_thread_during_a_query():
+    from conftest import run_isolated
+
+    proc = run_isolated(
+        """
+        import threading, time
+        import numpy as np, pandas as pd, fastagg
+
+        db = fastagg.connect()
+        db.register("t", pd.DataFrame({"x": np.arange(3000, dtype=np.float64)}))
+        db.query("SELECT var_samp(x) FROM t")  # warm
+        errors = []
+
+        def run():
+            try:
+                db.query("WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 1e9) "
+                         "SELECT var_samp(i) FROM c")
+                errors.append("finished")
+            except BaseException as exc:
+                errors.append(f"{type(exc).__module__}.{type(exc).__name__}: {exc}")
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        time.sleep(0.5)
+        db.close()  # from this thread while the query runs
+        worker.join(30)
+        assert not worker.is_alive(), "the query went on after close()"
+        print(errors)
+        assert db.closed
+        assert len(errors) == 1 and errors[0].startswith("fastagg.errors.Error") and "closed during" in errors[0], errors
+        try:
+            db.query("SELECT 1")
+        except fastagg.Error as exc:
+            assert "closed" in str(exc)
+        print("OK")
+        """
+    )
+    assert proc.returncode == 0 and "OK" in proc.stdout, (proc.returncode, proc.stdout, proc.stderr)
+
+
+def test_keyboard_interrupt_with_an_unfinished_user_cursor():
+    from conftest import run_isolated
+
+    proc = run_isolated(
+        """
+        import _thread, threading
+        import numpy as np, pandas as pd, fastagg
+
+        db = fastagg.connect()
+        db.register("t", pd.DataFrame({"x": np.arange(3000, dtype=np.float64)}))
+        cursor = db.connection.execute("SELECT x FROM t")
+        cursor.fetchone()
+        threading.Timer(0.5, _thread.interrupt_main).start()
+        try:
+            db.query("SELECT var_samp(a.x) FROM t a, t b WHERE a.x + b.x > 1e9")
+        except KeyboardInterrupt:
+            print("OK")
+        except BaseException as exc:
+            print("WRONG", type(exc).__name__, exc)
+        """
+    )
+    assert proc.returncode == 0 and "OK" in proc.stdout, (proc.returncode, proc.stdout, proc.stderr)
+
+
+def test_load_over_a_registered_frame_is_refused():
+    with fastagg.connect() as db:
+        db.register("t", pd.DataFrame({"x": [1]}))
+        with pytest.raises(fastagg.Error, match="registered"):
+            db.load("t", pd.DataFrame({"x": [2, 3]}))
+        assert db.query("SELECT x FROM t", output="arrow").column("x").to_pylist() == [1]
+        db.load("u", pd.DataFrame({"x": [2, 3]}))
+        with pytest.raises(fastagg.Error, match="exists"):
+            db.register("u", pd.DataFrame({"x": [1]}))
+
+
+@pytest.mark.parametrize("name", ["sqlite_master", "SQLITE_SCHEMA", "sqlite_temp_master", "sqlite_sequence"])
+def test_frame_named_like_a_sqlite_table_is_refused(name):
+    with fastagg.connect() as db:
+        with pytest.raises(fastagg.Error, match="reserved"):
+            db.register(name, pd.DataFrame({"x": [1]}))
+        with pytest.raises(fastagg.Error, match="reserved"):
+            db.load(name, pd.DataFrame({"x": [1]}))
+    with pytest.raises(fastagg.Error, match="reserved"):
+        fastagg.query({name: pd.DataFrame({"x": [1]})}, "SELECT 1")
+
+
+@pytest.mark.parametrize("wrong", [pd.Series([1, 2], name="x"), [1, 2], {"x": [1, 2]}, np.arange(3), 5])
+def test_register_wrong_type_names_what_is_accepted(wrong):
+    with fastagg.connect() as db:
+        with pytest.raises(fastagg.Error, match="DataFrame.*pyarrow"):
+            db.register("t", wrong)
+        with pytest.raises(fastagg.Error, match="DataFrame.*pyarrow"):
+            db.load("t", wrong)
+
+
+def test_callers_connection_closed_from_another_thread_during_a_query():
+    """Closed while the statement steps: a clear error, and SQLite's handle is never used freed.
+
+    (Python's sqlite3 itself does not support closing a connection while
+    another thread is inside one of its methods, so the close waits until
+    the statement runs.)
+    """
+    from conftest import run_isolated
+
+    proc = run_isolated(
+        """
+        import sqlite3, threading
+        import fastagg
+
+        sql = ("WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 3000000) "
+               "SELECT var_samp(i) AS v FROM c WHERE started(i)")
+        for _ in range(3):
+            con = sqlite3.connect(":memory:", check_same_thread=False)
+            running = threading.Event()
+            con.create_function("started", 1, lambda i: running.set() or 1)
+            fastagg.query(con, "SELECT var_samp(1)")  # compiled before the race
+
+            def close():
+                running.wait()
+                con.close()
+
+            closer = threading.Thread(target=close)
+            closer.start()
+            try:
+                # SQLite lets close() in only between rows (the reader holds the
+                # connection's mutex), possibly after the last: a result is fine.
+                fastagg.query(con, sql)
+            except fastagg.Error as exc:
+                assert "closed during the query" in str(exc), exc
+            closer.join()
+        print("OK")
+        """
+    )
+    assert proc.returncode == 0 and "OK" in proc.stdout, (proc.returncode, proc.stdout, proc.stderr)

@@ -228,3 +228,74 @@ def test_frame_left_alone_and_nothing_left_registered(frame):
     before = frame.copy()
     fastagg.query(frame, "SELECT g, sum(x) FROM df GROUP BY g", workers=2)
     pd.testing.assert_frame_equal(frame, before)
+
+
+# --------------------------------------------------------------------------
+# Issue 11: every worker count reads exactly what was registered
+
+
+def _sum_x(db, workers):
+    out = db.query("SELECT g, sum(x) AS s, count(*) AS n FROM t GROUP BY g ORDER BY g", output="arrow",
+                   workers=workers)
+    return out.to_pylist()
+
+
+def _spy_plans(monkeypatch):
+    """Record the plans that ran split, so a test knows the parallel path was taken."""
+    ran = []
+    real = _parallel.run_plan
+
+    def spy(plan, *args, **kw):
+        ran.append(plan)
+        return real(plan, *args, **kw)
+
+    monkeypatch.setattr(_parallel, "run_plan", spy)
+    return ran
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_record_batch_reader_input(workers, monkeypatch):
+    ran = _spy_plans(monkeypatch)
+    table = pa.table({"g": [1, 2, 1, 2, 1] * 200, "x": np.arange(1000, dtype=np.float64)})
+    reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=100))
+    with fastagg.connect() as db:
+        db.register("t", reader)
+        got = _sum_x(db, workers)
+    assert got == [
+        {"g": 1, "s": float(sum(range(0, 1000, 5)) + sum(range(2, 1000, 5)) + sum(range(4, 1000, 5))), "n": 600},
+        {"g": 2, "s": float(sum(range(1, 1000, 5)) + sum(range(3, 1000, 5))), "n": 400},
+    ]
+    assert len(ran) == (workers > 1)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda df: df.__setitem__("x", 2.0),
+        lambda df: df.__delitem__("x"),
+        lambda df: df.drop(index=df.index[10:], inplace=True),  # the same frame object, fewer rows
+    ],
+    ids=["assign", "drop-column", "trim-rows"],
+)
+@pytest.mark.filterwarnings("ignore:The inplace keyword")
+@pytest.mark.parametrize("workers", [2, 3])
+def test_workers_read_what_was_registered(change, workers, monkeypatch):
+    ran = _spy_plans(monkeypatch)
+    df = pd.DataFrame({"g": np.arange(1000) % 3, "x": np.arange(1000, dtype=np.float64)})
+    with fastagg.connect() as db:
+        db.register("t", df)
+        expected = _sum_x(db, 1)
+        change(df)
+        assert _sum_x(db, 1) == expected
+        assert _sum_x(db, workers) == expected
+    assert len(ran) == 1
+
+
+@pytest.mark.parametrize("workers", [11, 12, 40])
+def test_many_workers(workers, monkeypatch):
+    ran = _spy_plans(monkeypatch)
+    df = pd.DataFrame({"g": np.arange(5000) % 7, "x": np.arange(5000, dtype=np.float64)})
+    with fastagg.connect() as db:
+        db.register("t", df)
+        assert _sum_x(db, workers) == _sum_x(db, 1)
+    assert len(ran) == 1

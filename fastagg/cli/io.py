@@ -325,8 +325,37 @@ def format_table(table, max_rows: int = 40) -> str:
     return f"{text}\n({n:,} row{'s' if n != 1 else ''})"
 
 
+def _unique_columns(table):
+    """Return *table* with repeated column names suffixed (:func:`unique_names`).
+
+    A Parquet file with two columns of one name can be written but not read
+    back; CSV headers and JSON records need unique names too.
+    """
+    names = unique_names(table.column_names)
+    return table if names == table.column_names else table.rename_columns(names)
+
+
+def _blobs_as_base64(table):
+    """Return *table* with binary columns as base64 text (JSON has no bytes)."""
+    import base64
+
+    import pyarrow as pa
+
+    for i, field in enumerate(table.schema):
+        if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type) or pa.types.is_fixed_size_binary(
+            field.type
+        ):
+            values = [None if v is None else base64.b64encode(v).decode("ascii") for v in table.column(i).to_pylist()]
+            table = table.set_column(i, field.name, pa.array(values, pa.string()))
+    return table
+
+
 def write_result(table, fmt: str, output: str | None, max_rows: int) -> None:
-    """Write *table* in format *fmt* to file *output*, or to stdout if None."""
+    """Write *table* in format *fmt* to file *output*, or to stdout if None.
+
+    Every format but ``table`` suffixes repeated column names (``a``,
+    ``a_1``, as DuckDB does); JSON writes blobs as base64 text.
+    """
     if fmt == "table":
         if table.num_columns == 0:
             return  # a statement without a result (CREATE, INSERT, ...)
@@ -336,6 +365,7 @@ def write_result(table, fmt: str, output: str | None, max_rows: int) -> None:
         else:
             Path(output).write_text(text + "\n")
         return
+    table = _unique_columns(table)
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -357,10 +387,8 @@ def write_result(table, fmt: str, output: str | None, max_rows: int) -> None:
         else:
             csv.write_csv(table, output)
         return
-    # JSON through pandas: nulls become null. Records need unique keys, so a
-    # repeated column name (SELECT * over a join) gets a suffix: x, x_1, ...
-    frame = to_pandas(table)
-    frame.columns = unique_names(list(frame.columns))
+    # JSON through pandas: nulls become null.
+    frame = to_pandas(_blobs_as_base64(table))
     text = frame.to_json(orient="records", lines=fmt == "jsonl", force_ascii=False)
     if fmt == "json":
         text += "\n"

@@ -68,7 +68,10 @@ def _query(args: argparse.Namespace) -> int:
         extensions.extend(load_aggregates(spec))
 
     progress = Progress(enabled={"on": True, "off": False, "auto": None}[args.progress])
-    with fastagg.connect(args.db if args.db is not None else ":memory:") as db:
+    # --db is read-only unless --write: a query of a file someone else wrote
+    # may not change it (nor ATTACH and write other files) by surprise.
+    read_only = args.db is not None and not args.write
+    with fastagg.connect(args.db if args.db is not None else ":memory:", read_only=read_only) as db:
         for name, path in tables:
             progress.show(f"reading {path} ...")
             frame = read_table(path)
@@ -123,6 +126,7 @@ examples:
   fastagg query "SELECT g, avg(x) FROM t GROUP BY g" --table t=data.csv
   fastagg query "SELECT wavg(x, w) FROM t" --table t=data.parquet --aggregates my_aggs.py
   fastagg query "SELECT * FROM trades WHERE px > ?" --db market.sqlite --param 100
+  fastagg query "DELETE FROM trades WHERE px < 0" --db market.sqlite --write
   fastagg query "SELECT * FROM t WHERE g = :g" --table t=data.feather --param g=2 --output out.parquet
 """
 
@@ -165,7 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
         ".parquet, .feather/.arrow (Arrow IPC file), .arrows (IPC stream), .jsonl/.ndjson/.json "
         "(JSON lines); .gz etc. for CSV and JSON. Repeatable.",
     )
-    query.add_argument("--db", metavar="FILE", help="an existing SQLite database file to query (and write to)")
+    query.add_argument(
+        "--db", metavar="FILE",
+        help="an existing SQLite database file to query; read-only (no INSERT, UPDATE, DELETE, CREATE, "
+        "DROP, ATTACH, VACUUM INTO or PRAGMA writes) unless --write is given",
+    )
+    query.add_argument(
+        "--write", action="store_true", help="let the statement change the --db database (and attach others)"
+    )
     _repeatable(
         query, "-a", "--aggregates", "SPEC",
         "load aggregates: MODULE or FILE.py (every @fastagg.aggregate class and "
@@ -223,6 +234,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _broken_pipe() -> int:
+    """Return 141 (128 + SIGPIPE, what a Unix tool killed by SIGPIPE ends with), after
+    pointing stdout at /dev/null: the interpreter flushes stdout at exit, and a
+    second BrokenPipeError there would print "Exception ignored"."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass  # stdout is no file (captured in-process): nothing to silence
+    return 141
+
+
 def _version() -> str:
     from .. import __version__
 
@@ -234,12 +260,18 @@ def main(argv: list[str] | None = None) -> int:
 
     0 on success, 1 for an error in what was asked (bad SQL, missing or
     unreadable file, unknown aggregate, an error raised by an aggregate),
-    2 for malformed arguments, 130 when interrupted.
+    2 for malformed arguments, 130 when interrupted, 141 (quietly) when
+    stdout is a pipe closed by its reader (``| head``).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.run(args)
+        status = args.run(args)
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
+        return status
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as Unix tools do.
+        return _broken_pipe()
     except KeyboardInterrupt:
         print("fastagg: interrupted", file=sys.stderr)
         return 130
@@ -252,7 +284,10 @@ def main(argv: list[str] | None = None) -> int:
         # function, an exception in an aggregate, a file that is no database.
         if args.traceback:
             raise
-        print(f"fastagg: error: {_one_line(exc)}", file=sys.stderr)
+        text = _one_line(exc)
+        if text.startswith("read_only=True") and getattr(args, "db", None) is not None:
+            text += "; --db is read-only: pass --write to let the statement change it"
+        print(f"fastagg: error: {text}", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - one clear line, no traceback
         if args.traceback:

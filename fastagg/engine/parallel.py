@@ -11,7 +11,9 @@ database, opened as a shared-cache URI (``file:fastagg-<id>-<i>?mode=memory
 &cache=shared``) so that worker 0 can ATTACH the others' partial tables and
 read them in place: SQLite values (types, affinities, blobs) reach the merge
 exactly as the partial statement produced them, with no Arrow round trip.
-Each worker registers the same frame zero-copy and runs its statement
+Each worker registers the same buffers zero-copy (those pinned by the
+caller's registration, never the frame object again: the frame may have
+changed since, and a stream can be read once) and runs its statement
 through :func:`fastagg.reader.read_query`, which steps it with the GIL
 released (compiled callbacks need none). Worker connections, their frame
 registrations and the shared-cache databases live for one query.
@@ -22,7 +24,6 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import sqlite3
-import sys
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -41,6 +42,11 @@ PARALLEL_MIN_ROWS = 1_000_000
 #: Grouped aggregation is bound by memory bandwidth and the merge grows with
 #: workers x groups: more than four workers rarely helps.
 MAX_DEFAULT_WORKERS = 4
+#: The merge connection ATTACHes every other worker's database, and SQLite
+#: attaches at most SQLITE_MAX_ATTACHED (10 unless compiled otherwise, 125
+#: at most): ``workers`` is capped to one more than this build allows (see
+#: :func:`_attach_limit`); this is the cap no build exceeds.
+MAX_WORKERS = 125 + 1
 
 
 def default_workers(nrows: int) -> int:
@@ -57,39 +63,10 @@ def default_workers(nrows: int) -> int:
 # Running
 
 
-def _shareable(frame):
-    """Return *frame* with the columns that registration converts converted once.
-
-    Registering a frame is zero-copy except for object (and tz-aware
-    datetime) columns, which become Arrow arrays; doing that once here
-    instead of on every worker connection. The result is what
-    :func:`fastagg.table.frame_columns` would read from *frame*.
-    """
-    pd = sys.modules.get("pandas")
-    if pd is None or not isinstance(frame, pd.DataFrame):
-        return frame
-    converted = {}
-    for i, (name, dtype) in enumerate(frame.dtypes.items()):
-        if isinstance(dtype, pd.DatetimeTZDtype):
-            return frame  # rendered as text by fastagg.table; rare, left to it
-        if getattr(dtype, "kind", None) == "O" and not isinstance(dtype, pd.CategoricalDtype):
-            try:
-                array = pa.array(frame.iloc[:, i].to_numpy(), from_pandas=True)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-                return frame
-            converted[i] = pd.Series(pd.arrays.ArrowExtensionArray(array), index=frame.index, copy=False)
-    if not converted:
-        return frame
-    out = frame.copy(deep=False)
-    for i, series in converted.items():
-        out.isetitem(i, series)
-    return out
-
-
 def query_parallel(
     con: sqlite3.Connection,
     sql: str,
-    registered: Mapping[str, tuple[Any, Any]],
+    registered: Mapping[str, Any],
     specs,
     params,
     workers: int | None,
@@ -103,9 +80,9 @@ def query_parallel(
         the statement is planned (prepared, never run) there.
     sql : str
     registered : mapping
-        Table name -> ``(frame, registration)`` of every frame registered on
-        *con* (:func:`fastagg.table.register_frame`); only these tables
-        qualify, and each worker registers the same frame again.
+        Table name -> registration (:func:`fastagg.table.register_frame`) of
+        every frame registered on *con*; only these tables qualify, and each
+        worker registers the registration's pinned buffers again.
     specs : list of AggregateSpec or FunctionSpec
     params : sequence, mapping or None
     workers : int or None
@@ -119,20 +96,23 @@ def query_parallel(
     """
     if not registered:
         return None
-    if workers is None and max(reg.nrows for _, reg in registered.values()) < PARALLEL_MIN_ROWS:
+    registered = {name: reg for name, reg in registered.items() if not reg.released}
+    if not registered:
+        return None
+    if workers is None and max(reg.nrows for reg in registered.values()) < PARALLEL_MIN_ROWS:
         return None  # nothing is big enough: skip parsing
-    columns = {name: [c.name for c in reg.columns] for name, (_, reg) in registered.items()}
+    columns = {name: [c.name for c in reg.columns] for name, reg in registered.items()}
     plan = plan_query(con, sql, columns, specs, params)
     if plan is None:
         return None
-    frame, registration = registered[plan.table]
+    registration = registered[plan.table]
     nrows = registration.nrows
     if workers is None:
         workers = default_workers(nrows)
-    workers = min(workers, nrows)
+    workers = min(workers, nrows, MAX_WORKERS)
     if workers < 2:
         return None
-    return run_plan(plan, frame, nrows, specs, workers)
+    return run_plan(plan, registration, nrows, specs, workers)
 
 
 def _split(nrows: int, workers: int) -> list[tuple[int, int]]:
@@ -141,8 +121,24 @@ def _split(nrows: int, workers: int) -> list[tuple[int, int]]:
     return [(edges[i], edges[i + 1] - 1) for i in range(workers)]
 
 
-def run_plan(plan: Plan, frame, nrows: int, specs, workers: int) -> pa.Table:
-    """Run *plan* over *frame* on *workers* connections and threads; return the result."""
+def _attach_limit(con: sqlite3.Connection, wanted: int) -> int:
+    """Raise *con*'s limit of attached databases towards *wanted*; return the limit now.
+
+    SQLite caps the limit at its compile-time SQLITE_MAX_ATTACHED.
+    """
+    con.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, wanted)
+    return con.getlimit(sqlite3.SQLITE_LIMIT_ATTACHED)
+
+
+def run_plan(plan: Plan, registration, nrows: int, specs, workers: int) -> pa.Table:
+    """Run *plan* over *registration*'s pinned buffers on *workers* connections and threads.
+
+    *registration* is the live :class:`fastagg.table.Registration` of the
+    frame on the caller's connection: every worker registers its columns
+    (the buffers it pins), so all read exactly what was registered. More
+    workers than the merge connection can ATTACH are reduced to that many.
+    Returns the result.
+    """
     from sqlglot import exp
 
     from ..reader import read_query
@@ -150,17 +146,20 @@ def run_plan(plan: Plan, frame, nrows: int, specs, workers: int) -> pa.Table:
     from ..table import register_frame
 
     tag = uuid.uuid4().hex
-    uris = [f"file:fastagg-{tag}-{i}?mode=memory&cache=shared" for i in range(workers)]
-    shared = _shareable(frame)
     cons: list[sqlite3.Connection] = []
+    uris: list[str] = []
     regs = []
     try:
-        for uri in uris:
+        while len(cons) < workers:
+            uri = f"file:fastagg-{tag}-{len(cons)}?mode=memory&cache=shared"
             # check_same_thread=False: built here, stepped on a reader thread.
             con = sqlite3.connect(uri, uri=True, check_same_thread=False)
             cons.append(con)
+            uris.append(uri)
+            if len(cons) == 1:
+                workers = min(workers, 1 + _attach_limit(con, workers - 1))
             register_specs(con, specs)
-            regs.append(register_frame(con, plan.table, shared))
+            regs.append(register_frame(con, plan.table, registration))
         statements = [f"CREATE TABLE {PARTS} AS {plan.partial_sql(lo, hi)}" for lo, hi in _split(nrows, workers)]
         with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="fastagg-partial") as pool:
             futures = [pool.submit(read_query, con, s, plan.params) for con, s in zip(cons, statements)]

@@ -86,6 +86,12 @@ class Plan:
         A name of the rowid that no frame column hides.
     specs : list of AggregateSpec
         The mergeable aggregates the derived statements call.
+    reads_rowid : bool
+        The statement names the rowid (``rowid``, ``_rowid_``, ``oid``).
+        Row ranges of one frame keep it (workers of
+        :mod:`fastagg.engine.parallel`); partitions of a dask frame number
+        their rows from 1 each, so :mod:`fastagg.dask` does not split such
+        a statement.
     """
 
     table: str
@@ -97,6 +103,7 @@ class Plan:
     decltypes: list
     rowid: str
     specs: list
+    reads_rowid: bool = False
 
     def partial_sql(self, lo: int | None = None, hi: int | None = None) -> str:
         """Return the partial statement, restricted to rowids *lo*..*hi* if given."""
@@ -232,6 +239,7 @@ class _Planner:
         self.partial_index: dict[str, int] = {}
         self.combiners: list = []  # per partial column: the combine function name
         self.used_specs: dict[str, AggregateSpec] = {}
+        self.reads_rowid = False
 
     # -- entry ---------------------------------------------------------------
 
@@ -384,6 +392,7 @@ class _Planner:
             decltypes=self.decltypes,
             rowid=self.rowid,
             specs=list(self.used_specs.values()),
+            reads_rowid=self.reads_rowid,
         )
 
     # -- checks --------------------------------------------------------------
@@ -489,6 +498,7 @@ class _Planner:
             if name in self.columns:
                 return exp.column(exp.to_identifier(self.columns[name], quoted=True))
             if name in ("rowid", "_rowid_", "oid"):
+                self.reads_rowid = True
                 return exp.column(name)
             if aliases and not n.table and name in self.aliases:
                 return self._copy(self.aliases[name])

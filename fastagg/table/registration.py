@@ -191,7 +191,8 @@ def register_frame(con: sqlite3.Connection, name: str, frame, *, replace: bool =
     name : str
         Table name; ``SELECT ... FROM name`` works at once (an eponymous-only
         virtual table, no CREATE VIRTUAL TABLE).
-    frame : pandas.DataFrame, pyarrow.Table, or object with ``__arrow_c_stream__``
+    frame : pandas.DataFrame, pyarrow.Table, object with ``__arrow_c_stream__``, or Registration
+        A live registration (on any connection) shares its pinned buffers.
     replace : bool
         Drop an earlier fastagg registration of *name* on *con* first.
 
@@ -230,7 +231,14 @@ def register_frame(con: sqlite3.Connection, name: str, frame, *, replace: bool =
     """
     if not isinstance(name, str) or not name or "\0" in name:
         raise Error(f"table name must be a non-empty string, got {name!r}")
-    columns = frame_columns(frame)  # raises before anything is registered
+    if isinstance(frame, Registration):
+        # Its pinned buffers, shared (the workers of fastagg.engine.parallel):
+        # exactly what was registered, whatever the frame became since.
+        if frame.released:
+            raise Error(f"cannot register {name!r}: that registration was closed")
+        columns = list(frame.columns)
+    else:
+        columns = frame_columns(frame)  # raises before anything is registered
     if not columns:
         raise Error(f"cannot register {name!r}: the frame has no columns")
     nrows = {c.nrows for c in columns}
