@@ -262,3 +262,47 @@ def test_not_a_connection():
 
     with pytest.raises(TypeError, match="expected a sqlite3.Connection"):
         fastagg.register("not a connection", Count2)
+
+
+# --------------------------------------------------------------------------
+# Results the annotation cannot hold, and indexes past the state (issue 11)
+
+OUT_OF_BOUNDS = '''
+import json, sqlite3, numpy as np, pandas as pd, fastagg
+
+COUNT = "WITH RECURSIVE s(value) AS (SELECT 0 UNION ALL SELECT value + 1 FROM s WHERE value < {n}) SELECT {f} FROM s"
+
+@fastagg.aggregate
+class Hist:
+    counts: fastagg.array(np.int64, 8)
+    def step(self, x: int):
+        self.counts[x] += 1
+    def finalize(self) -> int:
+        return int(self.counts.argmax())
+
+con = sqlite3.connect(":memory:")
+fastagg.register(con, Hist)
+out = {}
+try:
+    out["rows"] = con.execute(COUNT.format(n=2000, f="hist(value)")).fetchall()
+except Exception as exc:
+    out["type"] = type(exc).__name__
+    out["message"] = str(exc)
+try:
+    fastagg.query(pd.DataFrame({"x": np.arange(2000)}), "SELECT hist(x) FROM df", aggregates=[Hist])
+except fastagg.AggregateError as exc:
+    out["query"] = str(exc)
+out["in bounds"] = con.execute(COUNT.format(n=20, f="hist(value % 8)")).fetchall()
+print(json.dumps(out))
+'''
+
+
+def test_index_past_array_field_is_an_error_not_a_crash():
+    """Writing counts[8] of an 8-slot array went past the state into SQLite's heap (exit -11)."""
+    proc = run_isolated(OUT_OF_BOUNDS)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["type"] == "OperationalError"
+    assert "Hist.step: IndexError" in out["message"]
+    assert "Hist.step: IndexError" in out["query"]
+    assert out["in bounds"] == [[0]]

@@ -35,6 +35,12 @@ __all__ = ["compile_spec", "CompiledCallbacks", "cache_dir"]
 STEP_SIG = types.void(types.voidptr, types.int32, types.CPointer(types.voidptr))
 FINAL_SIG = types.void(types.voidptr)
 
+#: Compile user methods with numba's bounds checks: an index past a
+#: ``fastagg.array`` field (or any array) raises IndexError, which fails the
+#: statement, instead of writing past the state into SQLite's heap. Keyed
+#: into the cached module's name, so a change never reuses stale code.
+BOUNDSCHECK = True
+
 
 def cache_dir() -> Path | None:
     """Return the directory for generated callback modules, or None if unwritable.
@@ -126,7 +132,7 @@ _RUNTIME_FINGERPRINT = _runtime_fingerprint()
 def _load_module(spec: AggregateSpec | FunctionSpec):
     source = generate_source(spec)
     digest = hashlib.sha256(
-        (source + spec.fingerprint() + numba.__version__ + _RUNTIME_FINGERPRINT).encode()
+        (source + spec.fingerprint() + numba.__version__ + _RUNTIME_FINGERPRINT + f"boundscheck={BOUNDSCHECK}").encode()
     ).hexdigest()[:20]
     modname = f"fastagg_callbacks_{spec.name.lower()}_{digest}"
     directory = cache_dir()
@@ -183,7 +189,7 @@ def _compile(spec: AggregateSpec | FunctionSpec) -> CompiledCallbacks:
     for method, (fn, where) in _user_methods(spec).items():
         if fn is not None:
             if fn not in jitted:  # value defaults to finalize: one dispatcher
-                jitted[fn] = njit(fn)
+                jitted[fn] = njit(fn, boundscheck=BOUNDSCHECK)
             ns[f"user_{method}"] = jitted[fn]
         ns[f"trap_{method}"] = make_trap(ns[f"{method}_body"], where)
     callbacks = {}
