@@ -535,3 +535,34 @@ def test_code_from_exec_is_not_cached_but_works_twice(tmp_path):
         proc = run_isolated(script, env=env)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert proc.stdout.split()[-1] == "1.5"
+
+
+def test_bytes_literal_result(con):
+    """``return b"..."`` from ``-> bytes`` failed to compile ("must be array-like")."""
+
+    @fastagg.aggregate
+    class BytesLiteral:
+        n: int
+
+        def step(self, x: int):
+            self.n += x
+
+        def finalize(self) -> bytes:
+            if self.n > 10:
+                return b"big"
+            return b"\x00many\xff"
+
+    @fastagg.aggregate
+    class MaybeBytes:
+        n: int
+
+        def step(self, x: int):
+            self.n += x
+
+        def finalize(self) -> bytes | None:
+            return b"\x01\x02" if self.n else None
+
+    fastagg.register(con, BytesLiteral, MaybeBytes)
+    assert con.execute("SELECT bytesliteral(1), bytesliteral(20)").fetchone() == (b"\x00many\xff", b"big")
+    assert con.execute("SELECT maybebytes(1), maybebytes(x) FROM (SELECT 0 AS x)").fetchone() == (b"\x01\x02", None)
+    assert con.execute("SELECT typeof(bytesliteral(1))").fetchone() == ("blob",)

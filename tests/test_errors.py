@@ -306,3 +306,65 @@ def test_index_past_array_field_is_an_error_not_a_crash():
     assert "Hist.step: IndexError" in out["message"]
     assert "Hist.step: IndexError" in out["query"]
     assert out["in bounds"] == [[0]]
+
+
+INT_RESULT = '''
+import json, pandas as pd, fastagg
+
+@fastagg.aggregate
+class FloatAsInt:
+    total: float
+    def step(self, x: float):
+        self.total += x
+    def finalize(self) -> int:
+        return self.total
+
+@fastagg.aggregate
+class NoneAsFloat:
+    total: float
+    def step(self, x: float):
+        self.total += x
+    def finalize(self) -> float:
+        if self.total > 0:
+            return self.total
+        return None
+
+@fastagg.function
+def none_as_float(x: float) -> float:
+    return x if x > 0 else None
+
+out = {}
+for sql in SQLS:
+    try:
+        out[sql] = fastagg.query(
+            pd.DataFrame({"x": [1.0, 2.0]}), sql, aggregates=[FloatAsInt, NoneAsFloat],
+            functions=[none_as_float], output="arrow",
+        ).to_pylist()
+    except fastagg.AggregateError as exc:
+        out[sql] = "AggregateError: " + str(exc)
+print(json.dumps(out))
+'''
+
+
+def test_results_the_annotation_cannot_hold_raise():
+    """``-> int`` returning 5e305 gave INT64_MIN; ``-> float`` returning None gave NULL."""
+    sqls = [
+        "SELECT floatasint(x * 2.5e305) FROM df",
+        "SELECT floatasint(x + 0.5) FROM df",
+        "SELECT floatasint(x * -1e19) FROM df",
+        "SELECT noneasfloat(x) FROM df",
+        "SELECT noneasfloat(-x) FROM df",
+        "SELECT none_as_float(-x) FROM df",
+        "SELECT none_as_float(x) FROM df",
+    ]
+    proc = run_isolated(INT_RESULT.replace("SQLS", repr(sqls)))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out[sqls[0]] == "AggregateError: FloatAsInt.finalize: OverflowError: float result is outside the range of a 64-bit SQL INTEGER"
+    assert out[sqls[1]] == [{"floatasint(x + 0.5)": 4}]  # in range: truncated as int() does
+    assert "OverflowError" in out[sqls[2]]
+    assert out[sqls[3]] == [{"noneasfloat(x)": 3.0}]
+    for sql in (sqls[4], sqls[5]):
+        assert "TypeError: returned None but the result is annotated float; annotate it `float | None`" in out[sql]
+    assert out[sqls[4]].startswith("AggregateError: NoneAsFloat.finalize: ")
+    assert out[sqls[6]] == [{"none_as_float(x)": 1.0}, {"none_as_float(x)": 2.0}]
