@@ -25,6 +25,7 @@ from numba import cfunc, njit, types
 
 from ..errors import CompileError
 from . import vector_ops  # noqa: F401 - registers the vector methods before user code compiles
+from . import float_repr  # noqa: F401 - gives floats str()/repr() before user code compiles
 from .codegen import generate_source
 from .spec import AggregateSpec, FunctionSpec
 from .trap import make_trap
