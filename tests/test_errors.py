@@ -368,3 +368,69 @@ def test_results_the_annotation_cannot_hold_raise():
         assert "TypeError: returned None but the result is annotated float; annotate it `float | None`" in out[sql]
     assert out[sqls[4]].startswith("AggregateError: NoneAsFloat.finalize: ")
     assert out[sqls[6]] == [{"none_as_float(x)": 1.0}, {"none_as_float(x)": 2.0}]
+
+
+def test_array_shape_must_be_integers_that_fit_a_state():
+    """``fastagg.array(np.float64, 3e8)`` gave "'float' object is not iterable"."""
+    with pytest.raises(fastagg.CompileError, match=r"shape must be positive integers, got 300000000.0 .*such as 300_000_000"):
+        fastagg.array(np.float64, 3e8)
+    with pytest.raises(fastagg.CompileError, match=r"2,400,000,000 bytes; a state lives in one SQLite allocation"):
+        fastagg.array(np.float64, 300_000_000)
+    with pytest.raises(fastagg.CompileError, match="shape must be positive integers"):
+        fastagg.array(np.float64, (4, 2.0))
+    with pytest.raises(fastagg.CompileError, match="shape must be positive integers"):
+        fastagg.array(np.float64, True)
+    with pytest.raises(fastagg.CompileError, match="is not a numpy dtype"):
+        fastagg.array("no such dtype", 3)
+    with pytest.raises(fastagg.CompileError, match="state record is .* bytes"):
+        _define(
+            "@fastagg.aggregate\nclass Huge:\n    a: fastagg.array(np.int64, 200_000_000)\n"
+            "    b: fastagg.array(np.int64, 200_000_000)\n    def step(self, x: int):\n        pass\n"
+            "    def finalize(self) -> int:\n        return 1\n"
+        )
+    assert fastagg.array(np.int8, (np.int64(2), 3)).shape == (2, 3)
+
+
+def test_sql_name_longer_than_sqlite_allows():
+    """A 300-character name failed at registration with "File name too long" from the cache."""
+    with pytest.raises(fastagg.CompileError, match="is 300 bytes long; SQLite allows function names of at most 255"):
+        fastagg.aggregate(name="a" * 300)(_define_count())
+    with pytest.raises(fastagg.CompileError, match=r"255 bytes \(247 with merge"):
+        fastagg.aggregate(name="m" * 250)(_define_count(merge=True))
+    with pytest.raises(fastagg.CompileError, match="at most 255"):
+        fastagg.function(name="f" * 256)(_define_identity())
+
+
+def test_longest_sql_name_compiles_and_runs(con):
+    """255 bytes is a valid SQLite name; the cache's file names must not depend on its length."""
+    long = fastagg.aggregate(name="n" * 255)(_define_count())
+    fastagg.register(con, long)
+    assert con.execute(f"SELECT {'n' * 255}(x) FROM (SELECT 1 AS x UNION ALL SELECT 2)").fetchone() == (2,)
+
+
+def _define_count(merge: bool = False):
+    """A fresh undecorated counting class."""
+    class Count:
+        n: int
+
+        def step(self, x: float):
+            self.n += 1
+
+        def finalize(self) -> int:
+            return self.n
+
+    if merge:
+        def merge_(self, other):
+            self.n += other.n
+
+        Count.merge = merge_
+    return Count
+
+
+def _define_identity():
+    """A fresh undecorated scalar function."""
+
+    def f(x: float) -> float:
+        return x
+
+    return f

@@ -135,7 +135,9 @@ def _load_module(spec: AggregateSpec | FunctionSpec):
     digest = hashlib.sha256(
         (source + spec.fingerprint() + numba.__version__ + _RUNTIME_FINGERPRINT + f"boundscheck={BOUNDSCHECK}").encode()
     ).hexdigest()[:20]
-    modname = f"fastagg_callbacks_{spec.name.lower()}_{digest}"
+    # The digest identifies the module; the name (cut short: numba's cache
+    # files add their own suffixes, and file names stop at 255 bytes) is for people.
+    modname = f"fastagg_callbacks_{spec.name.lower()[:40]}_{digest}"
     directory = cache_dir()
     cacheable = directory is not None
     if directory is None:
