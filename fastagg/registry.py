@@ -13,7 +13,7 @@ import re
 import sqlite3
 from collections.abc import Iterable
 
-from .compile.spec import AggregateSpec, FunctionSpec, spec_of
+from .compile.spec import AggregateSpec, FunctionSpec, check_distinct_names, spec_of
 from .sqlite import capi as _capi
 
 __all__ = ["builtins_used", "called_functions", "dialect", "register", "register_specs", "unregister_specs"]
@@ -76,6 +76,7 @@ def register_specs(con: sqlite3.Connection, specs: Iterable[AggregateSpec | Func
     from .compile.cache import compile_spec  # numba loads here, not at import
 
     specs = list(specs)
+    check_distinct_names(specs)  # before any is created: nothing half-registered
     handle = _capi.connection_handle(con)
     for spec in specs:
         compiled = compile_spec(spec)

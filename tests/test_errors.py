@@ -434,3 +434,48 @@ def _define_identity():
         return x
 
     return f
+
+
+def test_one_class_decorated_under_two_names_refused():
+    """Decorating a class twice replaced its first SQL name: queries naming it failed."""
+    cls = fastagg.aggregate(name="first_name")(_define_count())
+    with pytest.raises(fastagg.CompileError, match="already decorated as SQL function 'first_name'.*subclass"):
+        fastagg.aggregate(name="second_name")(cls)
+    assert cls.__fastagg_spec__.name == "first_name"
+    fastagg.aggregate(name="FIRST_NAME")(cls)  # the same name again changes nothing
+
+    @fastagg.aggregate(name="second_name")
+    class Second(cls):
+        pass
+
+    assert Second.__fastagg_spec__.name == "second_name"
+    f = fastagg.function(name="f_one")(_define_identity())
+    with pytest.raises(fastagg.CompileError, match="already decorated as SQL function 'f_one'"):
+        fastagg.function(name="f_two")(f)
+    out = fastagg.query(
+        _frame(), "SELECT first_name(x), second_name(x) FROM df",
+        aggregates=[cls, Second], output="arrow",
+    )
+    assert out.to_pylist() == [{"first_name(x)": 3, "second_name(x)": 3}]
+
+
+def test_two_classes_with_one_sql_name_in_one_query_refused(con):
+    """The last of two classes with one SQL name silently won."""
+    a = fastagg.aggregate(name="dup")(_define_count())
+    b = fastagg.aggregate(name="DUP")(_define_count())
+    f = fastagg.function(name="dup")(_define_identity())
+    for given in ({"aggregates": [a, b]}, {"aggregates": [a], "functions": [f]}):
+        with pytest.raises(fastagg.Error, match="both define SQL function '(dup|DUP)' with 1 argument"):
+            fastagg.query(_frame(), "SELECT dup(x) FROM df", **given)
+    with pytest.raises(fastagg.Error, match="the second would silently replace the first"):
+        fastagg.register(con, a, b)
+    with pytest.raises(sqlite3.OperationalError, match="no such function"):
+        con.execute("SELECT dup(1)")  # nothing half-registered
+    # One class given twice is one function.
+    assert fastagg.query(_frame(), "SELECT dup(x) FROM df", aggregates=[a, a], output="arrow").to_pylist() == [{"dup(x)": 3}]
+
+
+def _frame():
+    import pandas as pd
+
+    return pd.DataFrame({"x": [1.0, 2.0, 3.0]})

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .vector import Vector, VectorField, vector_dtype, vector_element
-from ..errors import CompileError
+from ..errors import CompileError, Error
 
 # Python annotation -> (kind, numpy dtype used in compiled code)
 _SCALAR_KINDS = {
@@ -521,6 +521,49 @@ def _check_name_length(owner: str, sql_name: str, longest_suffix: str) -> None:
 SPEC_ATTRIBUTE = "__fastagg_spec__"
 
 
+def _check_not_decorated(target, spec) -> None:
+    """Refuse a second decoration of one class or function under another SQL name.
+
+    The spec lives on the object, so the second would silently replace the
+    first: queries naming the first would find no such function.
+    """
+    previous = vars(target).get(SPEC_ATTRIBUTE)
+    if previous is not None and previous.name.lower() != spec.name.lower():
+        kind = "class" if isinstance(target, type) else "function"
+        raise CompileError(
+            f"{spec.qualname} is already decorated as SQL function {previous.name!r}; one "
+            f"{kind} holds one SQL function, so it cannot also be {spec.name!r}. "
+            + (
+                f"Decorate a subclass for the second name (class Other({target.__name__}): pass)"
+                if kind == "class"
+                else "Decorate a second def (or a wrapper that calls this one) for the second name"
+            )
+        )
+
+
+def check_distinct_names(specs) -> None:
+    """Raise :class:`fastagg.Error` if two of *specs* would create the same SQL function.
+
+    SQLite keys a function by name (case-insensitive) and argument count; the
+    second registration would silently replace the first. The helper
+    functions of a mergeable aggregate (``f_partial``, ...) count too.
+    """
+    seen: dict[tuple[str, int], AggregateSpec | FunctionSpec] = {}
+    for spec in dict.fromkeys(specs):  # one spec given twice is one function
+        created = [(spec.name, spec.narg)]
+        if isinstance(spec, AggregateSpec) and spec.is_mergeable:
+            partial, combine, merge = spec.partial_names
+            created += [(partial, spec.narg), (combine, 1), (merge, 1)]
+        for name, narg in created:
+            other = seen.setdefault((name.lower(), narg), spec)
+            if other is not spec:
+                raise Error(
+                    f"{other.qualname} and {spec.qualname} both define SQL function "
+                    f"{name!r} with {narg} argument(s); the second would silently replace "
+                    f"the first. Give one of them another name (name=...)"
+                )
+
+
 def _caller_namespace() -> dict:
     """Return the names visible where the decorator is applied (two frames up).
 
@@ -566,6 +609,7 @@ def aggregate(cls=None, *, name: str | None = None, state=None):
 
     def decorate(target):
         spec = describe(target, name=name, state=state, namespace=namespace)
+        _check_not_decorated(target, spec)
         _install_python_init(target, spec)
         setattr(target, SPEC_ATTRIBUTE, spec)
         return target
@@ -666,6 +710,7 @@ def function(func=None, *, name: str | None = None, deterministic: bool = True):
 
     def decorate(target):
         spec = describe_function(target, name=name, deterministic=deterministic, namespace=namespace)
+        _check_not_decorated(target, spec)
         setattr(target, SPEC_ATTRIBUTE, spec)
         return target
 
