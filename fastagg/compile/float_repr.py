@@ -46,7 +46,7 @@ def _format_e(typingctx, buf, digits, x):
         fnty = llir.FunctionType(llir.IntType(32), [char_p, size_t, char_p], var_arg=True)
         fn = cgutils.get_or_insert_function(builder.module, fnty, "snprintf")
         fmt = context.insert_const_string(builder.module, "%.*e")
-        precision = builder.trunc(builder.sub(ndigits, ndigits.type(1)), llir.IntType(32))
+        precision = context.cast(builder, builder.sub(ndigits, ndigits.type(1)), sig.args[1], types.int32)
         return builder.call(
             fn, [builder.bitcast(ptr, char_p), size_t(_BUFFER), fmt, precision, value]
         )

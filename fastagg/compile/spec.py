@@ -549,14 +549,14 @@ def check_distinct_names(specs) -> None:
     functions of a mergeable aggregate (``f_partial``, ...) count too.
     """
     seen: dict[tuple[str, int], AggregateSpec | FunctionSpec] = {}
-    for spec in dict.fromkeys(specs):  # one spec given twice is one function
+    for spec in specs:
         created = [(spec.name, spec.narg)]
         if isinstance(spec, AggregateSpec) and spec.is_mergeable:
             partial, combine, merge = spec.partial_names
             created += [(partial, spec.narg), (combine, 1), (merge, 1)]
         for name, narg in created:
             other = seen.setdefault((name.lower(), narg), spec)
-            if other is not spec:
+            if other is not spec and other != spec:  # one spec given twice is one function
                 raise Error(
                     f"{other.qualname} and {spec.qualname} both define SQL function "
                     f"{name!r} with {narg} argument(s); the second would silently replace "

@@ -208,7 +208,9 @@ def _vector_getitem(rec, i):
         # and an index past the size reads freed or foreign memory.
         data = _vector_elements(rec, 0)[0]
         n = len(data)
-        j = i + n if i < 0 else i
+        j = np.int64(i)  # not i + n with a uint64 i: numba makes that a float
+        if j < 0:
+            j += n
         if j < 0 or j >= n:
             raise IndexError("fastagg.vector index out of range")
         return data[j]
