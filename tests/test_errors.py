@@ -329,6 +329,14 @@ class NoneAsFloat:
             return self.total
         return None
 
+@fastagg.aggregate
+class FloatAsBool:
+    total: float
+    def step(self, x: float):
+        self.total += x
+    def finalize(self) -> bool:
+        return self.total
+
 @fastagg.function
 def none_as_float(x: float) -> float:
     return x if x > 0 else None
@@ -337,7 +345,7 @@ out = {}
 for sql in SQLS:
     try:
         out[sql] = fastagg.query(
-            pd.DataFrame({"x": [1.0, 2.0]}), sql, aggregates=[FloatAsInt, NoneAsFloat],
+            pd.DataFrame({"x": [1.0, 2.0]}), sql, aggregates=[FloatAsInt, NoneAsFloat, FloatAsBool],
             functions=[none_as_float], output="arrow",
         ).to_pylist()
     except fastagg.AggregateError as exc:
@@ -347,7 +355,8 @@ print(json.dumps(out))
 
 
 def test_results_the_annotation_cannot_hold_raise():
-    """``-> int`` returning 5e305 gave INT64_MIN; ``-> float`` returning None gave NULL."""
+    """``-> int`` returning 5e305 gave INT64_MIN; ``-> float`` returning None gave NULL;
+    ``-> bool`` returning 0.3 gave false."""
     sqls = [
         "SELECT floatasint(x * 2.5e305) FROM df",
         "SELECT floatasint(x + 0.5) FROM df",
@@ -356,6 +365,7 @@ def test_results_the_annotation_cannot_hold_raise():
         "SELECT noneasfloat(-x) FROM df",
         "SELECT none_as_float(-x) FROM df",
         "SELECT none_as_float(x) FROM df",
+        "SELECT floatasbool(x * 0.1), floatasbool(x * 0.0), floatasbool(x * -1e300) FROM df",
     ]
     proc = run_isolated(INT_RESULT.replace("SQLS", repr(sqls)))
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -368,6 +378,8 @@ def test_results_the_annotation_cannot_hold_raise():
         assert "TypeError: returned None but the result is annotated float; annotate it `float | None`" in out[sql]
     assert out[sqls[4]].startswith("AggregateError: NoneAsFloat.finalize: ")
     assert out[sqls[6]] == [{"none_as_float(x)": 1.0}, {"none_as_float(x)": 2.0}]
+    # -> bool follows Python's truth rules: 0.3 is true (fptosi made it 0).
+    assert list(out[sqls[7]][0].values()) == [1, 0, 1]
 
 
 def test_array_shape_must_be_integers_that_fit_a_state():

@@ -49,7 +49,7 @@ from numba import carray
 from fastagg.compile.vector_ops import free_vector, forget_vector_memory, vector_bytes, load_vector
 from fastagg.native.intrinsics import is_null, as_voidptr
 from fastagg.native.values import read_text, read_blob, write_float, write_int, write_str, write_bytes
-from fastagg.compile.results import blob_result, int_result
+from fastagg.compile.results import blob_result, bool_result, int_result
 from fastagg.sqlite.declarations import (
     sqlite3_aggregate_context, sqlite3_result_error_nomem, sqlite3_result_null,
     sqlite3_value_double, sqlite3_value_int64, sqlite3_value_type,
@@ -156,7 +156,7 @@ def _scalar_callback(spec: FunctionSpec) -> str:
 
 # Results the writer would turn into a wrong value pass a check first
 # (see fastagg/compile/results.py).
-_RESULT_CHECKS = {"int": "int_result", "bytes": "blob_result"}
+_RESULT_CHECKS = {"int": "int_result", "bool": "bool_result", "bytes": "blob_result"}
 
 
 def _set_result(result, call: str) -> str:

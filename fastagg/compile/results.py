@@ -10,6 +10,8 @@ silently wrong result:
   came out as ``-9223372036854775808``); a uint64 above ``2**63 - 1``
   wraps negative. Both raise ``OverflowError``, NaN raises ``ValueError``,
   as Python's ``int()`` and ``sqlite3`` do.
+- :func:`bool_result`: a ``bool`` result is written as 0 or 1 by Python's
+  truth rules; a float went through ``fptosi`` (0.5 became 0, false).
 - :func:`blob_result`: a ``bytes`` literal (``return b"\\x00ab"``) is a
   numba ``Bytes`` buffer, not an array; it becomes a uint8 array.
 
@@ -25,13 +27,18 @@ from numba.extending import overload
 
 from ..native.intrinsics import unwrap
 
-__all__ = ["blob_result", "int_result"]
+__all__ = ["blob_result", "bool_result", "int_result"]
 
 _INT64_END = 9223372036854775808.0  # 2**63: floats in [-2**63, 2**63) fit int64
 
 
 def int_result(r):
     """Return *r* as a value an ``int`` result can hold, or raise (nopython only)."""
+    raise NotImplementedError("nopython only")
+
+
+def bool_result(r):
+    """Return *r* as 0 or 1 for a ``bool`` result (nopython only)."""
     raise NotImplementedError("nopython only")
 
 
@@ -68,6 +75,21 @@ def _int_result(r):
             return np.int64(r)
 
         return from_unsigned
+    return lambda r: r
+
+
+@overload(bool_result, jit_options={"cache": True})
+def _bool_result(r):
+    if isinstance(r, types.Optional):
+
+        def optional(r):
+            if r is None:
+                return None
+            return bool_result(unwrap(r))
+
+        return optional
+    if isinstance(r, (types.Float, types.Integer, types.Boolean)):
+        return lambda r: np.int64(1) if r != 0 else np.int64(0)  # NaN is true, as in Python
     return lambda r: r
 
 
