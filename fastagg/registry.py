@@ -15,7 +15,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable
 
-from .compile.spec import AggregateSpec, FunctionSpec, spec_of
+from .compile.spec import AggregateSpec, FunctionSpec, check_distinct_names, spec_of
 from .errors import Error
 from .sqlite import capi as _capi
 
@@ -86,6 +86,7 @@ def register(con, *aggregates: type) -> None:
     if not isinstance(con, sqlite3.Connection) and hasattr(con, "connection"):
         con = con.connection  # a fastagg.Database, without importing the front end
     specs = [spec_of(agg) for agg in aggregates]
+    check_distinct_names(specs)  # before any is created: nothing half-registered
     handle = _capi.connection_handle(con)  # TypeError for what is no connection
     existing = function_names(con)
     for spec in specs:
@@ -271,6 +272,7 @@ def acquire(con: sqlite3.Connection, given: Iterable, builtins: Iterable = ()) -
         A spec does not compile.
     """
     given, builtins = list(given), list(builtins)
+    check_distinct_names(given)  # two of the caller's own: the last would silently win
     handle = _capi.connection_handle(con)
     if not given and not builtins:
         return QueryFunctions(con, handle, [], [])  # plain SQL: nothing to look up

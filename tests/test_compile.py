@@ -535,3 +535,75 @@ def test_code_from_exec_is_not_cached_but_works_twice(tmp_path):
         proc = run_isolated(script, env=env)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert proc.stdout.split()[-1] == "1.5"
+
+
+# --------------------------------------------------------------------------
+# Text and bytes results built in compiled code (issue 11)
+
+FLOAT_SAMPLES = [
+    0.988317, 0.1, 0.5, -0.0, 0.0, 1.0, -2.5, 1 / 3, 2 / 3, 100.0, 123456789.125,
+    1e15, 9999999999999998.0, 1e16, 1.5e300, -1e-4, 1e-5, 5e-324, 1.7976931348623157e308,
+    math.inf, -math.inf, 0.30000000000000004, 1e22, 2.0**-1074 * 3,
+]
+
+
+def test_str_of_float_is_pythons_text(con):
+    """``str(x)`` of a float gave '<object type:float64>'; it is Python's shortest repr."""
+
+    @fastagg.aggregate
+    class FloatText:
+        last: float
+        small: np.float32
+
+        def step(self, x: float):
+            self.last = x
+            self.small = np.float32(x)
+
+        def finalize(self) -> str:
+            return str(self.last) + "|" + f"{self.last}|{repr(self.last)}|" + str(self.small)
+
+    fastagg.register(con, FloatText)
+    rng = np.random.default_rng(7)
+    spread = rng.normal(size=300) * 10.0 ** rng.integers(-300, 300, 300)
+    samples = FLOAT_SAMPLES + rng.normal(size=300).tolist() + spread.tolist()
+    for x in samples:
+        (text,) = con.execute("SELECT floattext(?)", (x,)).fetchone()
+        s, f, r, small = text.split("|")
+        assert s == f == r == repr(x), x
+        # float32: the fewest digits that read back as the same float32.
+        with np.errstate(over="ignore"):
+            assert np.float32(float(small)) == np.float32(x), (x, small)
+    for x in (0.1, 0.5, 1 / 3, 2.0, 1e-7):
+        (text,) = con.execute("SELECT floattext(?)", (x,)).fetchone()
+        assert text.split("|")[3] == str(np.float32(x))
+
+
+def test_bytes_literal_result(con):
+    """``return b"..."`` from ``-> bytes`` failed to compile ("must be array-like")."""
+
+    @fastagg.aggregate
+    class BytesLiteral:
+        n: int
+
+        def step(self, x: int):
+            self.n += x
+
+        def finalize(self) -> bytes:
+            if self.n > 10:
+                return b"big"
+            return b"\x00many\xff"
+
+    @fastagg.aggregate
+    class MaybeBytes:
+        n: int
+
+        def step(self, x: int):
+            self.n += x
+
+        def finalize(self) -> bytes | None:
+            return b"\x01\x02" if self.n else None
+
+    fastagg.register(con, BytesLiteral, MaybeBytes)
+    assert con.execute("SELECT bytesliteral(1), bytesliteral(20)").fetchone() == (b"\x00many\xff", b"big")
+    assert con.execute("SELECT maybebytes(1), maybebytes(x) FROM (SELECT 0 AS x)").fetchone() == (b"\x01\x02", None)
+    assert con.execute("SELECT typeof(bytesliteral(1))").fetchone() == ("blob",)

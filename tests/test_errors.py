@@ -262,3 +262,232 @@ def test_not_a_connection():
 
     with pytest.raises(TypeError, match="expected a sqlite3.Connection"):
         fastagg.register("not a connection", Count2)
+
+
+# --------------------------------------------------------------------------
+# Results the annotation cannot hold, and indexes past the state (issue 11)
+
+OUT_OF_BOUNDS = '''
+import json, sqlite3, numpy as np, pandas as pd, fastagg
+
+COUNT = "WITH RECURSIVE s(value) AS (SELECT 0 UNION ALL SELECT value + 1 FROM s WHERE value < {n}) SELECT {f} FROM s"
+
+@fastagg.aggregate
+class Hist:
+    counts: fastagg.array(np.int64, 8)
+    def step(self, x: int):
+        self.counts[x] += 1
+    def finalize(self) -> int:
+        return int(self.counts.argmax())
+
+con = sqlite3.connect(":memory:")
+fastagg.register(con, Hist)
+out = {}
+try:
+    out["rows"] = con.execute(COUNT.format(n=2000, f="hist(value)")).fetchall()
+except Exception as exc:
+    out["type"] = type(exc).__name__
+    out["message"] = str(exc)
+try:
+    fastagg.query(pd.DataFrame({"x": np.arange(2000)}), "SELECT hist(x) FROM df", aggregates=[Hist])
+except fastagg.AggregateError as exc:
+    out["query"] = str(exc)
+out["in bounds"] = con.execute(COUNT.format(n=20, f="hist(value % 8)")).fetchall()
+print(json.dumps(out))
+'''
+
+
+def test_index_past_array_field_is_an_error_not_a_crash():
+    """Writing counts[8] of an 8-slot array went past the state into SQLite's heap (exit -11)."""
+    proc = run_isolated(OUT_OF_BOUNDS)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["type"] == "OperationalError"
+    assert "Hist.step: IndexError" in out["message"]
+    assert "Hist.step: IndexError" in out["query"]
+    assert out["in bounds"] == [[0]]
+
+
+INT_RESULT = '''
+import json, pandas as pd, fastagg
+
+@fastagg.aggregate
+class FloatAsInt:
+    total: float
+    def step(self, x: float):
+        self.total += x
+    def finalize(self) -> int:
+        return self.total
+
+@fastagg.aggregate
+class NoneAsFloat:
+    total: float
+    def step(self, x: float):
+        self.total += x
+    def finalize(self) -> float:
+        if self.total > 0:
+            return self.total
+        return None
+
+@fastagg.aggregate
+class FloatAsBool:
+    total: float
+    def step(self, x: float):
+        self.total += x
+    def finalize(self) -> bool:
+        return self.total
+
+@fastagg.function
+def none_as_float(x: float) -> float:
+    return x if x > 0 else None
+
+out = {}
+for sql in SQLS:
+    try:
+        out[sql] = fastagg.query(
+            pd.DataFrame({"x": [1.0, 2.0]}), sql, aggregates=[FloatAsInt, NoneAsFloat, FloatAsBool],
+            functions=[none_as_float], output="arrow",
+        ).to_pylist()
+    except fastagg.AggregateError as exc:
+        out[sql] = "AggregateError: " + str(exc)
+print(json.dumps(out))
+'''
+
+
+def test_results_the_annotation_cannot_hold_raise():
+    """``-> int`` returning 5e305 gave INT64_MIN; ``-> float`` returning None gave NULL;
+    ``-> bool`` returning 0.3 gave false."""
+    sqls = [
+        "SELECT floatasint(x * 2.5e305) FROM df",
+        "SELECT floatasint(x + 0.5) FROM df",
+        "SELECT floatasint(x * -1e19) FROM df",
+        "SELECT noneasfloat(x) FROM df",
+        "SELECT noneasfloat(-x) FROM df",
+        "SELECT none_as_float(-x) FROM df",
+        "SELECT none_as_float(x) FROM df",
+        "SELECT floatasbool(x * 0.1), floatasbool(x * 0.0), floatasbool(x * -1e300) FROM df",
+    ]
+    proc = run_isolated(INT_RESULT.replace("SQLS", repr(sqls)))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out[sqls[0]] == "AggregateError: FloatAsInt.finalize: OverflowError: float result is outside the range of a 64-bit SQL INTEGER"
+    assert out[sqls[1]] == [{"floatasint(x + 0.5)": 4}]  # in range: truncated as int() does
+    assert "OverflowError" in out[sqls[2]]
+    assert out[sqls[3]] == [{"noneasfloat(x)": 3.0}]
+    for sql in (sqls[4], sqls[5]):
+        assert "TypeError: returned None but the result is annotated float; annotate it `float | None`" in out[sql]
+    assert out[sqls[4]].startswith("AggregateError: NoneAsFloat.finalize: ")
+    assert out[sqls[6]] == [{"none_as_float(x)": 1.0}, {"none_as_float(x)": 2.0}]
+    # -> bool follows Python's truth rules: 0.3 is true (fptosi made it 0).
+    assert list(out[sqls[7]][0].values()) == [1, 0, 1]
+
+
+def test_array_shape_must_be_integers_that_fit_a_state():
+    """``fastagg.array(np.float64, 3e8)`` gave "'float' object is not iterable"."""
+    with pytest.raises(fastagg.CompileError, match=r"shape must be positive integers, got 300000000.0 .*such as 300_000_000"):
+        fastagg.array(np.float64, 3e8)
+    with pytest.raises(fastagg.CompileError, match=r"2,400,000,000 bytes; a state lives in one SQLite allocation"):
+        fastagg.array(np.float64, 300_000_000)
+    with pytest.raises(fastagg.CompileError, match="shape must be positive integers"):
+        fastagg.array(np.float64, (4, 2.0))
+    with pytest.raises(fastagg.CompileError, match="shape must be positive integers"):
+        fastagg.array(np.float64, True)
+    with pytest.raises(fastagg.CompileError, match="is not a numpy dtype"):
+        fastagg.array("no such dtype", 3)
+    with pytest.raises(fastagg.CompileError, match="state record is .* bytes"):
+        _define(
+            "@fastagg.aggregate\nclass Huge:\n    a: fastagg.array(np.int64, 200_000_000)\n"
+            "    b: fastagg.array(np.int64, 200_000_000)\n    def step(self, x: int):\n        pass\n"
+            "    def finalize(self) -> int:\n        return 1\n"
+        )
+    assert fastagg.array(np.int8, (np.int64(2), 3)).shape == (2, 3)
+
+
+def test_sql_name_longer_than_sqlite_allows():
+    """A 300-character name failed at registration with "File name too long" from the cache."""
+    with pytest.raises(fastagg.CompileError, match="is 300 bytes long; SQLite allows function names of at most 255"):
+        fastagg.aggregate(name="a" * 300)(_define_count())
+    with pytest.raises(fastagg.CompileError, match=r"255 bytes \(247 with merge"):
+        fastagg.aggregate(name="m" * 250)(_define_count(merge=True))
+    with pytest.raises(fastagg.CompileError, match="at most 255"):
+        fastagg.function(name="f" * 256)(_define_identity())
+
+
+def test_longest_sql_name_compiles_and_runs(con):
+    """255 bytes is a valid SQLite name; the cache's file names must not depend on its length."""
+    long = fastagg.aggregate(name="n" * 255)(_define_count())
+    fastagg.register(con, long)
+    assert con.execute(f"SELECT {'n' * 255}(x) FROM (SELECT 1 AS x UNION ALL SELECT 2)").fetchone() == (2,)
+
+
+def _define_count(merge: bool = False):
+    """A fresh undecorated counting class."""
+    class Count:
+        n: int
+
+        def step(self, x: float):
+            self.n += 1
+
+        def finalize(self) -> int:
+            return self.n
+
+    if merge:
+        def merge_(self, other):
+            self.n += other.n
+
+        Count.merge = merge_
+    return Count
+
+
+def _define_identity():
+    """A fresh undecorated scalar function."""
+
+    def f(x: float) -> float:
+        return x
+
+    return f
+
+
+def test_one_class_decorated_under_two_names_refused():
+    """Decorating a class twice replaced its first SQL name: queries naming it failed."""
+    cls = fastagg.aggregate(name="first_name")(_define_count())
+    with pytest.raises(fastagg.CompileError, match="already decorated as SQL function 'first_name'.*subclass"):
+        fastagg.aggregate(name="second_name")(cls)
+    assert cls.__fastagg_spec__.name == "first_name"
+    fastagg.aggregate(name="FIRST_NAME")(cls)  # the same name again changes nothing
+
+    @fastagg.aggregate(name="second_name")
+    class Second(cls):
+        pass
+
+    assert Second.__fastagg_spec__.name == "second_name"
+    f = fastagg.function(name="f_one")(_define_identity())
+    with pytest.raises(fastagg.CompileError, match="already decorated as SQL function 'f_one'"):
+        fastagg.function(name="f_two")(f)
+    out = fastagg.query(
+        _frame(), "SELECT first_name(x), second_name(x) FROM df",
+        aggregates=[cls, Second], output="arrow",
+    )
+    assert out.to_pylist() == [{"first_name(x)": 3, "second_name(x)": 3}]
+
+
+def test_two_classes_with_one_sql_name_in_one_query_refused(con):
+    """The last of two classes with one SQL name silently won."""
+    a = fastagg.aggregate(name="dup")(_define_count())
+    b = fastagg.aggregate(name="DUP")(_define_count())
+    f = fastagg.function(name="dup")(_define_identity())
+    for given in ({"aggregates": [a, b]}, {"aggregates": [a], "functions": [f]}):
+        with pytest.raises(fastagg.Error, match="both define SQL function '(dup|DUP)' with 1 argument"):
+            fastagg.query(_frame(), "SELECT dup(x) FROM df", **given)
+    with pytest.raises(fastagg.Error, match="the second would silently replace the first"):
+        fastagg.register(con, a, b)
+    with pytest.raises(sqlite3.OperationalError, match="no such function"):
+        con.execute("SELECT dup(1)")  # nothing half-registered
+    # One class given twice is one function.
+    assert fastagg.query(_frame(), "SELECT dup(x) FROM df", aggregates=[a, a], output="arrow").to_pylist() == [{"dup(x)": 3}]
+
+
+def _frame():
+    import pandas as pd
+
+    return pd.DataFrame({"x": [1.0, 2.0, 3.0]})

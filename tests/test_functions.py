@@ -118,3 +118,22 @@ def test_error_in_function_fails_statement():
 def test_invalid_functions(body, fragment):
     with pytest.raises(fastagg.CompileError, match=fragment):
         exec(body, {"fastagg": fastagg})  # noqa: S102 - test input
+
+
+@fastagg.function
+def float_text(x: float) -> str:
+    return f"{x}/{x * 0.0}"
+
+
+@fastagg.function
+def bytes_literal(k: int) -> bytes:
+    return b"\x00yes\xff" if k else b""
+
+
+def test_float_text_and_bytes_literal_results(con):
+    """str/f-string of a float gave '<object type:float64>'; a bytes literal failed to compile."""
+    fastagg.register(con, float_text, bytes_literal)
+    for x in (0.988317, -0.0, 1e-5, 1e16, 12.5):
+        assert con.execute("SELECT float_text(?)", (x,)).fetchone() == (f"{x}/{x * 0.0}",)
+    assert con.execute("SELECT float_text(1e308 * 10)").fetchone() == ("inf/nan",)
+    assert con.execute("SELECT bytes_literal(1), bytes_literal(0)").fetchone() == (b"\x00yes\xff", b"")

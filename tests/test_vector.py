@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import numpy as np
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 
 import fastagg
+from conftest import run_isolated
 from fastagg.sqlite import capi as _capi
 
 
@@ -203,3 +205,46 @@ def test_vector_methods_after_other_numba_code():
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split()[-1] == "3.5"
+
+
+VECTOR_INDEX = """
+import json, sqlite3, numpy as np, fastagg
+
+@fastagg.aggregate
+class Pick:
+    values: fastagg.vector(np.int64)
+    at: int
+    raw: bool
+    def step(self, x: int, i: int, raw: bool):
+        self.values.append(x)
+        self.at = i
+        self.raw = raw
+    def finalize(self) -> int:
+        if self.raw:
+            return self.values.as_array()[self.at]
+        return self.values[self.at]
+
+con = sqlite3.connect(":memory:")
+fastagg.register(con, Pick)
+out = {}
+for raw in (0, 1):
+    for i in (0, 2, -1, -3, 3, 100000, -4):
+        try:
+            out[f"{raw} {i}"] = con.execute(
+                "SELECT pick(x, ?, ?) FROM (SELECT 10 AS x UNION ALL SELECT 20 UNION ALL SELECT 30)", (i, raw)
+            ).fetchone()[0]
+        except sqlite3.Error as exc:
+            out[f"{raw} {i}"] = str(exc)
+print(json.dumps(out))
+"""
+
+
+def test_index_past_vector_or_its_array_is_an_error_not_a_crash():
+    """values[len + 100000] read past the elements; as_array()[i] likewise (issue 11)."""
+    proc = run_isolated(VECTOR_INDEX)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    for raw, message in (("0", "fastagg.vector index out of range"), ("1", "index is out of bounds")):
+        assert [out[f"{raw} {i}"] for i in (0, 2, -1, -3)] == [10, 30, 30, 10]
+        for i in (3, 100000, -4):
+            assert out[f"{raw} {i}"] == f"Pick.finalize: IndexError: {message}", (raw, i)

@@ -25,6 +25,7 @@ from numba import cfunc, njit, types
 
 from ..errors import CompileError
 from . import vector_ops  # noqa: F401 - registers the vector methods before user code compiles
+from . import float_repr  # noqa: F401 - gives floats str()/repr() before user code compiles
 from .codegen import generate_source
 from .spec import AggregateSpec, FunctionSpec
 from .trap import make_trap
@@ -34,6 +35,12 @@ __all__ = ["compile_spec", "CompiledCallbacks", "cache_dir"]
 # The C signatures of xStep/xInverse/xFunc and of xFinal/xValue.
 STEP_SIG = types.void(types.voidptr, types.int32, types.CPointer(types.voidptr))
 FINAL_SIG = types.void(types.voidptr)
+
+#: Compile user methods with numba's bounds checks: an index past a
+#: ``fastagg.array`` field (or any array) raises IndexError, which fails the
+#: statement, instead of writing past the state into SQLite's heap. Keyed
+#: into the cached module's name, so a change never reuses stale code.
+BOUNDSCHECK = True
 
 
 def cache_dir() -> Path | None:
@@ -126,9 +133,11 @@ _RUNTIME_FINGERPRINT = _runtime_fingerprint()
 def _load_module(spec: AggregateSpec | FunctionSpec):
     source = generate_source(spec)
     digest = hashlib.sha256(
-        (source + spec.fingerprint() + numba.__version__ + _RUNTIME_FINGERPRINT).encode()
+        (source + spec.fingerprint() + numba.__version__ + _RUNTIME_FINGERPRINT + f"boundscheck={BOUNDSCHECK}").encode()
     ).hexdigest()[:20]
-    modname = f"fastagg_callbacks_{spec.name.lower()}_{digest}"
+    # The digest identifies the module; the name (cut short: numba's cache
+    # files add their own suffixes, and file names stop at 255 bytes) is for people.
+    modname = f"fastagg_callbacks_{spec.name.lower()[:40]}_{digest}"
     directory = cache_dir()
     cacheable = directory is not None
     if directory is None:
@@ -183,7 +192,7 @@ def _compile(spec: AggregateSpec | FunctionSpec) -> CompiledCallbacks:
     for method, (fn, where) in _user_methods(spec).items():
         if fn is not None:
             if fn not in jitted:  # value defaults to finalize: one dispatcher
-                jitted[fn] = njit(fn)
+                jitted[fn] = njit(fn, boundscheck=BOUNDSCHECK)
             ns[f"user_{method}"] = jitted[fn]
         ns[f"trap_{method}"] = make_trap(ns[f"{method}_body"], where)
     callbacks = {}

@@ -49,6 +49,7 @@ from numba import carray
 from fastagg.compile.vector_ops import free_vector, forget_vector_memory, vector_bytes, load_vector
 from fastagg.native.intrinsics import is_null, as_voidptr
 from fastagg.native.values import read_text, read_blob, write_float, write_int, write_str, write_bytes
+from fastagg.compile.results import blob_result, bool_result, int_result
 from fastagg.sqlite.declarations import (
     sqlite3_aggregate_context, sqlite3_result_error_nomem, sqlite3_result_null,
     sqlite3_value_double, sqlite3_value_int64, sqlite3_value_type,
@@ -143,15 +144,37 @@ def _row_callback(spec: AggregateSpec, method: str) -> str:
 
 def _scalar_callback(spec: FunctionSpec) -> str:
     """Source of xFunc: read arguments (any NULL argument gives NULL), call, set the result."""
-    writer = _WRITERS[spec.result.kind]
     return _argument_callback(
         "call",
         [],
         spec.args,
         ["sqlite3_result_null(ctx)", "return"],
         "ctx",
-        lambda packed: f"{writer}(ctx, user_call({packed[2:]}))",
+        lambda packed: _set_result(spec.result, f"user_call({packed[2:]})"),
     )
+
+
+# Results the writer would turn into a wrong value pass a check first
+# (see fastagg/compile/results.py).
+_RESULT_CHECKS = {"int": "int_result", "bool": "bool_result", "bytes": "blob_result"}
+
+
+def _set_result(result, call: str) -> str:
+    """Source (indented continuation lines) setting the SQL result to *call*'s value.
+
+    None from a result not annotated ``| None`` is an error, not NULL.
+    """
+    lines = [f"r = {call}"]
+    if not result.optional:
+        message = (
+            f"returned None but the result is annotated {result.kind}; "
+            f"annotate it `{result.kind} | None` to return SQL NULL"
+        )
+        lines += ["if r is None:", f"    raise TypeError({message!r})"]
+    check = _RESULT_CHECKS.get(result.kind)
+    value = f"{check}(r)" if check else "r"
+    lines.append(f"{_WRITERS[result.kind]}(ctx, {value})")
+    return "\n    ".join(lines)
 
 
 def _result_callback(spec: AggregateSpec, method: str) -> str:
@@ -169,7 +192,7 @@ def _result_callback(spec: AggregateSpec, method: str) -> str:
             *release,
             "",
             f"def {method}_body(ctx, blob):",
-            f"    {_WRITERS[spec.result.kind]}(ctx, user_{method}(carray(blob, 1, STATE)[0]))",
+            f"    {_set_result(spec.result, f'user_{method}(carray(blob, 1, STATE)[0])')}",
         ]
     ) + "\n"
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .vector import Vector, VectorField, vector_dtype, vector_element
-from ..errors import CompileError
+from ..errors import CompileError, Error
 
 # Python annotation -> (kind, numpy dtype used in compiled code)
 _SCALAR_KINDS = {
@@ -79,13 +79,54 @@ def array(dtype: Any, shape: int | tuple[int, ...]) -> ArrayField:
     ...     def finalize(self) -> int:
     ...         return int(self.counts.argmax())
     """
-    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    if not shape or any(int(n) <= 0 for n in shape):
-        raise CompileError(f"fastagg.array shape must be positive integers, got {shape}")
-    dt = np.dtype(dtype)
+    shape = _array_shape(shape)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise CompileError(f"fastagg.array dtype {dtype!r} is not a numpy dtype: {exc}") from None
     if dt.kind not in "biuf":
         raise CompileError(f"fastagg.array elements must be numeric or bool, got {dt}")
-    return ArrayField(dt, tuple(int(n) for n in shape))
+    nbytes = dt.itemsize * int(np.prod(shape, dtype=object))
+    if nbytes > MAX_STATE_BYTES:
+        raise CompileError(
+            f"fastagg.array({dt}, {shape if len(shape) > 1 else shape[0]}) is {nbytes:,} bytes; "
+            f"a state lives in one SQLite allocation of at most {MAX_STATE_BYTES:,} bytes "
+            f"(per group). Use fastagg.vector(dtype) for storage that grows as needed"
+        )
+    return ArrayField(dt, shape)
+
+
+#: SQLite's largest allocation (SQLITE_MAX_ALLOCATION_SIZE), which holds a
+#: whole state record (and the byte that records __init__) per aggregate context.
+MAX_STATE_BYTES = 2147483391 - 1
+
+#: SQLite refuses function names longer than 255 bytes (sqlite3_create_function).
+MAX_NAME_BYTES = 255
+
+
+def _array_shape(shape) -> tuple[int, ...]:
+    """Validate a ``fastagg.array`` shape: positive ints, not floats (``3e8``) or bools."""
+    items = shape if isinstance(shape, (tuple, list)) else (shape,)
+    out = []
+    for n in items:
+        if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+            raise CompileError(
+                f"fastagg.array shape must be positive integers, got {shape!r} "
+                f"({type(n).__name__} {n!r}); write an int, such as {_int_hint(n)}"
+            )
+        out.append(int(n))
+    if not out or any(n <= 0 for n in out):
+        raise CompileError(f"fastagg.array shape must be positive integers, got {shape!r}")
+    return tuple(out)
+
+
+def _int_hint(n) -> str:
+    try:
+        if float(n).is_integer():
+            return f"{int(float(n)):_}"
+    except (TypeError, ValueError, OverflowError):
+        pass
+    return "8 or (4, 4)"
 
 
 class _SQLFunction:
@@ -319,7 +360,18 @@ def _check_state_dtype(owner: str, dtype: np.dtype) -> np.dtype:
             raise CompileError(
                 f"{owner}: state field {field!r} has dtype {base}; {STATE_HINT}"
             )
+    _check_state_size(owner, dtype.itemsize)
     return dtype
+
+
+def _check_state_size(owner: str, nbytes: int) -> None:
+    # numpy's record size can wrap negative past 2**31: callers add up fields too.
+    if nbytes <= 0 or nbytes > MAX_STATE_BYTES:
+        raise CompileError(
+            f"{owner}: the state record is {nbytes:,} bytes; SQLite allocates it whole, at "
+            f"most {MAX_STATE_BYTES:,} bytes per group. Use fastagg.vector(dtype) for "
+            f"storage that grows as needed"
+        )
 
 
 def _state_dtype(cls, state, namespace=None) -> np.dtype:
@@ -337,6 +389,7 @@ def _state_dtype(cls, state, namespace=None) -> np.dtype:
             f"(`total: np.float64`) or pass state=np.dtype([...])"
         )
     fields = [_state_field(owner, name, ann) for name, ann in hints.items()]
+    _check_state_size(owner, sum(np.dtype(f[1]).itemsize * int(np.prod(f[2:], dtype=object)) for f in fields))
     # align=True: fields at their natural alignment, as C would lay them out.
     return _check_state_dtype(owner, np.dtype(fields, align=True))
 
@@ -408,6 +461,7 @@ def describe(cls: type, *, name: str | None = None, state=None, namespace: dict 
         raise CompileError(
             f"{owner}: value() is for window functions and needs inverse(self, ...) too"
         )
+    _check_name_length(owner, sql_name, "_partial" if merge is not None else "")
 
     if init is not None and _parameters(f"{owner}.__init__", init):
         raise CompileError(f"{owner}.__init__ must take only self: SQL gives it no arguments")
@@ -450,7 +504,64 @@ def describe(cls: type, *, name: str | None = None, state=None, namespace: dict 
     )
 
 
+def _check_name_length(owner: str, sql_name: str, longest_suffix: str) -> None:
+    """Refuse a SQL name SQLite would refuse: over 255 bytes (with ``_partial`` if mergeable)."""
+    if len((sql_name + longest_suffix).encode("utf-8")) <= MAX_NAME_BYTES:
+        return
+    limit = MAX_NAME_BYTES - len(longest_suffix)
+    why = f" ({limit} with merge, for {sql_name[:8]}...{longest_suffix})" if longest_suffix else ""
+    owner = owner if len(owner) <= 60 else owner[:40] + "..."
+    raise CompileError(
+        f"{owner}: SQL name {sql_name[:16]}... is {len(sql_name.encode('utf-8'))} bytes long; "
+        f"SQLite allows function names of at most {MAX_NAME_BYTES} bytes{why}. "
+        f"Give a shorter one with name=..."
+    )
+
+
 SPEC_ATTRIBUTE = "__fastagg_spec__"
+
+
+def _check_not_decorated(target, spec) -> None:
+    """Refuse a second decoration of one class or function under another SQL name.
+
+    The spec lives on the object, so the second would silently replace the
+    first: queries naming the first would find no such function.
+    """
+    previous = vars(target).get(SPEC_ATTRIBUTE)
+    if previous is not None and previous.name.lower() != spec.name.lower():
+        kind = "class" if isinstance(target, type) else "function"
+        raise CompileError(
+            f"{spec.qualname} is already decorated as SQL function {previous.name!r}; one "
+            f"{kind} holds one SQL function, so it cannot also be {spec.name!r}. "
+            + (
+                f"Decorate a subclass for the second name (class Other({target.__name__}): pass)"
+                if kind == "class"
+                else "Decorate a second def (or a wrapper that calls this one) for the second name"
+            )
+        )
+
+
+def check_distinct_names(specs) -> None:
+    """Raise :class:`fastagg.Error` if two of *specs* would create the same SQL function.
+
+    SQLite keys a function by name (case-insensitive) and argument count; the
+    second registration would silently replace the first. The helper
+    functions of a mergeable aggregate (``f_partial``, ...) count too.
+    """
+    seen: dict[tuple[str, int], AggregateSpec | FunctionSpec] = {}
+    for spec in specs:
+        created = [(spec.name, spec.narg)]
+        if isinstance(spec, AggregateSpec) and spec.is_mergeable:
+            partial, combine, merge = spec.partial_names
+            created += [(partial, spec.narg), (combine, 1), (merge, 1)]
+        for name, narg in created:
+            other = seen.setdefault((name.lower(), narg), spec)
+            if other is not spec and other != spec:  # one spec given twice is one function
+                raise Error(
+                    f"{other.qualname} and {spec.qualname} both define SQL function "
+                    f"{name!r} with {narg} argument(s); the second would silently replace "
+                    f"the first. Give one of them another name (name=...)"
+                )
 
 
 def _caller_namespace() -> dict:
@@ -498,6 +609,7 @@ def aggregate(cls=None, *, name: str | None = None, state=None):
 
     def decorate(target):
         spec = describe(target, name=name, state=state, namespace=namespace)
+        _check_not_decorated(target, spec)
         _install_python_init(target, spec)
         setattr(target, SPEC_ATTRIBUTE, spec)
         return target
@@ -557,6 +669,7 @@ def describe_function(
     sql_name = name if name is not None else func.__name__
     if not isinstance(sql_name, str) or not sql_name.isidentifier():
         raise CompileError(f"{owner}: SQL name {sql_name!r} is not a valid identifier")
+    _check_name_length(owner, sql_name, "")
     params = list(inspect.signature(func).parameters.values())
     hints = _resolve_hints(func, namespace)
     for p in params:
@@ -597,6 +710,7 @@ def function(func=None, *, name: str | None = None, deterministic: bool = True):
 
     def decorate(target):
         spec = describe_function(target, name=name, deterministic=deterministic, namespace=namespace)
+        _check_not_decorated(target, spec)
         setattr(target, SPEC_ATTRIBUTE, spec)
         return target
 

@@ -202,4 +202,17 @@ def _vector_len(rec):
 def _vector_getitem(rec, i):
     if _vector_element(rec) is None or not isinstance(i, types.Integer):
         return None
-    return lambda rec, i: _vector_elements(rec, 0)[0][i]
+
+    def getitem(rec, i):
+        # Checked here: the user's boundscheck does not reach this overload,
+        # and an index past the size reads freed or foreign memory.
+        data = _vector_elements(rec, 0)[0]
+        n = len(data)
+        j = np.int64(i)  # not i + n with a uint64 i: numba makes that a float
+        if j < 0:
+            j += n
+        if j < 0 or j >= n:
+            raise IndexError("fastagg.vector index out of range")
+        return data[j]
+
+    return getitem
