@@ -448,8 +448,10 @@ def _in_key_order(order, keys, nk, neq):
     """Whether an index slice with its first *neq* keys fixed is already in the order terms' order."""
     for t in range(len(order)):
         col = order[t].column
-        if col < 0 and order[t].desc == 0 and t == len(order) - 1:
-            return True  # rowid ascending: the stable sort kept row order among equal keys
+        if col < 0:
+            # Rowid ascending after every remaining key: the stable sort kept
+            # row order among equal keys.
+            return order[t].desc == 0 and neq + t == nk
         if order[t].desc != 0 or neq + t >= nk or keys[neq + t] != col:
             return False
     return True
