@@ -43,6 +43,7 @@ SQLITE_ERROR = _capi.SQLITE_ERROR
 SQLITE_NOMEM = 7
 SQLITE_VTAB_INNOCUOUS = 2
 SQLITE_INDEX_SCAN_UNIQUE = 1
+PROBE_COST = 20.0
 
 _SCRATCH = CURSOR.fields["scratch"][1]  # offset of the cursor's scratch bytes
 
@@ -270,7 +271,9 @@ def _index_candidate(info, cons, ncons, cols, dir_addr, nrows, orderby, norder, 
         rows = n / nd
     if rcol >= 0:
         rows = rows / (4.0 if (rlo >= 0 and rhi >= 0) else 3.0)
-    cost = lg * (1 + neq) + rows
+    # PROBE_COST: an xFilter call's fixed work (arrays, the search's cell
+    # reads) is worth tens of scanned rows.
+    cost = PROBE_COST + lg * (1 + neq) + rows
     if not have and constant:
         cost += n * lg
     return PLAN_INDEX, nk, keys, picks, npick, cost, max(rows, 1.0), unique
