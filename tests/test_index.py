@@ -158,3 +158,32 @@ def test_index_survives_statements_and_is_reused(con):
         con.execute("SELECT count(*) FROM big b JOIN small s ON s.key = b.key").fetchall()
         con.execute("SELECT count(*) FROM big b WHERE EXISTS (SELECT 1 FROM small s WHERE s.key = b.key)").fetchall()
     assert len(reg.indexes) == 1
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT rowid, v FROM t ORDER BY v LIMIT 7",
+    "SELECT rowid, v FROM t ORDER BY v, rowid LIMIT 7 OFFSET 5",
+    "SELECT rowid, v FROM t ORDER BY v DESC, rowid LIMIT 9 OFFSET 2",
+    "SELECT rowid, s FROM t ORDER BY s DESC, v, rowid LIMIT 40",
+    "SELECT rowid, s FROM t ORDER BY s, rowid DESC LIMIT 3 OFFSET 400",
+    "SELECT rowid, v FROM t WHERE v > 1 ORDER BY v DESC, rowid LIMIT 6",
+    "SELECT rowid, v FROM t WHERE s = 'b' ORDER BY v, rowid LIMIT 6",
+    "SELECT rowid FROM t LIMIT 5 OFFSET 7",
+    "SELECT rowid, v FROM t ORDER BY v, rowid LIMIT 0",
+    "SELECT rowid, v FROM t ORDER BY v, rowid LIMIT -1 OFFSET 495",
+    "SELECT rowid, v FROM t ORDER BY rowid DESC LIMIT 4",
+])
+def test_top_k_matches_sqlite(con, sql):
+    rng = np.random.default_rng(5)
+    v = rng.integers(-20, 20, 500).astype(float)
+    v[rng.random(500) < 0.1] = np.nan
+    df = pd.DataFrame({"v": v, "s": pd.Series(rng.choice(["a", "b", "c", None], 500), dtype=object)})
+    register_frame(con, "t", df)
+    ref = sqlite3.connect(":memory:")
+    df.to_sql("t", ref, index=False)
+    got, want = con.execute(sql).fetchall(), ref.execute(sql).fetchall()
+    if sql.endswith("ORDER BY v LIMIT 7"):  # ties in v: compare the keys only
+        got, want = [r[1] for r in got], [r[1] for r in want]
+        assert got == want
+    else:
+        assert_rows_match(got, want, what=sql)

@@ -32,7 +32,7 @@ from .columns import K_BOOLBITS, K_F32, K_F64, K_I8, K_I16, K_I32, K_I64, K_NULL
 from .filtering import OP_EQ, OP_GE, OP_GT, OP_LE, OP_LT, select_rows
 from .gather import CHUNK, alloc_block, fill_block
 from .index import C_TEXT, OP_IS, build_index, column_class, estimate_distinct, find_index, index_entries, probe
-from .ordering import order_rows
+from .ordering import order_rows, top_rows
 from .plan import PLAN_INDEX, PLAN_SCAN, new_plan, plan_filters, plan_header, plan_keys, plan_order
 from .values import SQLITE_FLOAT, SQLITE_INTEGER, result_cell
 
@@ -43,6 +43,7 @@ SQLITE_ERROR = _capi.SQLITE_ERROR
 SQLITE_NOMEM = 7
 SQLITE_VTAB_INNOCUOUS = 2
 SQLITE_INDEX_SCAN_UNIQUE = 1
+OP_LIMIT, OP_OFFSET = 73, 74  # SQLITE_INDEX_CONSTRAINT_LIMIT / _OFFSET (3.38)
 PROBE_COST = 20.0
 
 _SCRATCH = CURSOR.fields["scratch"][1]  # offset of the cursor's scratch bytes
@@ -304,7 +305,7 @@ def x_best_index(vtab, info):
     usage = carray(as_voidptr(ii.aConstraintUsage), max(ncons, 1), INDEX_CONSTRAINT_USAGE)
     orderby = carray(as_voidptr(ii.aOrderBy), max(norder, 1), INDEX_ORDERBY)
 
-    pushed = np.zeros(ncons, np.int64)  # constraints in plan order
+    pushed = np.zeros(max(ncons, 1), np.int64)  # constraints in plan order
     nargs = 0
     rows = np.float64(max(nrows, 1))
     cost = np.float64(max(nrows, 1))
@@ -354,6 +355,23 @@ def x_best_index(vtab, info):
     else:
         kind = PLAN_SCAN
         nkey = -1
+        # LIMIT / OFFSET (SQLite offers them for a single-table query): a
+        # top-k instead of a full sort, only when every other constraint is
+        # tested exactly here (SQLite will not re-filter the k rows).
+        exact_all = True
+        nlim = 0
+        for i in range(ncons):
+            if cons[i].op == OP_LIMIT or cons[i].op == OP_OFFSET:
+                nlim += 1
+            elif usage[i].argvIndex == 0 or usage[i].omit == 0:
+                exact_all = False
+        if exact_all and nlim > 0:
+            for i in range(ncons):
+                if (cons[i].op == OP_LIMIT or cons[i].op == OP_OFFSET) and cons[i].usable != 0:
+                    pushed[nargs] = i
+                    nargs += 1
+                    usage[i].argvIndex = nargs
+                    usage[i].omit = 0  # SQLite still skips OFFSET rows and stops at LIMIT
     plan = new_plan(kind, ii.colUsed, nargs, norder, nkey)
     if plan == 0:
         return SQLITE_NOMEM
@@ -444,6 +462,29 @@ def _set_rows(cur, rows):
     cur.rows = address_of(p)
     cur.own_rows = 1
     return True
+
+
+@njit(cache=True)
+def _limit(filters, argv, argc):
+    """Rows the scan must produce for its LIMIT / OFFSET terms (LIMIT + OFFSET), -1 for all."""
+    lim = np.int64(-1)
+    off = np.int64(0)
+    for f in range(len(filters)):
+        op = filters[f].op
+        a = filters[f].argv
+        if (op != OP_LIMIT and op != OP_OFFSET) or a < 0 or a >= argc:
+            continue
+        v = argv[a]
+        if _value_type(as_voidptr(v)) != SQLITE_INTEGER:
+            return np.int64(-1)  # not an integer: SQLite decides
+        x = _value_int64(as_voidptr(v))
+        if op == OP_LIMIT:
+            lim = x
+        elif x > 0:
+            off = x
+    if lim < 0 or lim > (np.int64(1) << 61) or off > (np.int64(1) << 61):
+        return np.int64(-1)
+    return lim + off
 
 
 @njit(cache=True)
@@ -538,12 +579,16 @@ def x_filter(cursor, idx_num, idx_str, argc, argv):
     else:
         if len(filters) == 0 and len(order) == 0:
             return SQLITE_OK
+        av = carray(argv, max(argc, 1), np.intp)
+        k = _limit(filters, av, argc)
         if len(filters) > 0:
-            rows = select_rows(cols, nrows, filters, carray(argv, max(argc, 1), np.intp), argc)
+            rows = select_rows(cols, nrows, filters, av, argc)
         else:
             rows = np.arange(nrows)
         if len(order) > 0:
-            rows = order_rows(cols, rows, order)
+            rows = order_rows(cols, rows, order) if k < 0 else top_rows(cols, rows, order, k)
+        elif k >= 0 and k < len(rows):
+            rows = rows[:k]
         if not _set_rows(cur, rows):
             _set_error(cur.pVtab, _MSG_NOMEM)
             return SQLITE_NOMEM
