@@ -187,3 +187,17 @@ def test_top_k_matches_sqlite(con, sql):
         assert got == want
     else:
         assert_rows_match(got, want, what=sql)
+
+
+def test_prefix_of_a_wider_index_keeps_the_requested_order(con):
+    rng = np.random.default_rng(9)
+    df = pd.DataFrame({"k": rng.integers(0, 5, 300), "s": rng.choice(["x", "y", "z"], 300), "v": np.arange(300)})
+    reg = register_frame(con, "t", df)
+    ref = sqlite3.connect(":memory:")
+    df.to_sql("t", ref, index=False)
+    con.execute("SELECT count(*) FROM t a JOIN t b ON a.k = b.k AND a.s = b.s").fetchall()
+    assert [ix["columns"] for ix in reg.indexes] == [["k", "s"]]
+    con.execute("SELECT count(*) FROM t a JOIN t b ON b.k = a.k").fetchall()  # the (k, s) index serves k
+    for sql in ("SELECT a.v, b.v FROM t a JOIN t b ON b.k = a.v ORDER BY a.v, b.rowid",
+                "SELECT v FROM t WHERE k = 3 ORDER BY rowid", "SELECT v FROM t WHERE k = 3 ORDER BY s, rowid"):
+        assert_rows_match(con.execute(sql).fetchall(), ref.execute(sql).fetchall(), what=sql)

@@ -536,7 +536,12 @@ def _index_filter(cur, plan, cols, nrows, argv, argc):
     av = carray(argv, max(argc, 1), np.intp)
     lo, hi, exact = probe(cols, perm, nrows, keys, nk, neq, filters, av)
     m = hi - lo
-    if len(order) == 0 or (exact and _in_key_order(order, keys, nk, neq)):
+    # The index found may have more columns than the plan's keys: its own
+    # columns decide the slice's order.
+    ikeys = np.empty(ent.ncols, np.int64)
+    for j in range(ent.ncols):
+        ikeys[j] = ent.cols[j]
+    if len(order) == 0 or (exact and _in_key_order(order, ikeys, ent.ncols, neq)):
         cur.end = m
         if m > 0:
             cur.rows = ent.perm + 8 * lo  # the index's own memory: read in place

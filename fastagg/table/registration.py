@@ -248,7 +248,20 @@ def register_frame(con: sqlite3.Connection, name: str, frame, *, replace: bool =
     values sorted, then a counting sort: O(n + G log G) for G distinct
     values), so SQLite needs no sorter; the columns the query uses are then
     gathered in that order a chunk at a time, so SQLite reads them
-    sequentially.
+    sequentially. ``ORDER BY ... LIMIT k`` selects the top k rows instead
+    of sorting them all when SQLite passes the LIMIT down.
+
+    Joins, correlated subqueries, ``IN`` and lookups use indexes inside the
+    table: ``=``, ``IS`` and range constraints on any columns (one or
+    several, any kind; text compared BINARY) are answered by a binary
+    search of a sorted row permutation (8 bytes a row), built in compiled
+    code the first time a plan needs it, kept until the registration is
+    closed and reused by every later statement (:attr:`Registration.indexes`).
+    xBestIndex prices a scan at n rows and a probe at log2(n) plus the rows
+    it returns (n / distinct keys), so that SQLite probes the inner frame of
+    a join by key rather than rescanning it per outer row; a single constant
+    lookup on a frame without that index yet scans instead (building the
+    index would cost more).
 
     Examples
     --------
