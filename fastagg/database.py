@@ -221,6 +221,37 @@ class Database:
         """Names of the frames registered with :meth:`register`."""
         return sorted(self._tables)
 
+    @property
+    def table_info(self) -> dict[str, dict]:
+        """Per registered frame: its rows, columns, and the indexes built for its joins.
+
+        Returns
+        -------
+        dict
+            ``{name: {"rows": int, "columns": [str, ...], "indexes": [...]}}``;
+            each index is ``{"columns": [str, ...], "bytes": int,
+            "distinct": int, "nulls": int}``. An index is built in compiled
+            code the first time a query probes the frame by those columns (a
+            join, ``IN``, or a lookup once the index exists), kept until the
+            frame is unregistered, and costs 8 bytes a row.
+
+        Examples
+        --------
+        >>> import pandas as pd, fastagg
+        >>> with fastagg.connect() as db:
+        ...     db.register("a", pd.DataFrame({"k": [1, 2, 2]}))
+        ...     db.register("b", pd.DataFrame({"k": [2, 3]}))
+        ...     n = db.query("SELECT count(*) AS n FROM a JOIN b USING (k)")["n"][0]
+        ...     info = db.table_info
+        >>> int(n), info["a"]["rows"], info["a"]["columns"]
+        (2, 3, ['k'])
+        """
+        self._check_open()
+        return {
+            name: {"rows": reg.nrows, "columns": [c.name for c in reg.columns], "indexes": reg.indexes}
+            for name, reg in sorted(self._tables.items())
+        }
+
     # -- queries ----------------------------------------------------------
 
     def query(self, sql: str, aggregates: Iterable[type] = (), *, functions: Iterable = (), params=None,

@@ -132,6 +132,7 @@ _SIGNATURES = {
     "sqlite3_vtab_in_first": "ipp",
     "sqlite3_vtab_in_next": "ipp",
     "sqlite3_vtab_rhs_value": "ipip",
+    "sqlite3_vtab_collation": "ppi",  # 3.22: an index answers BINARY comparisons only
     # statements of a connection (fastagg.table: is any statement mid-run?)
     "sqlite3_next_stmt": "ppp",
     "sqlite3_stmt_busy": "ip",

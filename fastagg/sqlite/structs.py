@@ -36,6 +36,10 @@ __all__ = [
     "TOKEN",
     "PLAN",
     "PLAN_TERM",
+    "INDEX",
+    "INDEXES",
+    "MAX_INDEXES",
+    "MAX_INDEX_COLUMNS",
     "SCRATCH_BYTES",
     "check_layout",
 ]
@@ -97,8 +101,13 @@ SCRATCH_BYTES = 64
 #: pos, end
 #:     Current position and end of the scan (positions, not rows).
 #: rows
-#:     Address of the int64 row permutation (sqlite3_malloc64, owned by the
-#:     cursor) or 0 for the identity (a plain scan).
+#:     Address of the int64 row permutation or 0 for the identity (a plain
+#:     scan).
+#: own_rows
+#:     1 if ``rows`` is the cursor's (sqlite3_malloc64, freed in xFilter and
+#:     xClose); 0 if it points into a registration's index (a slice of its
+#:     permutation, which lives until the registration is released, and that
+#:     waits for every cursor to close).
 #: token, table
 #:     Addresses of the registration's :data:`TOKEN` and :data:`TABLE`.
 #: block, chunk
@@ -112,6 +121,7 @@ CURSOR = np.dtype(
         ("pos", np.int64),
         ("end", np.int64),
         ("rows", _PTR),
+        ("own_rows", np.int64),
         ("token", _PTR),
         ("table", _PTR),
         ("block", _PTR),
@@ -176,7 +186,9 @@ TABLE = np.dtype(
 #: table
 #:     Address of the :data:`TABLE`.
 #: indexes
-#:     Address of the registration's indexes (issue 12), 0 while it has none.
+#:     Address of the registration's :data:`INDEXES` directory
+#:     (sqlite3_malloc64 at registration, freed with every index when the
+#:     registration releases its buffers), 0 after that.
 TOKEN = np.dtype(
     [
         ("refs", np.int64),
@@ -207,6 +219,50 @@ PLAN = np.dtype(
 PLAN_TERM = np.dtype(
     [("column", np.int32), ("op", np.uint8), ("desc", np.uint8), ("argv", np.int32)], align=True
 )
+
+
+#: Most columns one index orders by, and most indexes a registration keeps.
+MAX_INDEX_COLUMNS = 4
+MAX_INDEXES = 16
+
+#: One index of a registered table (see :mod:`fastagg.table.index`): the
+#: table's rows sorted by ``cols[:ncols]`` in SQLite's order.
+#:
+#: perm
+#:     Address of the int64 row permutation (``nrows`` rows; sqlite3_malloc64).
+#: nrows
+#:     Rows of the table when it was built.
+#: ndistinct
+#:     Distinct non-NULL keys (a key with any NULL column is not counted).
+#: nnull
+#:     Rows whose key has a NULL in any column.
+#: bytes
+#:     Memory of the permutation.
+INDEX = np.dtype(
+    [
+        ("ncols", np.int64),
+        ("cols", np.int64, (MAX_INDEX_COLUMNS,)),
+        ("perm", _PTR),
+        ("nrows", np.int64),
+        ("ndistinct", np.int64),
+        ("nnull", np.int64),
+        ("bytes", np.int64),
+    ],
+    align=True,
+)
+
+#: A registration's index directory (``TOKEN.indexes``): one
+#: sqlite3_malloc64 block of this header, then ``MAX_INDEXES`` :data:`INDEX`
+#: entries (the first ``count`` in use), then ``ncols`` float64 estimates.
+#:
+#: count
+#:     Indexes built.
+#: ncols
+#:     Columns of the table.
+#: estimates
+#:     Address of the float64 per-column estimates of the number of distinct
+#:     values (0.0 = not estimated yet), from a sample (xBestIndex).
+INDEXES = np.dtype([("count", np.int64), ("ncols", np.int64), ("estimates", _PTR)], align=True)
 
 
 # ---- ctypes mirrors: the layouts as a C compiler sees them --------------------
@@ -254,6 +310,7 @@ class _Cursor(ctypes.Structure):
         ("pos", ctypes.c_int64),
         ("end", ctypes.c_int64),
         ("rows", _C_PTR),
+        ("own_rows", ctypes.c_int64),
         ("token", _C_PTR),
         ("table", _C_PTR),
         ("block", _C_PTR),
@@ -286,6 +343,16 @@ class _PlanTerm(ctypes.Structure):
                 ("argv", ctypes.c_int)]
 
 
+class _Index(ctypes.Structure):
+    _fields_ = [("ncols", ctypes.c_int64), ("cols", ctypes.c_int64 * MAX_INDEX_COLUMNS),
+                ("perm", _C_PTR), ("nrows", ctypes.c_int64), ("ndistinct", ctypes.c_int64),
+                ("nnull", ctypes.c_int64), ("bytes", ctypes.c_int64)]
+
+
+class _Indexes(ctypes.Structure):
+    _fields_ = [("count", ctypes.c_int64), ("ncols", ctypes.c_int64), ("estimates", _C_PTR)]
+
+
 #: Each dtype beside its ctypes mirror.
 MIRRORS = {
     "INDEX_CONSTRAINT": (INDEX_CONSTRAINT, _IndexConstraint),
@@ -299,6 +366,8 @@ MIRRORS = {
     "TOKEN": (TOKEN, _Token),
     "PLAN": (PLAN, _Plan),
     "PLAN_TERM": (PLAN_TERM, _PlanTerm),
+    "INDEX": (INDEX, _Index),
+    "INDEXES": (INDEXES, _Indexes),
 }
 
 

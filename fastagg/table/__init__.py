@@ -6,6 +6,7 @@ One module per job:
 ``values``        reading one value per column kind; the one value -> SQLite dispatch
 ``ordering``      ORDER BY / GROUP BY as dense ranks and counting sorts
 ``filtering``     pushed-down WHERE comparisons
+``index``         indexes (sorted row permutations) probed by joins, IN, ranges, ORDER BY
 ``plan``          the xBestIndex -> xFilter plan (idxStr), encoded and decoded
 ``gather``        ordered cursors' chunked gather of the used columns
 ``module``        the x* callbacks and the ``sqlite3_module``

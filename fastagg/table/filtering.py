@@ -95,8 +95,8 @@ def select_rows(cols, nrows, cons, argv, nargs):
     for j in range(nc):
         col = cons[j].column
         op = cons[j].op
-        if cons[j].argv < 0 or cons[j].argv >= nargs:
-            continue
+        if cons[j].argv < 0 or cons[j].argv >= nargs or op > OP_GE:
+            continue  # LIMIT / OFFSET terms are the cursor's, not filters
         v = argv[cons[j].argv]
         t = _value_type(as_voidptr(v))
         if t == SQLITE_NULL:  # x OP NULL is never true

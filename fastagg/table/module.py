@@ -27,11 +27,13 @@ from ..sqlite.structs import (
     COLUMN, CURSOR, INDEX_CONSTRAINT, INDEX_CONSTRAINT_USAGE, INDEX_INFO, INDEX_ORDERBY, TABLE,
     TOKEN, VTAB,
 )
-from .columns import K_BOOLBITS, K_F32, K_F64, K_I8, K_I16, K_I32, K_I64, K_U8, K_U16, K_U32
+from ..sqlite.structs import MAX_INDEX_COLUMNS
+from .columns import K_BOOLBITS, K_F32, K_F64, K_I8, K_I16, K_I32, K_I64, K_NULL, K_U8, K_U16, K_U32
 from .filtering import OP_EQ, OP_GE, OP_GT, OP_LE, OP_LT, select_rows
 from .gather import CHUNK, alloc_block, fill_block
-from .ordering import order_rows
-from .plan import PLAN_SCAN, new_plan, plan_filters, plan_header, plan_order
+from .index import C_TEXT, OP_IS, build_index, column_class, estimate_distinct, find_index, index_entries, probe
+from .ordering import order_rows, top_rows
+from .plan import PLAN_INDEX, PLAN_SCAN, new_plan, plan_filters, plan_header, plan_keys, plan_order
 from .values import SQLITE_FLOAT, SQLITE_INTEGER, result_cell
 
 __all__ = ["module_address", "module_destroy"]
@@ -41,6 +43,8 @@ SQLITE_ERROR = _capi.SQLITE_ERROR
 SQLITE_NOMEM = 7
 SQLITE_VTAB_INNOCUOUS = 2
 SQLITE_INDEX_SCAN_UNIQUE = 1
+OP_LIMIT, OP_OFFSET = 73, 74  # SQLITE_INDEX_CONSTRAINT_LIMIT / _OFFSET (3.38)
+PROBE_COST = 20.0
 
 _SCRATCH = CURSOR.fields["scratch"][1]  # offset of the cursor's scratch bytes
 
@@ -52,6 +56,8 @@ _value_type = _capi.native("sqlite3_value_type")
 _value_int64 = _capi.native("sqlite3_value_int64")
 # Required by fastagg.sqlite.capi (SQLite >= 3.38), so always present.
 _rhs_value = _capi.native("sqlite3_vtab_rhs_value")
+_collation = _capi.native("sqlite3_vtab_collation")
+_BINARY = np.frombuffer(b"BINARY\0", np.uint8).copy()
 
 _MSG_DEAD = np.frombuffer(b"fastagg: this table was unregistered\0", np.uint8).copy()
 _MSG_NOMEM = np.frombuffer(b"fastagg: out of memory\0", np.uint8).copy()
@@ -133,14 +139,157 @@ def _exact_rhs(info, i, is_float):
         return -9007199254740992 <= iv <= 9007199254740992
     return False
 
+@njit(cache=True)
+def _binary(info, i, kind):
+    """Whether constraint *i* compares under BINARY (always so for numbers)."""
+    if column_class(kind) < C_TEXT:
+        return True
+    p = _collation(info, i)
+    if is_null(p):
+        return True
+    name = carray(p, 7, np.uint8)
+    for j in range(7):
+        c = name[j]
+        if c >= 97 and c <= 122:
+            c -= 32
+        if c != _BINARY[j]:
+            return False
+        if c == 0:
+            break
+    return True
+
+
+@njit(cache=True)
+def _index_candidate(info, cons, ncons, cols, dir_addr, nrows, orderby, norder, nscan):
+    """The best index plan for the usable constraints, priced.
+
+    Key columns: every column with a usable ``=`` / ``IS`` (in column order,
+    so that queries share indexes), then one column with usable ranges.
+    A probe costs log2(n) per key column plus the rows it returns,
+    n / ndistinct (exact once the index is built, estimated from a sample
+    before); building the index (n log n) is charged only when every
+    right-hand side is a constant (one probe: a scan is cheaper), not in a
+    join, where the index serves every outer row. With no such constraint,
+    an ORDER BY on the leading columns of an index already built reads the
+    index in order. Returns (kind, nkey, keys, constraints in plan order,
+    how many, cost, rows, unique).
+    """
+    n = max(nrows, 1)
+    lg = np.log2(np.float64(n)) + 1.0
+    keys = np.full(MAX_INDEX_COLUMNS, -1, np.int64)
+    eqi = np.full(MAX_INDEX_COLUMNS, -1, np.int64)
+    picks = np.zeros(max(ncons, 1), np.int64)
+    neq = 0
+    for i in range(ncons):
+        col = cons[i].iColumn
+        op = cons[i].op
+        if cons[i].usable == 0 or col < 0 or not (op == OP_EQ or op == OP_IS) or neq >= MAX_INDEX_COLUMNS:
+            continue
+        if cols[col].kind == K_NULL or not _binary(info, i, cols[col].kind):
+            continue
+        dup = False
+        for j in range(neq):
+            if keys[j] == col:
+                dup = True
+        if dup:
+            continue
+        # insertion in column order
+        j = neq
+        while j > 0 and keys[j - 1] > col:
+            keys[j] = keys[j - 1]
+            eqi[j] = eqi[j - 1]
+            j -= 1
+        keys[j] = col
+        eqi[j] = i
+        neq += 1
+    rcol = -1
+    rlo = -1
+    rhi = -1
+    if neq < MAX_INDEX_COLUMNS:
+        for i in range(ncons):
+            col = cons[i].iColumn
+            op = cons[i].op
+            if cons[i].usable == 0 or col < 0 or not (op == OP_GT or op == OP_GE or op == OP_LT or op == OP_LE):
+                continue
+            if cols[col].kind == K_NULL or not _binary(info, i, cols[col].kind):
+                continue
+            inkey = False
+            for j in range(neq):
+                if keys[j] == col:
+                    inkey = True
+            if inkey or (rcol >= 0 and col != rcol):
+                continue
+            if (op == OP_GT or op == OP_GE) and rlo < 0:
+                rcol = col
+                rlo = i
+            elif (op == OP_LT or op == OP_LE) and rhi < 0:
+                rcol = col
+                rhi = i
+    npick = 0
+    for j in range(neq):
+        picks[npick] = eqi[j]
+        npick += 1
+    nk = neq
+    if rcol >= 0:
+        keys[nk] = rcol
+        nk += 1
+        if rlo >= 0:
+            picks[npick] = rlo
+            npick += 1
+        if rhi >= 0:
+            picks[npick] = rhi
+            npick += 1
+    if nk == 0:
+        # ORDER BY the leading columns of an existing index (ascending).
+        if norder == 0 or nscan > 0 or norder > MAX_INDEX_COLUMNS:
+            return PLAN_SCAN, -1, keys, picks, 0, 0.0, 0.0, False
+        for t in range(norder):
+            if orderby[t].iColumn < 0 or orderby[t].desc != 0:
+                return PLAN_SCAN, -1, keys, picks, 0, 0.0, 0.0, False
+            keys[t] = orderby[t].iColumn
+        if find_index(dir_addr, keys, norder) < 0:
+            return PLAN_SCAN, -1, keys, picks, 0, 0.0, 0.0, False
+        return PLAN_INDEX, norder, keys, picks, 0, 0.5 * n, np.float64(n), False
+    constant = True
+    slot = np.zeros(1, np.intp)
+    for f in range(npick):
+        slot[0] = 0
+        if _rhs_value(info, picks[f], as_voidptr(slot.ctypes.data)) != SQLITE_OK or slot[0] == 0:
+            constant = False
+    have = find_index(dir_addr, keys, nk) >= 0
+    rows = np.float64(n)
+    unique = False
+    if neq > 0:
+        e = find_index(dir_addr, keys, neq)
+        head, entries = index_entries(dir_addr)
+        if e >= 0 and entries[e].ncols == neq:
+            nd = max(np.float64(entries[e].ndistinct), 1.0)
+            unique = rcol < 0 and entries[e].ndistinct == entries[e].nrows - entries[e].nnull
+        else:
+            nd = 1.0
+            for j in range(neq):
+                nd = min(nd * estimate_distinct(dir_addr, cols, nrows, keys[j]), np.float64(n))
+        rows = n / nd
+    if rcol >= 0:
+        rows = rows / (4.0 if (rlo >= 0 and rhi >= 0) else 3.0)
+    # PROBE_COST: an xFilter call's fixed work (arrays, the search's cell
+    # reads) is worth tens of scanned rows.
+    cost = PROBE_COST + lg * (1 + neq) + rows
+    if not have and constant:
+        cost += n * lg
+    return PLAN_INDEX, nk, keys, picks, npick, cost, max(rows, 1.0), unique
+
 
 @cfunc(_I32(_VP, _VP), cache=True)
 def x_best_index(vtab, info):
-    """xBestIndex: push down numeric comparisons and consume any ORDER BY / GROUP BY.
+    """xBestIndex: an index probe or a scan with pushed-down numeric comparisons; any ORDER BY.
 
     The plan goes to xFilter as idxStr (:mod:`fastagg.table.plan`). The cost
-    model steers SQLite's planner: a rowid equality is one row and unique,
-    each other pushed comparison narrows the estimate.
+    model steers SQLite's planner: a scan costs n rows (a rowid equality is
+    one row and unique, each other pushed comparison narrows the estimate);
+    an index probe costs log2(n) per key column plus the rows it returns
+    (see :func:`_index_candidate`), so that SQLite probes the inner table of
+    a join by key instead of rescanning it per outer row.
     """
     vt = carray(vtab, 1, VTAB)[0]
     tok = _record(vt.token, TOKEN)[0]
@@ -156,7 +305,7 @@ def x_best_index(vtab, info):
     usage = carray(as_voidptr(ii.aConstraintUsage), max(ncons, 1), INDEX_CONSTRAINT_USAGE)
     orderby = carray(as_voidptr(ii.aOrderBy), max(norder, 1), INDEX_ORDERBY)
 
-    pushed = np.zeros(ncons, np.int64)  # constraints in plan order
+    pushed = np.zeros(max(ncons, 1), np.int64)  # constraints in plan order
     nargs = 0
     rows = np.float64(max(nrows, 1))
     cost = np.float64(max(nrows, 1))
@@ -189,7 +338,41 @@ def x_best_index(vtab, info):
         else:
             rows = rows / (10.0 if op == OP_EQ else 3.0)
             cost = cost * 0.9
-    plan = new_plan(PLAN_SCAN, ii.colUsed, nargs, norder)
+    kind, nkey, keys, picks, npick, icost, irows, iunique = _index_candidate(
+        info, cons, ncons, cols, tok.indexes, nrows, orderby, norder, nargs
+    )
+    if kind == PLAN_INDEX and icost < cost:
+        for i in range(ncons):
+            usage[i].argvIndex = 0
+            usage[i].omit = 0
+        nargs = npick
+        for f in range(npick):
+            pushed[f] = picks[f]
+            usage[picks[f]].argvIndex = f + 1  # omit = 0: SQLite re-checks (affinity, see index.py)
+        cost = icost
+        rows = irows
+        unique = iunique
+    else:
+        kind = PLAN_SCAN
+        nkey = -1
+        # LIMIT / OFFSET (SQLite offers them for a single-table query): a
+        # top-k instead of a full sort, only when every other constraint is
+        # tested exactly here (SQLite will not re-filter the k rows).
+        exact_all = True
+        nlim = 0
+        for i in range(ncons):
+            if cons[i].op == OP_LIMIT or cons[i].op == OP_OFFSET:
+                nlim += 1
+            elif usage[i].argvIndex == 0 or usage[i].omit == 0:
+                exact_all = False
+        if exact_all and nlim > 0:
+            for i in range(ncons):
+                if (cons[i].op == OP_LIMIT or cons[i].op == OP_OFFSET) and cons[i].usable != 0:
+                    pushed[nargs] = i
+                    nargs += 1
+                    usage[i].argvIndex = nargs
+                    usage[i].omit = 0  # SQLite still skips OFFSET rows and stops at LIMIT
+    plan = new_plan(kind, ii.colUsed, nargs, norder, nkey)
     if plan == 0:
         return SQLITE_NOMEM
     filters = plan_filters(plan)
@@ -201,9 +384,12 @@ def x_best_index(vtab, info):
     for i in range(norder):
         order[i].column = orderby[i].iColumn
         order[i].desc = orderby[i].desc
+    kt = plan_keys(plan)
+    for j in range(len(kt)):
+        kt[j].column = keys[j]
     if norder > 0:
         ii.orderByConsumed = 1  # xFilter produces exactly this order
-    ii.idxNum = PLAN_SCAN
+    ii.idxNum = kind
     ii.idxStr = plan
     ii.needToFreeIdxStr = 1  # SQLite frees it with sqlite3_free
     ii.estimatedCost = max(cost, 1.0)
@@ -235,8 +421,10 @@ def x_open(vtab, pp_cursor):
 def _drop_buffers(cur):
     """Free the cursor's row permutation and gathered block."""
     if cur.rows != 0:
-        _free(as_voidptr(cur.rows))
+        if cur.own_rows != 0:
+            _free(as_voidptr(cur.rows))
         cur.rows = 0
+        cur.own_rows = 0
     if cur.block != 0:
         _free(as_voidptr(cur.block))
         cur.block = 0
@@ -260,9 +448,115 @@ def x_close(cursor):
     return SQLITE_OK
 
 
+@njit(cache=True)
+def _set_rows(cur, rows):
+    """Hand the cursor a copy of *rows* (sqlite3_malloc64, its own); False on NOMEM."""
+    m = len(rows)
+    cur.end = m
+    if m == 0:
+        return True
+    p = _malloc(8 * m)
+    if is_null(p):
+        return False
+    carray(p, m, np.int64)[:] = rows
+    cur.rows = address_of(p)
+    cur.own_rows = 1
+    return True
+
+
+@njit(cache=True)
+def _limit(filters, argv, argc):
+    """Rows the scan must produce for its LIMIT / OFFSET terms (LIMIT + OFFSET), -1 for all."""
+    lim = np.int64(-1)
+    off = np.int64(0)
+    for f in range(len(filters)):
+        op = filters[f].op
+        a = filters[f].argv
+        if (op != OP_LIMIT and op != OP_OFFSET) or a < 0 or a >= argc:
+            continue
+        v = argv[a]
+        if _value_type(as_voidptr(v)) != SQLITE_INTEGER:
+            return np.int64(-1)  # not an integer: SQLite decides
+        x = _value_int64(as_voidptr(v))
+        if op == OP_LIMIT:
+            lim = x
+        elif x > 0:
+            off = x
+    if lim < 0 or lim > (np.int64(1) << 61) or off > (np.int64(1) << 61):
+        return np.int64(-1)
+    return lim + off
+
+
+@njit(cache=True)
+def _in_key_order(order, keys, nk, neq):
+    """Whether an index slice with its first *neq* keys fixed is already in the order terms' order."""
+    for t in range(len(order)):
+        col = order[t].column
+        if col < 0:
+            # Rowid ascending after every remaining key: the stable sort kept
+            # row order among equal keys.
+            return order[t].desc == 0 and neq + t == nk
+        if order[t].desc != 0 or neq + t >= nk or keys[neq + t] != col:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _index_filter(cur, plan, cols, nrows, argv, argc):
+    """xFilter of an index plan: the matching slice of the index, built on first use.
+
+    Returns an SQLite result code. The cursor reads the slice in place when
+    it is in the requested order; otherwise a sorted copy.
+    """
+    tok = _record(cur.token, TOKEN)[0]
+    kt = plan_keys(plan)
+    nk = len(kt)
+    keys = np.empty(nk, np.int64)
+    for j in range(nk):
+        keys[j] = kt[j].column
+    filters = plan_filters(plan)
+    order = plan_order(plan)
+    e = find_index(tok.indexes, keys, nk)
+    if e < 0:
+        e = build_index(tok.indexes, cols, nrows, keys, nk)
+        if e == -1:
+            return SQLITE_NOMEM
+    if e < 0:
+        # No room for another index: every row, SQLite tests the constraints.
+        rows = np.arange(nrows)
+        if len(order) > 0:
+            rows = order_rows(cols, rows, order)
+        return SQLITE_OK if _set_rows(cur, rows) else SQLITE_NOMEM
+    ent = index_entries(tok.indexes)[1][e]
+    perm = carray(as_voidptr(ent.perm), max(nrows, 1), np.int64)
+    neq = 0
+    for f in range(len(filters)):
+        if filters[f].op == OP_EQ or filters[f].op == OP_IS:
+            neq += 1
+    av = carray(argv, max(argc, 1), np.intp)
+    lo, hi, exact = probe(cols, perm, nrows, keys, nk, neq, filters, av)
+    m = hi - lo
+    # The index found may have more columns than the plan's keys: its own
+    # columns decide the slice's order.
+    ikeys = np.empty(ent.ncols, np.int64)
+    for j in range(ent.ncols):
+        ikeys[j] = ent.cols[j]
+    if len(order) == 0 or (exact and _in_key_order(order, ikeys, ent.ncols, neq)):
+        cur.end = m
+        if m > 0:
+            cur.rows = ent.perm + 8 * lo  # the index's own memory: read in place
+            cur.own_rows = 0
+    else:
+        rows = np.sort(perm[lo:hi])  # order_rows wants rows ascending
+        rows = order_rows(cols, rows, order)
+        if not _set_rows(cur, rows):
+            return SQLITE_NOMEM
+    return SQLITE_OK
+
+
 @cfunc(_I32(_VP, _I32, _VP, _I32, _VP), cache=True)
 def x_filter(cursor, idx_num, idx_str, argc, argv):
-    """xFilter: select rows (pushed-down constraints), order them, gather the first chunk.
+    """xFilter: select rows (pushed-down constraints or an index probe), order them, gather.
 
     An ordered scan keeps its permutation (for xRowid) and gathers the used
     columns CHUNK rows at a time, so that xColumn reads sequentially.
@@ -282,25 +576,28 @@ def x_filter(cursor, idx_num, idx_str, argc, argv):
     plan = address_of(idx_str)
     filters = plan_filters(plan)
     order = plan_order(plan)
-    if len(filters) == 0 and len(order) == 0:
-        return SQLITE_OK
-    if len(filters) > 0:
-        rows = select_rows(cols, nrows, filters, carray(argv, max(argc, 1), np.intp), argc)
+    if plan_header(plan)[0].kind == PLAN_INDEX:
+        rc = _index_filter(cur, plan, cols, nrows, argv, argc)
+        if rc != SQLITE_OK:
+            _set_error(cur.pVtab, _MSG_NOMEM)
+            return rc
     else:
-        rows = np.arange(nrows)
-    if len(order) > 0:
-        rows = order_rows(cols, rows, order)
-    m = len(rows)
-    cur.end = m
-    if m == 0:
-        return SQLITE_OK
-    p = _malloc(8 * m)
-    if is_null(p):
-        _set_error(cur.pVtab, _MSG_NOMEM)
-        return SQLITE_NOMEM
-    carray(p, m, np.int64)[:] = rows
-    cur.rows = address_of(p)
-    if len(order) > 0:
+        if len(filters) == 0 and len(order) == 0:
+            return SQLITE_OK
+        av = carray(argv, max(argc, 1), np.intp)
+        k = _limit(filters, av, argc)
+        if len(filters) > 0:
+            rows = select_rows(cols, nrows, filters, av, argc)
+        else:
+            rows = np.arange(nrows)
+        if len(order) > 0:
+            rows = order_rows(cols, rows, order) if k < 0 else top_rows(cols, rows, order, k)
+        elif k >= 0 and k < len(rows):
+            rows = rows[:k]
+        if not _set_rows(cur, rows):
+            _set_error(cur.pVtab, _MSG_NOMEM)
+            return SQLITE_NOMEM
+    if len(order) > 0 and cur.end > 0:
         blk = alloc_block(cols, plan_header(plan)[0].colUsed)
         if blk < 0:
             _set_error(cur.pVtab, _MSG_NOMEM)

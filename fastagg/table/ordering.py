@@ -17,7 +17,7 @@ from ..native.sort import counting_order, order_spans, radix_argsort, span_equal
 from .columns import K_BLOB32, K_BLOB64, K_DATETIME, K_F32, K_F64, K_I64, K_TEXT32, K_TEXT64, K_U64, V_NONE
 from .values import INT64_MAX, INT64_MIN, float_value, int_value, micros, value_row
 
-__all__ = ["order_rows"]
+__all__ = ["order_rows", "top_rows"]
 
 SIGN_BIT = np.int64(INT64_MIN)
 
@@ -299,3 +299,41 @@ def order_rows(cols, rows, terms):
             key[i] = ranks[t, perm[i]]
         perm = perm[counting_order(key, sizes[t])]
     return perm if identity else rows[perm]
+
+
+@njit(cache=True)
+def top_rows(cols, rows, terms, k):
+    """The first *k* rows of :func:`order_rows` ``(cols, rows, terms)``, without sorting them all.
+
+    A top-k selection for ``ORDER BY ... LIMIT k``: the first term's sort
+    keys (one pass), the k-th smallest found by ``np.partition`` (O(n)),
+    then only the rows up to that key (ties included) sorted by every term.
+    *rows* must be ascending, as for :func:`order_rows`.
+    """
+    n = len(rows)
+    if k >= n or len(terms) == 0 or terms[0].column < 0:
+        return order_rows(cols, rows, terms)[:max(min(k, n), 0)]
+    if k <= 0:
+        return rows[:0]
+    keys, isnull = _sort_keys(cols[terms[0].column], rows)
+    nn = 0
+    for i in range(n):
+        nn += isnull[i]
+    valid = isnull == 0
+    vals = keys[valid]
+    nv = n - nn
+    if terms[0].desc == 0:
+        # NULLs first, then the smallest keys.
+        if nn >= k:
+            keep = isnull != 0
+        else:
+            thr = np.partition(vals, k - nn - 1)[k - nn - 1]
+            keep = (isnull != 0) | (keys <= thr)
+    else:
+        # The largest keys first, NULLs last.
+        if nv >= k:
+            thr = np.partition(vals, nv - k)[nv - k]
+            keep = valid & (keys >= thr)
+        else:
+            keep = np.ones(n, np.bool_)
+    return order_rows(cols, rows[keep], terms)[:k]

@@ -8,6 +8,7 @@ Format
     PLAN header                     tag, kind, nfilter, norder, index, colUsed
     PLAN_TERM * nfilter             filters: column, op, argv
     PLAN_TERM * norder              order terms: column, desc
+    PLAN_TERM * index               index plans: the index's columns (column)
 
 (:data:`fastagg.sqlite.structs.PLAN` and ``PLAN_TERM``.)
 
@@ -18,9 +19,14 @@ of binary. ``idxNum`` repeats ``kind``.
 ``kind``
     ``PLAN_SCAN``: every row (or the rowid range the filters allow), each
     filter tested in compiled code, then the rows sorted by the order terms.
-    Issue 12 adds index probes (equality / IN / range on an index, given by
-    ``index``; -1 today) and LIMIT / OFFSET / top-k as further kinds and
-    terms, without changing this layout.
+    ``PLAN_INDEX``: a probe of the index on the key columns (the ``index``
+    terms after the order terms; :mod:`fastagg.table.index`, built on first
+    use): the filters are ``=`` / ``IS`` on the leading key columns, in key
+    order, then ranges on the next; the matching slice is then sorted by
+    the order terms unless it is in their order already. With no filters,
+    the whole index read in order (an ORDER BY the index serves).
+``index``
+    Number of key terms of an index plan; -1 for a scan.
 ``column``
     Column number, -1 for the rowid.
 ``op``
@@ -46,9 +52,13 @@ from ..native.intrinsics import address_of, as_voidptr, is_null
 from ..sqlite import capi as _capi
 from ..sqlite.structs import PLAN, PLAN_TERM
 
-__all__ = ["PLAN", "PLAN_SCAN", "PLAN_TERM", "new_plan", "plan_filters", "plan_header", "plan_order"]
+__all__ = [
+    "PLAN", "PLAN_INDEX", "PLAN_SCAN", "PLAN_TERM", "new_plan", "plan_filters", "plan_header", "plan_keys",
+    "plan_order",
+]
 
 PLAN_SCAN = 0
+PLAN_INDEX = 1
 
 _TAG = np.frombuffer(b"fastagg\0", np.uint8).copy()
 _malloc = _capi.native("sqlite3_malloc64")
@@ -57,13 +67,15 @@ _PLAN_TERM_SIZE = PLAN_TERM.itemsize
 
 
 @njit(cache=True)
-def new_plan(kind, col_used, nfilter, norder):
-    """Allocate a plan with *nfilter* and *norder* zeroed terms; return its address, 0 on NOMEM.
+def new_plan(kind, col_used, nfilter, norder, nkey=-1):
+    """Allocate a plan with *nfilter*, *norder* (and *nkey*) zeroed terms; return its address, 0 on NOMEM.
 
-    The caller fills the terms (:func:`plan_filters`, :func:`plan_order`) and
-    hands the block to SQLite as ``idxStr`` with ``needToFreeIdxStr = 1``.
+    The caller fills the terms (:func:`plan_filters`, :func:`plan_order`,
+    :func:`plan_keys`) and hands the block to SQLite as ``idxStr`` with
+    ``needToFreeIdxStr = 1``. *nkey* -1 (a scan) has no key terms.
     """
-    size = _PLAN_SIZE + (nfilter + norder) * _PLAN_TERM_SIZE
+    nterm = nfilter + norder + max(nkey, 0)
+    size = _PLAN_SIZE + nterm * _PLAN_TERM_SIZE
     p = _malloc(size)
     if is_null(p):
         return 0
@@ -74,10 +86,10 @@ def new_plan(kind, col_used, nfilter, norder):
     head.kind = kind
     head.nfilter = nfilter
     head.norder = norder
-    head.index = -1
+    head.index = nkey
     head.colUsed = col_used
-    terms = carray(as_voidptr(address_of(p) + _PLAN_SIZE), nfilter + norder, PLAN_TERM)
-    for i in range(nfilter + norder):
+    terms = carray(as_voidptr(address_of(p) + _PLAN_SIZE), nterm, PLAN_TERM)
+    for i in range(nterm):
         terms[i].argv = -1
     return address_of(p)
 
@@ -100,3 +112,11 @@ def plan_order(addr):
     """The plan's order terms (``PLAN_TERM`` array viewing the block)."""
     head = carray(as_voidptr(addr), 1, PLAN)[0]
     return carray(as_voidptr(addr + _PLAN_SIZE + head.nfilter * _PLAN_TERM_SIZE), head.norder, PLAN_TERM)
+
+
+@njit(cache=True)
+def plan_keys(addr):
+    """The index plan's key terms (``PLAN_TERM`` array viewing the block; empty for a scan)."""
+    head = carray(as_voidptr(addr), 1, PLAN)[0]
+    start = addr + _PLAN_SIZE + (head.nfilter + head.norder) * _PLAN_TERM_SIZE
+    return carray(as_voidptr(start), max(head.index, 0), PLAN_TERM)

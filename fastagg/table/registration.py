@@ -17,6 +17,11 @@ Memory ownership and lifetime
   statement of the connection is mid-run (``sqlite3_stmt_busy``); otherwise
   the release waits, and is retried by every later ``register_frame``,
   ``close`` and :func:`release_pending`.
+* The *indexes* (:mod:`fastagg.table.index`) live in a directory the token
+  points to (``sqlite3_malloc64``); compiled code builds them on first use
+  and they are freed with the directory when the buffers are released
+  (after ``dead`` is set, with no cursor open: cursors may read an index's
+  permutation in place).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from ..errors import Error
 from ..sqlite import capi as _capi
 from ..sqlite.structs import MIRRORS
 from .columns import build_table, frame_columns, quote, schema_text
+from .index import DIRECTORY_BYTES, directory_entries, free_directory, init_directory
 from .module import module_address, module_destroy
 
 __all__ = ["Registration", "register_frame", "registry_lock", "release_pending", "unregister_frame"]
@@ -118,6 +124,28 @@ class Registration:
     def _slots(self):
         return _Token.from_address(self._token)
 
+    @property
+    def indexes(self) -> list[dict]:
+        """The indexes built so far: one dict per index.
+
+        Keys: ``columns`` (names, in index order), ``bytes`` (memory of its
+        row permutation), ``distinct`` (distinct non-NULL keys), ``nulls``
+        (rows with a NULL in a key column). Empty once released.
+        """
+        with registry_lock:
+            if self._token is None or not self._slots().indexes:
+                return []
+            names = [c.name for c in self.columns]
+            return [
+                {
+                    "columns": [names[ent.cols[j]] for j in range(ent.ncols)],
+                    "bytes": int(ent.bytes),
+                    "distinct": int(ent.ndistinct),
+                    "nulls": int(ent.nnull),
+                }
+                for ent in directory_entries(self._slots().indexes)
+            ]
+
     def close(self) -> None:
         """Drop the table from its connection and release the buffers.
 
@@ -143,6 +171,9 @@ class Registration:
         if tok.alive and (tok.cursors > 0 or _busy(self._handle)):
             return False
         tok.dead = 1  # every callback checks this before touching the pins
+        if tok.indexes:
+            free_directory(tok.indexes)
+            tok.indexes = None
         tok.refs -= 1
         if tok.refs == 0:
             _capi.lib.sqlite3_free(self._token)
@@ -218,7 +249,20 @@ def register_frame(con: sqlite3.Connection, name: str, frame, *, replace: bool =
     values sorted, then a counting sort: O(n + G log G) for G distinct
     values), so SQLite needs no sorter; the columns the query uses are then
     gathered in that order a chunk at a time, so SQLite reads them
-    sequentially.
+    sequentially. ``ORDER BY ... LIMIT k`` selects the top k rows instead
+    of sorting them all when SQLite passes the LIMIT down.
+
+    Joins, correlated subqueries, ``IN`` and lookups use indexes inside the
+    table: ``=``, ``IS`` and range constraints on any columns (one or
+    several, any kind; text compared BINARY) are answered by a binary
+    search of a sorted row permutation (8 bytes a row), built in compiled
+    code the first time a plan needs it, kept until the registration is
+    closed and reused by every later statement (:attr:`Registration.indexes`).
+    xBestIndex prices a scan at n rows and a probe at log2(n) plus the rows
+    it returns (n / distinct keys), so that SQLite probes the inner frame of
+    a join by key rather than rescanning it per outer row; a single constant
+    lookup on a frame without that index yet scans instead (building the
+    index would cost more).
 
     Examples
     --------
@@ -266,7 +310,12 @@ def register_frame(con: sqlite3.Connection, name: str, frame, *, replace: bool =
             raise MemoryError("sqlite3_malloc64 failed")
         tok = _Token.from_address(token)
         ctypes.memset(token, 0, ctypes.sizeof(_Token))
-        tok.refs, tok.alive, tok.table = 2, 1, descriptor.ctypes.data
+        directory = _capi.lib.sqlite3_malloc64(DIRECTORY_BYTES(len(columns)))
+        if not directory:
+            _capi.lib.sqlite3_free(token)
+            raise MemoryError("sqlite3_malloc64 failed")
+        init_directory(directory, len(columns))
+        tok.refs, tok.alive, tok.table, tok.indexes = 2, 1, descriptor.ctypes.data, directory
         reg = Registration(con, name, columns, (descriptor, column_structs), schema_buf, token, handle)
         _registry[token] = reg
         rc = _capi.lib.sqlite3_create_module_v2(

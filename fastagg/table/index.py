@@ -1,0 +1,392 @@
+"""Indexes inside the virtual table: sorted row permutations, probed by binary search.
+
+An index over columns ``c1, .., ck`` is the table's row numbers sorted by
+those columns in SQLite's order (NULLs first, numbers numerically, text
+BINARY, blobs memcmp, datetimes as their ISO text), built with the same
+compiled ordering code as ORDER BY (:func:`fastagg.table.ordering.order_rows`).
+One structure answers ``=``, ``IS``, ranges, and ORDER BY: every probe is a
+binary search (log2(n) comparisons) for the contiguous slice ``[lo, hi)``
+of the permutation holding the matching rows; a multi-column probe narrows
+the slice by an equality on each leading column, then by a range on the
+next. The permutation is int64 (8 bytes a row) so that a cursor reads the
+slice in place, without copying it per probe.
+
+Indexes are built the first time xFilter needs one, kept in the
+registration's :data:`INDEXES` directory (``TOKEN.indexes``) and reused by
+every later statement until the registration releases its buffers
+(:meth:`fastagg.table.registration.Registration.close`), which frees them.
+
+Comparisons are exact only when the probe value has the column's storage
+class (a number against a numeric column, text against a text column,
+a blob against a blob column); otherwise SQLite's affinity rules might
+convert one side, so the probe does not narrow on that column (a superset:
+xBestIndex never lets SQLite omit its own test of an indexed constraint).
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+from numba import carray, njit
+
+from ..native.intrinsics import address_of, as_voidptr, is_null
+from ..sqlite import capi as _capi
+from ..sqlite.structs import INDEX, INDEXES, MIRRORS, MAX_INDEX_COLUMNS, MAX_INDEXES, PLAN_TERM, SCRATCH_BYTES
+from .columns import (
+    K_BLOB32, K_BLOB64, K_DATE32, K_DATETIME, K_NULL, K_TEXT32, K_TEXT64,
+)
+from .ordering import _dense_ranks, _sort_keys, order_rows
+from .values import SQLITE_BLOB, SQLITE_FLOAT, SQLITE_INTEGER, SQLITE_NULL, SQLITE_TEXT, cell
+
+__all__ = [
+    "DIRECTORY_BYTES", "OP_IS", "build_index", "column_class", "directory_entries",
+    "estimate_distinct", "find_index", "free_directory", "index_entries", "init_directory", "probe",
+]
+
+OP_EQ, OP_GT, OP_LE, OP_LT, OP_GE = 2, 4, 8, 16, 32
+OP_IS = 72  # SQLITE_INDEX_CONSTRAINT_IS
+
+# Storage classes in SQLite's order of values of different types.
+C_NULL, C_NUMBER, C_TEXT, C_BLOB = 0, 1, 2, 3
+
+SAMPLE = 2048  # rows sampled to estimate a column's distinct count
+
+_HEAD = INDEXES.itemsize
+_ENTRY = INDEX.itemsize
+_malloc = _capi.native("sqlite3_malloc64")
+_free = _capi.native("sqlite3_free")
+_value_type = _capi.native("sqlite3_value_type")
+_value_int64 = _capi.native("sqlite3_value_int64")
+_value_double = _capi.native("sqlite3_value_double")
+_value_text = _capi.native("sqlite3_value_text")
+_value_blob = _capi.native("sqlite3_value_blob")
+_value_bytes = _capi.native("sqlite3_value_bytes")
+
+
+def DIRECTORY_BYTES(ncols: int) -> int:  # noqa: N802 - a size, named like one
+    """Bytes of the index directory of a table with *ncols* columns."""
+    return _HEAD + MAX_INDEXES * _ENTRY + 8 * ncols
+
+
+def init_directory(addr: int, ncols: int) -> None:
+    """Lay out a directory of :func:`DIRECTORY_BYTES` bytes at *addr* (Python side)."""
+    ctypes.memset(addr, 0, DIRECTORY_BYTES(ncols))
+    head = MIRRORS["INDEXES"][1].from_address(addr)
+    head.ncols = ncols
+    head.estimates = addr + _HEAD + MAX_INDEXES * _ENTRY
+
+
+def directory_entries(addr: int) -> list:
+    """The built indexes of the directory at *addr* (ctypes ``INDEX`` mirrors; Python side)."""
+    head = MIRRORS["INDEXES"][1].from_address(addr)
+    mirror = MIRRORS["INDEX"][1]
+    return [mirror.from_address(addr + _HEAD + e * _ENTRY) for e in range(head.count)]
+
+
+def free_directory(addr: int) -> None:
+    """Free every index of the directory at *addr*, then the directory (Python side)."""
+    for ent in directory_entries(addr):
+        if ent.perm:
+            _capi.lib.sqlite3_free(ent.perm)
+    _capi.lib.sqlite3_free(addr)
+
+
+@njit(cache=True)
+def index_entries(dir_addr):
+    """(header, entries) of the directory at *dir_addr*."""
+    head = carray(as_voidptr(dir_addr), 1, INDEXES)
+    return head, carray(as_voidptr(dir_addr + _HEAD), MAX_INDEXES, INDEX)
+
+
+@njit(cache=True)
+def column_class(kind):
+    """Storage class of a column kind's values."""
+    if kind == K_NULL:
+        return C_NULL
+    if kind == K_TEXT32 or kind == K_TEXT64 or kind == K_DATETIME or kind == K_DATE32:
+        return C_TEXT
+    if kind == K_BLOB32 or kind == K_BLOB64:
+        return C_BLOB
+    return C_NUMBER
+
+
+@njit(cache=True)
+def find_index(dir_addr, keys, nk):
+    """Entry of an index whose leading columns are ``keys[:nk]``, or -1."""
+    if dir_addr == 0:
+        return -1
+    head, entries = index_entries(dir_addr)
+    for e in range(head[0].count):
+        if entries[e].ncols < nk:
+            continue
+        ok = True
+        for j in range(nk):
+            if entries[e].cols[j] != keys[j]:
+                ok = False
+                break
+        if ok:
+            return e
+    return -1
+
+
+@njit(cache=True)
+def _class_of(t):
+    if t == SQLITE_NULL:
+        return C_NULL
+    if t == SQLITE_INTEGER or t == SQLITE_FLOAT:
+        return C_NUMBER
+    if t == SQLITE_TEXT:
+        return C_TEXT
+    return C_BLOB
+
+
+@njit(cache=True)
+def _cmp_int_float(i, f):
+    """Sign of ``i - f`` for an int64 and a double, exactly (as SQLite compares them)."""
+    if f < -9223372036854775808.0:
+        return 1
+    if f >= 9223372036854775808.0:
+        return -1
+    fi = np.int64(f)  # truncated: exact for |f| < 2**63
+    if i < fi:
+        return -1
+    if i > fi:
+        return 1
+    d = np.float64(fi)
+    if f > d:
+        return -1
+    if f < d:
+        return 1
+    return 0
+
+
+@njit(cache=True)
+def _cmp_bytes(a, na, b, nb):
+    pa = carray(as_voidptr(a), max(na, 1), np.uint8)
+    pb = carray(as_voidptr(b), max(nb, 1), np.uint8)
+    for i in range(min(na, nb)):
+        if pa[i] != pb[i]:
+            return -1 if pa[i] < pb[i] else 1
+    if na == nb:
+        return 0
+    return -1 if na < nb else 1
+
+
+@njit(cache=True)
+def _cmp(t1, i1, f1, a1, n1, t2, i2, f2, a2, n2):
+    """Sign of value 1 - value 2 in SQLite's order (BINARY collation, no affinity)."""
+    c1 = _class_of(t1)
+    c2 = _class_of(t2)
+    if c1 != c2:
+        return -1 if c1 < c2 else 1
+    if c1 == C_NULL:
+        return 0
+    if c1 == C_NUMBER:
+        if t1 == SQLITE_INTEGER and t2 == SQLITE_INTEGER:
+            return -1 if i1 < i2 else (1 if i1 > i2 else 0)
+        if t1 == SQLITE_FLOAT and t2 == SQLITE_FLOAT:
+            return -1 if f1 < f2 else (1 if f1 > f2 else 0)
+        if t1 == SQLITE_INTEGER:
+            return _cmp_int_float(i1, f2)
+        return -_cmp_int_float(i2, f1)
+    return _cmp_bytes(a1, n1, a2, n2)
+
+
+@njit(cache=True)
+def _row_cmp(cd, r, pt, pi, pf, pa, pn, scratch):
+    """Sign of row *r*'s value of *cd* - the probe value."""
+    t, iv, fv, addr, n, _ = cell(cd, r, scratch)
+    return _cmp(t, iv, fv, addr, n, pt, pi, pf, pa, pn)
+
+
+@njit(cache=True)
+def _bound(cd, perm, lo, hi, pt, pi, pf, pa, pn, scratch, upper):
+    """First position in ``[lo, hi)`` whose row is >= (> if *upper*) the probe value."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        c = _row_cmp(cd, perm[mid], pt, pi, pf, pa, pn, scratch)
+        if c < 0 or (upper and c == 0):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True)
+def _probe_value(v):
+    """(type, int64, double, address, length) of ``sqlite3_value *`` *v*."""
+    t = _value_type(as_voidptr(v))
+    if t == SQLITE_INTEGER:
+        return t, _value_int64(as_voidptr(v)), 0.0, np.int64(0), np.int64(0)
+    if t == SQLITE_FLOAT:
+        return t, np.int64(0), _value_double(as_voidptr(v)), np.int64(0), np.int64(0)
+    if t == SQLITE_TEXT:
+        p = _value_text(as_voidptr(v))
+        return t, np.int64(0), 0.0, np.int64(address_of(p)), np.int64(_value_bytes(as_voidptr(v)))
+    if t == SQLITE_BLOB:
+        p = _value_blob(as_voidptr(v))
+        n = np.int64(_value_bytes(as_voidptr(v)))
+        return t, np.int64(0), 0.0, np.int64(address_of(p)) if n > 0 else np.int64(0), n
+    return SQLITE_NULL, np.int64(0), 0.0, np.int64(0), np.int64(0)
+
+
+@njit(cache=True)
+def probe(cols, perm, nrows, keys, nk, neq, terms, argv):
+    """Slice ``[lo, hi)`` of *perm* (an index on ``keys[:nk]``) matching the plan's filters.
+
+    *terms* are the plan's filters: the first *neq* are ``=`` / ``IS`` on
+    ``keys[:neq]`` in order, the rest ranges on ``keys[neq]``; *argv* holds
+    the ``sqlite3_value *`` of each. Returns (lo, hi, exact): *exact* is
+    False when some filter could not narrow the slice (a value of another
+    storage class, see the module docstring), and the slice is a superset.
+    """
+    scratch = np.zeros(SCRATCH_BYTES, np.uint8)
+    sp = as_voidptr(scratch.ctypes.data)
+    lo = np.int64(0)
+    hi = np.int64(nrows)
+    for j in range(len(terms)):
+        col = terms[j].column
+        depth = j if j < neq else neq
+        if depth >= nk or keys[depth] != col:
+            return lo, hi, False
+        cd = cols[col]
+        op = terms[j].op
+        pt, pi, pf, pa, pn = _probe_value(argv[terms[j].argv])
+        if pt == SQLITE_NULL:
+            if op != OP_IS:
+                return lo, lo, True  # x OP NULL is never true
+        elif _class_of(pt) != column_class(cd.kind):
+            return lo, hi, False  # affinity may convert one side: let SQLite decide
+        if j < neq:
+            a = _bound(cd, perm, lo, hi, pt, pi, pf, pa, pn, sp, False)
+            b = _bound(cd, perm, a, hi, pt, pi, pf, pa, pn, sp, True)
+            lo = a
+            hi = b
+        else:
+            # Ranges never match NULL: skip the NULLs at the slice's start.
+            nn = _bound(cd, perm, lo, hi, SQLITE_NULL, np.int64(0), 0.0, np.int64(0), np.int64(0), sp, True)
+            if op == OP_GT:
+                lo = _bound(cd, perm, max(lo, nn), hi, pt, pi, pf, pa, pn, sp, True)
+            elif op == OP_GE:
+                lo = _bound(cd, perm, max(lo, nn), hi, pt, pi, pf, pa, pn, sp, False)
+            elif op == OP_LT:
+                hi = _bound(cd, perm, max(lo, nn), hi, pt, pi, pf, pa, pn, sp, False)
+                lo = max(lo, nn)
+            elif op == OP_LE:
+                hi = _bound(cd, perm, max(lo, nn), hi, pt, pi, pf, pa, pn, sp, True)
+                lo = max(lo, nn)
+            if hi < lo:
+                hi = lo
+        if lo >= hi:
+            return lo, lo, True
+    return lo, hi, True
+
+
+@njit(cache=True)
+def _same_key(cols, keys, nk, r1, r2, sp):
+    """Whether rows *r1* and *r2* have equal, non-NULL keys; (equal, r2 has a NULL)."""
+    null2 = False
+    equal = True
+    for j in range(nk):
+        cd = cols[keys[j]]
+        t2, i2, f2, a2, n2, _ = cell(cd, r2, sp)
+        if t2 == SQLITE_NULL:
+            null2 = True
+            equal = False
+            continue
+        if equal:
+            # cell() formats datetimes into the scratch: compare a private copy.
+            t1, i1, f1, a1, n1, _ = cell(cd, r1, as_voidptr(address_of(sp) + SCRATCH_BYTES // 2))
+            if t1 == SQLITE_NULL or _cmp(t1, i1, f1, a1, n1, t2, i2, f2, a2, n2) != 0:
+                equal = False
+    return equal, null2
+
+
+@njit(cache=True)
+def build_index(dir_addr, cols, nrows, keys, nk):
+    """Build the index on ``keys[:nk]`` into the directory; return its entry, -1 on NOMEM, -2 if full."""
+    head, entries = index_entries(dir_addr)
+    e = head[0].count
+    if e >= MAX_INDEXES or nk > MAX_INDEX_COLUMNS:
+        return -2
+    terms = np.zeros(nk, PLAN_TERM)
+    for j in range(nk):
+        terms[j].column = keys[j]
+        terms[j].argv = -1
+    perm = order_rows(cols, np.arange(nrows), terms)
+    nbytes = 8 * max(nrows, 1)
+    p = _malloc(nbytes)
+    if is_null(p):
+        return -1
+    carray(p, max(nrows, 1), np.int64)[:nrows] = perm
+    # Distinct keys and NULL keys, one pass over neighbours in index order.
+    scratch = np.zeros(SCRATCH_BYTES, np.uint8)
+    sp = as_voidptr(scratch.ctypes.data)
+    nd = 0
+    nnull = 0
+    prev_ok = False
+    for i in range(nrows):
+        if i == 0:
+            eq, isnull = _same_key(cols, keys, nk, perm[0], perm[0], sp)
+            eq = False
+        else:
+            eq, isnull = _same_key(cols, keys, nk, perm[i - 1], perm[i], sp)
+        if isnull:
+            nnull += 1
+            prev_ok = False
+            continue
+        if not (eq and prev_ok):
+            nd += 1
+        prev_ok = True
+    ent = entries[e]
+    ent.ncols = nk
+    for j in range(MAX_INDEX_COLUMNS):
+        ent.cols[j] = keys[j] if j < nk else -1
+    ent.perm = address_of(p)
+    ent.nrows = nrows
+    ent.ndistinct = nd
+    ent.nnull = nnull
+    ent.bytes = nbytes
+    head[0].count = e + 1
+    return e
+
+
+@njit(cache=True)
+def estimate_distinct(dir_addr, cols, nrows, col):
+    """Estimated distinct non-NULL values of column *col* (cached in the directory).
+
+    Exact from an index on *col* when one exists; otherwise from a sample
+    of :data:`SAMPLE` evenly spaced rows with the GEE estimator
+    (d - f1 + f1 * sqrt(n / s), f1 the values seen once): unique columns
+    come out as about n, low-cardinality ones as their sample count.
+    """
+    if nrows <= 0:
+        return 1.0
+    head, entries = index_entries(dir_addr)
+    for e in range(head[0].count):
+        if entries[e].ncols == 1 and entries[e].cols[0] == col:
+            return max(np.float64(entries[e].ndistinct), 1.0)
+    est = carray(as_voidptr(head[0].estimates), head[0].ncols, np.float64)
+    if est[col] > 0.0:
+        return est[col]
+    s = min(nrows, SAMPLE)
+    rows = (np.arange(s) * nrows) // s
+    keys, isnull = _sort_keys(cols[col], rows)
+    ranks, m = _dense_ranks(keys, isnull)
+    counts = np.zeros(m, np.int64)
+    for i in range(s):
+        counts[ranks[i]] += 1
+    d = 0
+    f1 = 0
+    for g in range(1, m):
+        if counts[g] > 0:
+            d += 1
+            if counts[g] == 1:
+                f1 += 1
+    if s == nrows:
+        r = np.float64(max(d, 1))
+    else:
+        r = min(max(np.float64(d - f1) + f1 * np.sqrt(nrows / s), 1.0), np.float64(nrows))
+    est[col] = r
+    return r

@@ -1,0 +1,203 @@
+"""fastagg.table.index: indexes inside the virtual table, their plans and their lifetime."""
+
+from __future__ import annotations
+
+import gc
+import sqlite3
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+import fastagg
+from aggs import assert_rows_match
+from fastagg.sqlite import capi
+from fastagg.table import register_frame
+
+
+def _plan(con, sql):
+    return [row[3] for row in con.execute("EXPLAIN QUERY PLAN " + sql)]
+
+
+def _big_small(n=20_000, m=300, seed=1):
+    rng = np.random.default_rng(seed)
+    big = pd.DataFrame({"key": rng.integers(0, m + 50, n), "tail": [f"N{i % (m + 50):04d}" for i in range(n)],
+                        "x": rng.random(n)})
+    small = pd.DataFrame({"key": np.arange(m), "tail": [f"N{i:04d}" for i in range(m)], "seats": np.arange(m) % 7})
+    return big, small
+
+
+@pytest.mark.parametrize("on", ["s.key = b.key", "s.tail = b.tail", "s.key = b.key AND s.tail = b.tail"])
+def test_canonical_join_probes_the_inner_frame(con, on):
+    big, small = _big_small()
+    regs = [register_frame(con, "big", big), register_frame(con, "small", small)]
+    sql = f"SELECT count(*), sum(s.seats) FROM big b JOIN small s ON {on}"
+    plan = _plan(con, sql)
+    assert len(plan) == 2
+    # The outer loop scans; the inner loop is an index probe, never a scan per outer row.
+    assert "INDEX 1:" in plan[1], plan
+    ref = sqlite3.connect(":memory:")
+    big.to_sql("big", ref, index=False)
+    small.to_sql("small", ref, index=False)
+    assert con.execute(sql).fetchall() == ref.execute(sql).fetchall()
+    built = [ix for reg in regs for ix in reg.indexes]
+    assert len(built) == 1 and built[0]["bytes"] == 8 * (len(small) if plan[1].startswith("SCAN s ") else len(big))
+    for reg in regs:
+        reg.close()
+
+
+def test_unique_key_is_planned_as_unique(con):
+    big, small = _big_small()
+    register_frame(con, "big", big)
+    reg = register_frame(con, "small", small)
+    # LEFT JOIN: big is the outer loop, small is probed.
+    con.execute("SELECT count(*) FROM big b LEFT JOIN small s ON s.key = b.key").fetchall()
+    (ix,) = reg.indexes
+    assert ix == {"columns": ["key"], "bytes": 8 * len(small), "distinct": len(small), "nulls": 0}
+    # With the index built, a constant lookup is a probe too.
+    assert "INDEX 1:" in _plan(con, "SELECT * FROM small WHERE key = 17")[0]
+    assert con.execute("SELECT tail FROM small WHERE key = 17").fetchall() == [("N0017",)]
+    assert con.execute("SELECT tail FROM small WHERE key IN (3, 4.0, 4.5, NULL)").fetchall() == [("N0003",), ("N0004",)]
+
+
+def test_constant_probe_without_index_scans(con):
+    big, _ = _big_small()
+    reg = register_frame(con, "big", big)
+    assert "INDEX 0:" in _plan(con, "SELECT * FROM big WHERE tail = 'N0001'")[0]
+    assert len(con.execute("SELECT * FROM big WHERE tail = 'N0001'").fetchall()) == int((big["tail"] == "N0001").sum())
+    assert reg.indexes == []
+
+
+def test_index_serves_order_by_limit(con):
+    big, small = _big_small()
+    register_frame(con, "big", big)
+    reg = register_frame(con, "small", small)
+    con.execute("SELECT count(*) FROM big b LEFT JOIN small s ON s.tail = b.tail").fetchall()
+    assert [ix["columns"] for ix in reg.indexes] == [["tail"]]
+    sql = "SELECT tail FROM small ORDER BY tail LIMIT 3"
+    assert "INDEX 1:" in _plan(con, sql)[0]
+    assert con.execute(sql).fetchall() == [("N0000",), ("N0001",), ("N0002",)]
+
+
+def test_ranges_on_an_index(con):
+    rng = np.random.default_rng(3)
+    vals = rng.integers(-5, 5, 500).astype(float)
+    vals[rng.random(500) < 0.2] = np.nan
+    df = pd.DataFrame({"v": vals, "s": pd.Series(rng.choice(["a", "b", "c", None], 500), dtype=object)})
+    reg = register_frame(con, "t", df)
+    ref = sqlite3.connect(":memory:")
+    df.to_sql("t", ref, index=False)
+    con.execute("SELECT count(*) FROM t x JOIN t y ON x.v = y.v").fetchall()
+    con.execute("SELECT count(*) FROM t x JOIN t y ON x.s = y.s").fetchall()
+    assert sorted(ix["columns"][0] for ix in reg.indexes) == ["s", "v"]
+    for sql in [
+        "SELECT rowid FROM t WHERE v > 1", "SELECT rowid FROM t WHERE v >= 1 AND v < 3",
+        "SELECT rowid FROM t WHERE v < -1.5", "SELECT rowid FROM t WHERE v BETWEEN -2 AND 2.5",
+        "SELECT rowid FROM t WHERE s > 'a'", "SELECT rowid FROM t WHERE s <= 'b'",
+        "SELECT rowid FROM t WHERE s < 'c' AND s >= 'a'", "SELECT rowid FROM t WHERE v > '1'",
+        "SELECT rowid FROM t WHERE s IS NULL", "SELECT rowid FROM t WHERE v IS NULL",
+        "SELECT rowid FROM t WHERE v = NULL", "SELECT rowid FROM t WHERE s = 'b'",
+        "SELECT rowid, v FROM t WHERE v > 0 ORDER BY v, rowid",
+        "SELECT rowid, v FROM t WHERE v > 0 ORDER BY v DESC, rowid",
+    ]:
+        got, want = con.execute(sql).fetchall(), ref.execute(sql).fetchall()
+        if "ORDER BY" not in sql:
+            got, want = sorted(got), sorted(want)
+        assert_rows_match(got, want, what=sql)
+
+
+def test_arrow_dictionary_and_bool_keys(con):
+    keys = pa.array(["x", "y", None, "x", "z"]).dictionary_encode()
+    t = pa.table({"k": keys, "b": pa.array([True, False, None, True, False]), "i": pa.array([1, 2, 3, 4, 5])})
+    u = pa.table({"k": pa.array(["x", "z", None]), "b": pa.array([True, None, False])})
+    register_frame(con, "t", t)
+    register_frame(con, "u", u)
+    got = sorted(con.execute("SELECT t.i FROM u JOIN t ON t.k = u.k").fetchall())
+    assert got == [(1,), (4,), (5,)]
+    got = sorted(con.execute("SELECT t.i FROM u JOIN t ON t.b = u.b").fetchall())
+    assert got == [(1,), (2,), (4,), (5,)]
+
+
+def test_index_is_dropped_with_the_registration(con):
+    n = 200_000
+    a = pd.DataFrame({"k": np.arange(n) % 1000})
+    b = pd.DataFrame({"k": np.arange(n)})
+    ra = register_frame(con, "a", a)
+    rb = register_frame(con, "b", b)
+    con.execute("SELECT count(*) FROM a JOIN b ON b.k = a.k").fetchall()
+    built = sum(ix["bytes"] for r in (ra, rb) for ix in r.indexes)
+    assert built >= 8 * 1000
+    used = capi.lib.sqlite3_memory_used()
+    ra.close()
+    rb.close()
+    gc.collect()
+    assert ra.indexes == [] and rb.indexes == []
+    assert used - capi.lib.sqlite3_memory_used() >= built
+
+
+def test_database_table_info():
+    big, small = _big_small(n=2000, m=100)
+    with fastagg.connect() as db:
+        db.register("big", big)
+        db.register("small", small)
+        db.query("SELECT count(*) AS n FROM big b JOIN small s ON s.key = b.key")
+        info = db.table_info
+        assert info["big"]["rows"] == 2000 and info["big"]["columns"] == ["key", "tail", "x"]
+        indexes = info["big"]["indexes"] + info["small"]["indexes"]
+        assert [ix["columns"] for ix in indexes] == [["key"]]
+        db.unregister("small")
+        assert "small" not in db.table_info
+
+
+def test_index_survives_statements_and_is_reused(con):
+    big, small = _big_small(n=5000, m=200)
+    register_frame(con, "big", big)
+    reg = register_frame(con, "small", small)
+    for _ in range(3):
+        con.execute("SELECT count(*) FROM big b JOIN small s ON s.key = b.key").fetchall()
+        con.execute("SELECT count(*) FROM big b WHERE EXISTS (SELECT 1 FROM small s WHERE s.key = b.key)").fetchall()
+    assert len(reg.indexes) == 1
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT rowid, v FROM t ORDER BY v LIMIT 7",
+    "SELECT rowid, v FROM t ORDER BY v, rowid LIMIT 7 OFFSET 5",
+    "SELECT rowid, v FROM t ORDER BY v DESC, rowid LIMIT 9 OFFSET 2",
+    "SELECT rowid, s FROM t ORDER BY s DESC, v, rowid LIMIT 40",
+    "SELECT rowid, s FROM t ORDER BY s, rowid DESC LIMIT 3 OFFSET 400",
+    "SELECT rowid, v FROM t WHERE v > 1 ORDER BY v DESC, rowid LIMIT 6",
+    "SELECT rowid, v FROM t WHERE s = 'b' ORDER BY v, rowid LIMIT 6",
+    "SELECT rowid FROM t LIMIT 5 OFFSET 7",
+    "SELECT rowid, v FROM t ORDER BY v, rowid LIMIT 0",
+    "SELECT rowid, v FROM t ORDER BY v, rowid LIMIT -1 OFFSET 495",
+    "SELECT rowid, v FROM t ORDER BY rowid DESC LIMIT 4",
+])
+def test_top_k_matches_sqlite(con, sql):
+    rng = np.random.default_rng(5)
+    v = rng.integers(-20, 20, 500).astype(float)
+    v[rng.random(500) < 0.1] = np.nan
+    df = pd.DataFrame({"v": v, "s": pd.Series(rng.choice(["a", "b", "c", None], 500), dtype=object)})
+    register_frame(con, "t", df)
+    ref = sqlite3.connect(":memory:")
+    df.to_sql("t", ref, index=False)
+    got, want = con.execute(sql).fetchall(), ref.execute(sql).fetchall()
+    if sql.endswith("ORDER BY v LIMIT 7"):  # ties in v: compare the keys only
+        got, want = [r[1] for r in got], [r[1] for r in want]
+        assert got == want
+    else:
+        assert_rows_match(got, want, what=sql)
+
+
+def test_prefix_of_a_wider_index_keeps_the_requested_order(con):
+    rng = np.random.default_rng(9)
+    df = pd.DataFrame({"k": rng.integers(0, 5, 300), "s": rng.choice(["x", "y", "z"], 300), "v": np.arange(300)})
+    reg = register_frame(con, "t", df)
+    ref = sqlite3.connect(":memory:")
+    df.to_sql("t", ref, index=False)
+    con.execute("SELECT count(*) FROM t a JOIN t b ON a.k = b.k AND a.s = b.s").fetchall()
+    assert [ix["columns"] for ix in reg.indexes] == [["k", "s"]]
+    con.execute("SELECT count(*) FROM t a JOIN t b ON b.k = a.k").fetchall()  # the (k, s) index serves k
+    for sql in ("SELECT a.v, b.v FROM t a JOIN t b ON b.k = a.v ORDER BY a.v, b.rowid",
+                "SELECT v FROM t WHERE k = 3 ORDER BY rowid", "SELECT v FROM t WHERE k = 3 ORDER BY s, rowid"):
+        assert_rows_match(con.execute(sql).fetchall(), ref.execute(sql).fetchall(), what=sql)
