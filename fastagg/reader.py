@@ -143,9 +143,12 @@ def _arrays(out: np.ndarray, kinds) -> list[np.ndarray]:
         if nbytes == 0:
             arrays.append(np.empty(shape, dtype))
             continue
-        # The Arrow buffer keeps the owner, hence the NRT memory, alive.
-        buf = pa.foreign_buffer(data, nbytes, base=owner)
-        arrays.append(np.frombuffer(buf, dtype).reshape(shape))
+        # Writable (the reader fixes up slots in place); the ctypes view keeps
+        # the owner, hence the NRT memory, alive for as long as any array
+        # (or Arrow buffer made from one) is.
+        view = (ctypes.c_char * nbytes).from_address(data)
+        view.owner = owner
+        arrays.append(np.frombuffer(view, dtype).reshape(shape))
     return arrays
 
 
