@@ -91,7 +91,7 @@ def _loop_entries() -> dict:
 
 
 #: The reader's loops as a native image: no numba when it is cached.
-IMAGE = NativeImage("reader", _loop_entries)
+IMAGE = NativeImage("reader", _loop_entries, stages=("native", "sqlite"))
 _OUT_SLOTS = 2 + 4 * 5  # fastagg.native.read_loop.OUT_SLOTS
 _READ_ROWS = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p)
 _FORMAT_MIXED = ctypes.CFUNCTYPE(

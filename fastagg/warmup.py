@@ -105,7 +105,7 @@ def _module_specs(target: str) -> list:
     return specs
 
 
-def warmup(*modules: str, builtins: bool = True, verbose: bool = False) -> list[dict]:
+def warmup(*modules: str, builtins: bool = True, verbose: bool = False, on_step=None) -> list[dict]:
     """Compile fastagg's native code now, so that later processes only load it.
 
     Compiles (or loads from the cache, if already compiled) the virtual
@@ -124,6 +124,8 @@ def warmup(*modules: str, builtins: bool = True, verbose: bool = False) -> list[
         Compile the built-in aggregates (``median``, ``var_samp``, ...).
     verbose : bool, default False
         Print one line per step on stderr.
+    on_step : callable, optional
+        Called with each step's dict as soon as the step is done.
 
     Returns
     -------
@@ -146,6 +148,8 @@ def warmup(*modules: str, builtins: bool = True, verbose: bool = False) -> list[
         source = fn()
         entry = {"what": what, "seconds": time.perf_counter() - t0, "source": source}
         steps.append(entry)
+        if on_step is not None:
+            on_step(entry)
         if verbose:
             print(f"fastagg warmup: {what}: {entry['source']} in {entry['seconds']:.2f} s", file=sys.stderr)
 

@@ -31,7 +31,8 @@ cannot resolve is not loaded (MCJIT would abort the process on it).
 
 Key: everything that changes the machine code or its bindings goes into the
 file name and is checked again inside the file: fastagg's runtime
-fingerprint (every ``.py`` of the package), the numba and llvmlite versions,
+fingerprint (the ``.py`` files of the subpackages the code is made of, per
+image), the numba and llvmlite versions,
 Python's version, the process triple, the host CPU name and features, every
 ``NUMBA_*`` setting but the cache directory, and the SQLite version. A file
 whose key differs, whose checksum fails (truncated, corrupted) or that does
@@ -81,26 +82,31 @@ def native_cache_dir() -> Path:
     return Path(base) / "native"
 
 
-_fingerprint: str | None = None
+_fingerprints: dict[tuple, str] = {}
+
+#: The package's subpackages whose code compiled callbacks are made of.
+RUNTIME_STAGES = ("compile", "native", "sqlite")
 
 
-def runtime_fingerprint() -> str:
-    """sha256 of every ``.py`` file of the fastagg package, by path and bytes.
+def runtime_fingerprint(stages: tuple[str, ...] = RUNTIME_STAGES) -> str:
+    """sha256 of the ``.py`` files of fastagg's subpackages *stages*, by name and bytes.
 
-    Any change to fastagg's code may change compiled code (a helper, a struct
-    layout, a constant), so every image depends on all of it. Reading the
-    package costs a few milliseconds, once per process.
+    Compiled callbacks are made of the code of these subpackages (helpers,
+    struct layouts, constants); numba keys a cached function on its own file
+    only, so every image and generated module name carries this hash.
+    Reading the files costs about a millisecond, once per process.
     """
-    global _fingerprint
-    if _fingerprint is None:
+    stages = tuple(stages)
+    done = _fingerprints.get(stages)
+    if done is None:
         package = Path(__file__).resolve().parent.parent
         h = hashlib.sha256()
-        for path in sorted(package.rglob("*.py")):
-            h.update(str(path.relative_to(package)).encode())
-            h.update(b"\0")
-            h.update(path.read_bytes())
-        _fingerprint = h.hexdigest()
-    return _fingerprint
+        for stage in stages:
+            for path in sorted((package / stage).glob("*.py")):
+                h.update(path.name.encode())
+                h.update(path.read_bytes())
+        done = _fingerprints[stages] = h.hexdigest()
+    return done
 
 
 def _package_dir(name: str) -> str | None:
@@ -149,7 +155,6 @@ def machine_key() -> dict:
         except RuntimeError:
             features = ""
         _key_cache = {
-            "fastagg": runtime_fingerprint(),
             "numba": numba_version(),
             "llvmlite": llvmlite.__version__,
             "python": sys.version,
@@ -344,12 +349,15 @@ class NativeImage:
         compiles (or loads from numba's cache) the callbacks.
     key : str
         What else the code depends on (for generated code: its digest).
+    stages : tuple of str
+        fastagg's subpackages the compiled code is made of (hashed into the key).
     """
 
-    def __init__(self, name: str, builder, key: str = ""):
+    def __init__(self, name: str, builder, key: str = "", stages: tuple[str, ...] = RUNTIME_STAGES):
         self.name = name
         self.builder = builder
         self.extra_key = key
+        self.stages = tuple(stages)
         self._addresses: dict[str, int] | None = None
         self._keep = None  # the numba cfuncs, when built in this process
         self.source = None  # "image" or "numba", once resolved
@@ -358,7 +366,12 @@ class NativeImage:
     # -- paths and keys ---------------------------------------------------
 
     def key(self) -> dict:
-        return {"machine": machine_key(), "image": self.name, "extra": self.extra_key}
+        return {
+            "machine": machine_key(),
+            "fastagg": runtime_fingerprint(self.stages),
+            "image": self.name,
+            "extra": self.extra_key,
+        }
 
     def path(self) -> Path:
         digest = hashlib.sha256(json.dumps(self.key(), sort_keys=True).encode()).hexdigest()[:24]

@@ -26,7 +26,7 @@ def _build() -> dict:
 
 
 #: The virtual table's callbacks as a native image.
-IMAGE = NativeImage("vtab", _build)
+IMAGE = NativeImage("vtab", _build, stages=("table", "native", "sqlite"))
 
 # sqlite3_module (sqlite3.h): int iVersion; then 23 function pointers
 # (xCreate .. xRename, xSavepoint, xRelease, xRollbackTo, xShadowName).
