@@ -265,6 +265,7 @@ def _process_symbol(name: str) -> int | None:
 
 _engine = None
 _engine_lock = threading.RLock()
+_loaded: dict[str, dict[str, int]] = {}  # image path -> addresses, per process
 
 
 def _get_engine():
@@ -385,7 +386,12 @@ class NativeImage:
             return self._addresses
         with _engine_lock:
             if self._addresses is None:
-                loaded = self.load() if images_enabled() else None
+                loaded = None
+                if images_enabled():
+                    try:
+                        loaded = self.load()
+                    except (ImageError, RuntimeError, OSError):
+                        loaded = None  # numba serves this process; the image stays for inspection
                 if loaded is None:
                     loaded = self._build()
                 self._addresses = loaded
@@ -394,8 +400,14 @@ class NativeImage:
     def load(self) -> dict[str, int] | None:
         """Load the image file; None if there is none or it must not be loaded."""
         t0 = time.perf_counter()
+        path = self.path()
+        done = _loaded.get(str(path))
+        if done is not None:
+            # Loaded already (another spec object with the same code): the
+            # engine must not see the same strong symbols twice.
+            self.source = "image"
+            return done
         try:
-            path = self.path()
             data = path.read_bytes()
         except OSError:
             return None
@@ -433,14 +445,16 @@ class NativeImage:
             if not addr:
                 raise ImageError(f"{self.name}: {symbol} not found in its own image")
             addresses[name] = addr
+        _loaded[str(path)] = addresses
         self.source = "image"
         self.timings["load"] = time.perf_counter() - t0
         return addresses
 
     @staticmethod
-    def _discard(path: Path, why) -> None:
-        # A bad file is removed so that the next build replaces it; a file
-        # another process is replacing at the same moment is left alone.
+    def _discard(path: Path, why: BaseException) -> None:
+        # A bad file is removed so that this process's build replaces it.
+        # Files are only ever replaced atomically (os.replace), so a reader
+        # never sees another process's half-written image.
         try:
             path.unlink()
         except OSError:
