@@ -1,17 +1,21 @@
 """fastagg: SQL over pandas DataFrames with aggregates compiled by numba.
 
-Importing fastagg compiles nothing and does not import numba; each aggregate
-compiles at its first registration and numba's on-disk cache serves later
-processes. Importing it registers the ``DataFrame.sqlagg`` accessor.
+Importing fastagg compiles nothing and imports neither numba, pandas nor
+pyarrow. Each aggregate compiles at its first registration; later processes
+load its machine code from fastagg's cache (a native image, without numba).
+:func:`warmup` compiles everything ahead of time. Importing fastagg registers
+the ``DataFrame.sqlagg`` accessor (now if pandas is imported, otherwise as
+soon as it is; see :mod:`fastagg.accessor`).
 """
 
 from __future__ import annotations
 
-from . import accessor as _accessor  # noqa: F401 - registers DataFrame.sqlagg
+from . import accessor as _accessor
 from .compile.spec import aggregate, array, function
 from .compile.vector import vector
 from .database import Database, connect, query, sql
 from .registry import register
+from .warmup import warmup
 from .errors import (
     AggregateError,
     CompileError,
@@ -21,6 +25,8 @@ from .errors import (
 )
 
 __version__ = "0.1.0"
+
+_accessor.install()  # DataFrame.sqlagg
 
 __all__ = [
     "AggregateError",
@@ -37,4 +43,5 @@ __all__ = [
     "register",
     "sql",
     "vector",
+    "warmup",
 ]

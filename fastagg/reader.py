@@ -1,6 +1,6 @@
 """Read the result of one SQL statement into a :class:`pyarrow.Table`.
 
-A compiled loop (``numba.njit(nogil=True)``) steps the prepared statement
+A compiled loop (:mod:`fastagg.native.read_loop`) steps the prepared statement
 with ``sqlite3_step`` and copies every column value straight into native
 buffers (``sqlite3_column_value`` + ``sqlite3_value_*``); Python wraps them as Arrow
 arrays without copying them (``pyarrow.Array.from_buffers``). No Python
@@ -62,32 +62,12 @@ from collections.abc import Mapping
 
 import numpy as np
 import pyarrow as pa
-from numba import carray, njit
 
 from .compile.trap import last_callback_error
 from .errors import AggregateError
-from .native.intrinsics import as_voidptr, is_null
+from .native.loader import NativeImage
 from .sqlite import capi as _capi
-from .sqlite.declarations import (
-    sqlite3_bind_double,
-    sqlite3_bind_int64,
-    sqlite3_column_bytes,
-    sqlite3_column_text,
-    sqlite3_column_value,
-    sqlite3_db_handle,
-    sqlite3_db_mutex,
-    sqlite3_mutex_enter,
-    sqlite3_mutex_leave,
-    sqlite3_reset,
-    sqlite3_step,
-    sqlite3_value_blob,
-    sqlite3_value_bytes,
-    sqlite3_value_double,
-    sqlite3_value_int64,
-    sqlite3_value_text,
-    sqlite3_value_type,
-)
-from .sqlite.codes import SQLITE_DONE, SQLITE_NOMEM, SQLITE_OK, SQLITE_ROW, exception_for
+from .sqlite.codes import SQLITE_DONE, SQLITE_OK, exception_for
 
 __all__ = ["read_query"]
 
@@ -99,214 +79,110 @@ SQLITE_NULL = _capi.SQLITE_NULL
 SQLITE_TRANSIENT = _capi.SQLITE_TRANSIENT
 
 _INT32_MAX = 2**31 - 1
-_MUTEX_ROWS = 4096  # rows read per hold of the connection mutex
 
 # --------------------------------------------------------------------------
-# Compiled loops (nopython, GIL released)
+# The compiled loops (fastagg.native.read_loop), called through their C entries
 
 
-@njit(cache=True, nogil=True)
-def _grow_bytes(buf, used, need):
-    """Return *buf* with room for *need* bytes, keeping its first *used* bytes."""
-    if need <= buf.size:
-        return buf
-    bigger = np.empty(max(need, 2 * buf.size, 64), np.uint8)
-    bigger[:used] = buf[:used]
-    return bigger
+def _loop_entries() -> dict:
+    from .native.read_loop import ENTRIES
+
+    return dict(ENTRIES)
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _copy_bytes(dst, at, src, nbytes):
-    """Copy *nbytes* from uint8 array *src* into *dst* at offset *at*."""
-    # A plain loop: slice assignment would check the two arrays for overlap.
-    for k in range(nbytes):
-        dst[at + k] = src[k]
+#: The reader's loops as a native image: no numba when it is cached.
+IMAGE = NativeImage("reader", _loop_entries, stages=("native", "sqlite"))
+_OUT_SLOTS = 2 + 4 * 5  # fastagg.native.read_loop.OUT_SLOTS
+_READ_ROWS = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p)
+_FORMAT_MIXED = ctypes.CFUNCTYPE(
+    None, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+    ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
+)
+_entries: dict = {}
+_release_address = None
 
 
-@njit(cache=True, nogil=True)
-def _read_rows(stmt_address, ncol, utf8_database):
-    """Step statement *stmt_address* to its end, keeping every column value.
+def _entry(name: str, prototype):
+    fn = _entries.get(name)
+    if fn is None:
+        fn = _entries[name] = prototype(IMAGE.addresses()[name])
+    return fn
 
-    *utf8_database* says the connection's text encoding is UTF-8.
 
-    Returns ``(rc, nrows, slots, tags, seen, data, dstart)``: *rc* is
-    ``SQLITE_DONE`` or the failing result code; ``slots[c, :nrows+1]`` and
-    ``tags[c, :nrows]`` describe column *c* (module docstring); ``seen[c]``
-    has bit ``1 << type`` set for each SQLite type met; the bytes of column
-    *c* are ``data[dstart[c]:dstart[c+1]]``. The statement stays owned by
-    the caller, who finalizes it.
+class _MemInfo:
+    """Owns one NRT reference to a result array's memory; released when collected."""
+
+    __slots__ = ("address",)
+
+    def __init__(self, address: int):
+        self.address = address
+
+    def __del__(self):
+        if self.address:
+            _nrt_release(self.address)
+            self.address = 0
+
+
+def _nrt_release(address: int) -> None:
+    global _release_address
+    if _release_address is None:
+        from .native.loader import runtime_symbols
+
+        _release_address = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(runtime_symbols()["NRT_MemInfo_release"])
+    _release_address(address)
+
+
+def _arrays(out: np.ndarray, kinds) -> list[np.ndarray]:
+    """Wrap the arrays an entry exported into *out*; *kinds* gives (dtype, ndim) of each."""
+    arrays = []
+    for i, (dtype, ndim) in enumerate(kinds):
+        mi, data, rows, cols = (int(v) for v in out[2 + 4 * i : 6 + 4 * i])
+        owner = _MemInfo(mi)
+        shape = (rows, cols) if ndim == 2 else (rows,)
+        nbytes = rows * cols * np.dtype(dtype).itemsize
+        if nbytes == 0:
+            arrays.append(np.empty(shape, dtype))
+            continue
+        # Writable (the reader fixes up slots in place); the ctypes view keeps
+        # the owner, hence the NRT memory, alive for as long as any array
+        # (or Arrow buffer made from one) is.
+        view = (ctypes.c_char * nbytes).from_address(data)
+        view.owner = owner
+        arrays.append(np.frombuffer(view, dtype).reshape(shape))
+    return arrays
+
+
+_ROWS_KINDS = ((np.int64, 2), (np.uint8, 2), (np.int64, 1), (np.uint8, 1), (np.int64, 1))
+
+
+def _read_rows(stmt_address: int, ncol: int, utf8_database: bool):
+    """Run the compiled row loop; return ``(rc, n, slots, tags, seen, data, dstart)``.
+
+    See :func:`fastagg.native.read_loop.read_rows`. ctypes releases the GIL
+    for the call.
     """
-    stmt = as_voidptr(stmt_address)
-    cap = 1024
-    slots = np.empty((ncol, cap + 1), np.int64)
-    reals = slots.view(np.float64)
-    tags = np.empty((ncol, cap), np.uint8)
-    seen = np.zeros(ncol, np.int64)
-    used = np.zeros(ncol, np.int64)  # bytes of text and blobs per column
-    # Text and blob bytes of all columns, in row-then-column order; split into
-    # exact-size per-column buffers after the last row.
-    arena = np.empty(4096, np.uint8)
-    filled = 0
-    slots[:, 0] = 0
-    n = 0
-    # Hold the connection's (recursive) mutex, as sqlite3_step and every
-    # sqlite3_column_* call would take it anyway: the values of the current row
-    # are then protected and read with the mutex-free sqlite3_value_*
-    # functions, a single mutex round trip per value instead of two or three.
-    # Released every _MUTEX_ROWS rows to let other threads of the connection in
-    # (a NULL mutex, for a connection opened without one, is a no-op).
-    mutex = sqlite3_db_mutex(sqlite3_db_handle(stmt))
-    sqlite3_mutex_enter(mutex)
-    rc = SQLITE_DONE
-    while True:
-        rc = sqlite3_step(stmt)
-        if rc != SQLITE_ROW:
-            break
-        if n == cap:
-            cap *= 2
-            wider = np.empty((ncol, cap + 1), np.int64)
-            wider[:, : n + 1] = slots[:, : n + 1]
-            slots = wider
-            reals = slots.view(np.float64)
-            wider_tags = np.empty((ncol, cap), np.uint8)
-            wider_tags[:, :n] = tags[:, :n]
-            tags = wider_tags
-        for c in range(ncol):
-            value = sqlite3_column_value(stmt, c)
-            t = sqlite3_value_type(value)
-            tags[c, n] = t
-            seen[c] |= 1 << t
-            if t == SQLITE_INTEGER:
-                slots[c, n + 1] = sqlite3_value_int64(value)
-            elif t == SQLITE_FLOAT:
-                reals[c, n + 1] = sqlite3_value_double(value)
-            elif t == SQLITE_NULL:
-                slots[c, n + 1] = 0
-            else:
-                # Pointer first, then the size of that representation.
-                # sqlite3_value_text would first copy text that is not
-                # NUL-terminated (all text read from a table) to terminate it;
-                # in a UTF-8 database value_blob gives the same bytes uncopied.
-                if t == SQLITE_TEXT and not utf8_database:
-                    ptr = sqlite3_value_text(value)
-                else:
-                    ptr = sqlite3_value_blob(value)  # NULL for an empty value
-                nbytes = sqlite3_value_bytes(value)
-                if is_null(ptr) and nbytes > 0:
-                    rc = SQLITE_NOMEM
-                    break
-                if filled + nbytes > arena.size:
-                    arena = _grow_bytes(arena, filled, filled + nbytes)
-                if nbytes > 0:
-                    _copy_bytes(arena, filled, carray(ptr, nbytes, np.uint8), nbytes)
-                filled += nbytes
-                used[c] += nbytes
-                slots[c, n + 1] = filled  # arena end; made column-local below
-        if rc == SQLITE_NOMEM:
-            break
-        n += 1
-        if n % _MUTEX_ROWS == 0:
-            sqlite3_mutex_leave(mutex)
-            sqlite3_mutex_enter(mutex)
-    sqlite3_mutex_leave(mutex)
-    if rc != SQLITE_DONE:
-        return rc, n, slots, tags, seen, arena[:0], used
-    dstart = np.zeros(ncol + 1, np.int64)
-    for c in range(ncol):
-        dstart[c + 1] = dstart[c] + used[c]
-    holders = 0
-    for c in range(ncol):
-        holders += used[c] > 0
-    if holders <= 1:
-        # One column holds all the bytes, in row order, and its slots are
-        # already its offsets (NULLs stored 0: fix them to the running end).
-        for c in range(ncol):
-            if used[c] > 0:
-                _fill_null_offsets(slots[c], tags[c], n)
-                dstart[c + 1 :] = filled
-        return rc, n, slots, tags, seen, arena[:filled], dstart
-    data = np.empty(dstart[ncol], np.uint8)
-    _split_arena(n, ncol, slots, tags, arena, data, dstart)
-    return rc, n, slots, tags, seen, data, dstart
+    out = np.full(_OUT_SLOTS, -1, np.int64)
+    _entry("read_rows", _READ_ROWS)(stmt_address, ncol, int(bool(utf8_database)), out.ctypes.data)
+    if out[0] == -1:
+        raise MemoryError("fastagg's reader could not allocate its buffers")
+    slots, tags, seen, data, dstart = _arrays(out, _ROWS_KINDS)
+    return int(out[0]), int(out[1]), slots, tags, seen, data, dstart
 
 
-@njit(cache=True, nogil=True)
-def _fill_null_offsets(slots, tags, n):
-    """Give NULL rows of a byte column the end offset of the row before."""
-    for r in range(n):
-        if tags[r] == SQLITE_NULL:
-            slots[r + 1] = slots[r] if r else 0
-
-
-@njit(cache=True, nogil=True)
-def _split_arena(n, ncol, slots, tags, arena, data, dstart):
-    """Move each column's bytes from the arena to its part of *data*.
-
-    Rewrites the slots of text, blob and NULL values in columns holding bytes
-    into column-local end offsets, which then are the Arrow offsets.
-    """
-    ends = dstart[:ncol].copy()  # absolute end in data, per column
-    pos = 0  # arena end of the previous value (the arena is in row-column order)
-    for r in range(n):
-        for c in range(ncol):
-            if dstart[c + 1] == dstart[c]:
-                continue
-            t = tags[c, r]
-            if t == SQLITE_TEXT or t == SQLITE_BLOB:
-                end = slots[c, r + 1]
-                _copy_bytes(data, ends[c], arena[pos:end], end - pos)
-                ends[c] += end - pos
-                pos = end
-                slots[c, r + 1] = ends[c] - dstart[c]
-            elif t == SQLITE_NULL:
-                slots[c, r + 1] = ends[c] - dstart[c]
-
-
-@njit(cache=True, nogil=True)
 def _format_mixed(fmt_address, slots, tags, data, n, capacity):
-    """Rebuild a text/blob column whose rows also hold numbers.
-
-    *slots* (``n + 1``) and *tags* (``n``) are the column's; *data* its bytes.
-    Numbers become the text SQLite's ``CAST(x AS TEXT)`` gives, by stepping
-    the helper statement *fmt_address* (``SELECT CAST(?1 AS TEXT)``).
-    Returns ``(rc, offsets, bytes)``; *rc* is ``SQLITE_OK`` or the helper's
-    failing result code.
-    """
-    fmt = as_voidptr(fmt_address)
-    reals = slots.view(np.float64)
-    offsets = np.empty(n + 1, np.int64)
-    offsets[0] = 0
-    out = np.empty(max(capacity, 64), np.uint8)
-    m = 0
-    prev_end = 0
-    for r in range(n):
-        t = tags[r]
-        if t == SQLITE_INTEGER or t == SQLITE_FLOAT:
-            if t == SQLITE_INTEGER:
-                sqlite3_bind_int64(fmt, 1, slots[r + 1])
-            else:
-                sqlite3_bind_double(fmt, 1, reals[r + 1])
-            rc = sqlite3_step(fmt)
-            if rc != SQLITE_ROW:
-                sqlite3_reset(fmt)
-                return rc, offsets, out[:0]
-            ptr = sqlite3_column_text(fmt, 0)
-            nbytes = sqlite3_column_bytes(fmt, 0)
-            if is_null(ptr):
-                sqlite3_reset(fmt)
-                return SQLITE_NOMEM, offsets, out[:0]
-            out = _grow_bytes(out, m, m + nbytes)
-            out[m : m + nbytes] = carray(ptr, nbytes, np.uint8)
-            m += nbytes
-            sqlite3_reset(fmt)
-        elif t == SQLITE_TEXT or t == SQLITE_BLOB:
-            end = slots[r + 1]
-            out = _grow_bytes(out, m, m + end - prev_end)
-            out[m : m + end - prev_end] = data[prev_end:end]
-            m += end - prev_end
-            prev_end = end
-        offsets[r + 1] = m
-    return SQLITE_OK, offsets, out[:m]
+    """Run the compiled number formatter; see :func:`fastagg.native.read_loop.format_mixed`."""
+    slots = np.ascontiguousarray(slots, np.int64)
+    tags = np.ascontiguousarray(tags, np.uint8)
+    data = np.ascontiguousarray(data, np.uint8)
+    out = np.full(_OUT_SLOTS, -1, np.int64)
+    _entry("format_mixed", _FORMAT_MIXED)(
+        fmt_address, slots.ctypes.data, tags.ctypes.data, data.ctypes.data, data.size, n, capacity,
+        out.ctypes.data,
+    )
+    if out[0] == -1:
+        raise MemoryError("fastagg's reader could not allocate its buffers")
+    offsets, text = _arrays(out, ((np.int64, 1), (np.uint8, 1)))
+    return int(out[0]), offsets, text
 
 
 # --------------------------------------------------------------------------

@@ -438,6 +438,18 @@ def called_functions(sql_text: str) -> set[str]:
     return names
 
 
+#: SQL names of the built-in aggregates (their f_partial / f_combine / f_merge
+#: companions are these plus a suffix).
+BUILTIN_NAMES = frozenset({
+    "approx_count_distinct", "approx_quantile", "arg_max", "arg_min", "bit_and", "bit_or", "bit_xor",
+    "bool_and", "bool_or", "corr", "covar_pop", "covar_samp", "entropy", "geomean", "histogram",
+    "kurtosis", "kurtosis_pop", "max_by", "median", "min_by", "mode", "product", "quantile_cont",
+    "quantile_disc", "regr_avgx", "regr_avgy", "regr_count", "regr_intercept", "regr_r2", "regr_slope",
+    "regr_sxx", "regr_sxy", "regr_syy", "skewness", "stddev", "stddev_pop", "stddev_samp", "var_pop",
+    "var_samp", "variance", "weighted_avg",
+})  # fmt: skip
+
+
 def builtins_used(sql_text: str) -> list[AggregateSpec]:
     """Return the built-in aggregates *sql_text* may call (a superset is harmless).
 
@@ -448,9 +460,14 @@ def builtins_used(sql_text: str) -> list[AggregateSpec]:
     identifier-before-``(`` test is not parsed at all, so plain SQL never
     imports sqlglot.
     """
+    candidates = {name.lower() for name in _CALLED_NAME.findall(sql_text)}
+    # The built-in modules import numba; a statement calling none of their
+    # names (plain SQL) must not import them (tests/test_startup.py checks
+    # that this list is complete).
+    if not {re.sub(r"_(partial|combine|merge)$", "", c) for c in candidates} & BUILTIN_NAMES:
+        return []
     from .builtins import BUILTINS
 
-    candidates = {name.lower() for name in _CALLED_NAME.findall(sql_text)}
     specs = []
     for cls in BUILTINS:
         spec = spec_of(cls)

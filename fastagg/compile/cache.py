@@ -1,12 +1,16 @@
-"""Compile specs into callbacks, once per process, served from numba's on-disk cache.
+"""Compile specs into callbacks, once per process, served from a native image.
 
 :func:`compile_spec` writes each spec's generated source (:mod:`.codegen`)
 as a small module in fastagg's cache directory, imports it, jits the user's
 methods into it and compiles its callbacks with ``numba.cfunc(cache=True)``,
 so that numba's on-disk cache serves a second process. The module's name
 carries a fingerprint of the user's code, of what it calls and of fastagg's
-runtime, so changed code never reuses a stale compilation. This is the
-module whose import loads numba.
+runtime, so changed code never reuses a stale compilation.
+
+The compiled callbacks are also kept as a native image
+(:class:`fastagg.native.loader.NativeImage`, keyed by that digest): a later
+process loads them without importing numba at all. Importing this module
+does not import numba; compiling does.
 """
 
 from __future__ import annotations
@@ -20,21 +24,15 @@ import tempfile
 import threading
 from pathlib import Path
 
-import numba
-from numba import cfunc, njit, types
-
 from ..errors import CompileError
-from . import vector_ops  # noqa: F401 - registers the vector methods before user code compiles
-from . import float_repr  # noqa: F401 - gives floats str()/repr() before user code compiles
+from ..native.loader import NativeImage, numba_version, runtime_fingerprint
 from .codegen import generate_source
 from .spec import AggregateSpec, FunctionSpec
-from .trap import make_trap
 
 __all__ = ["compile_spec", "CompiledCallbacks", "cache_dir"]
 
-# The C signatures of xStep/xInverse/xFunc and of xFinal/xValue.
-STEP_SIG = types.void(types.voidptr, types.int32, types.CPointer(types.voidptr))
-FINAL_SIG = types.void(types.voidptr)
+_METHODS = ("step", "finalize", "inverse", "value", "call", "partial_final", "merge_step")
+_FINAL_METHODS = ("finalize", "value", "partial_final")
 
 #: Compile user methods with numba's bounds checks: an index past a
 #: ``fastagg.array`` field (or any array) raises IndexError, which fails the
@@ -52,7 +50,7 @@ def cache_dir() -> Path | None:
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
         "fastagg",
     )
-    path = Path(base) / f"numba-{numba.__version__}"
+    path = Path(base) / f"numba-{numba_version()}"
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".probe-{os.getpid()}"
@@ -61,6 +59,16 @@ def cache_dir() -> Path | None:
     except OSError:
         return None
     return path
+
+
+class _Loaded:
+    """A callback loaded from a native image (what a numba cfunc offers here)."""
+
+    __slots__ = ("address",)
+    cache_hits = 1  # served from the cache: nothing was compiled
+
+    def __init__(self, address: int):
+        self.address = address
 
 
 class CompiledCallbacks:
@@ -72,7 +80,9 @@ class CompiledCallbacks:
 
     def __init__(self, spec: AggregateSpec | FunctionSpec, callbacks: dict):
         self.spec = spec
-        self._callbacks = callbacks  # keeps the cfunc objects (and code) alive
+        # numba cfuncs (which keep their code alive), or _Loaded entries of an
+        # image (whose code lives in the process's one MCJIT engine).
+        self._callbacks = callbacks
 
     def address(self, method: str) -> int | None:
         """Return the C address of callback *method* or None."""
@@ -112,32 +122,26 @@ def compile_spec(spec: AggregateSpec | FunctionSpec) -> CompiledCallbacks:
         return done
 
 
-def _runtime_fingerprint() -> str:
-    """Hash fastagg's own runtime code, which generated callbacks compile in.
+def _module_name(spec: AggregateSpec | FunctionSpec) -> tuple[str, str]:
+    """Return the generated source of *spec* and its module's name.
 
-    numba keys a cached function on its own file only; without this a
-    changed runtime helper would be served stale from the cache.
+    The name carries a digest of the source, of the user's code and what it
+    calls (``spec.fingerprint()``), of numba's version and of fastagg's own
+    runtime (:func:`~fastagg.native.loader.runtime_fingerprint`): numba keys
+    a cached function on its own file only, so without these a changed
+    runtime helper would be served stale from the cache.
     """
-    package = Path(__file__).resolve().parent.parent
-    h = hashlib.sha256()
-    for stage in ("compile", "native", "sqlite"):
-        for path in sorted((package / stage).glob("*.py")):
-            h.update(path.name.encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()
-
-
-_RUNTIME_FINGERPRINT = _runtime_fingerprint()
-
-
-def _load_module(spec: AggregateSpec | FunctionSpec):
     source = generate_source(spec)
     digest = hashlib.sha256(
-        (source + spec.fingerprint() + numba.__version__ + _RUNTIME_FINGERPRINT + f"boundscheck={BOUNDSCHECK}").encode()
+        (source + spec.fingerprint() + numba_version() + runtime_fingerprint() + f"boundscheck={BOUNDSCHECK}").encode()
     ).hexdigest()[:20]
     # The digest identifies the module; the name (cut short: numba's cache
     # files add their own suffixes, and file names stop at 255 bytes) is for people.
-    modname = f"fastagg_callbacks_{spec.name.lower()[:40]}_{digest}"
+    return source, f"fastagg_callbacks_{spec.name.lower()[:40]}_{digest}"
+
+
+def _load_module(spec: AggregateSpec | FunctionSpec):
+    source, modname = _module_name(spec)
     directory = cache_dir()
     cacheable = directory is not None
     if directory is None:
@@ -180,11 +184,46 @@ def _importable(fn) -> bool:
     return module is not None and (module.__name__ == "__main__" or getattr(module, "__file__", None) is not None)
 
 
-def _compile(spec: AggregateSpec | FunctionSpec) -> CompiledCallbacks:
-    module, cacheable = _load_module(spec)
+def _cacheable(spec: AggregateSpec | FunctionSpec) -> bool:
     # Code defined by exec() or in a module no later process can import
-    # compiles every time: numba could not rebuild it from the cache.
-    cacheable = cacheable and all(_importable(fn) for fn, _ in _user_methods(spec).values() if fn is not None)
+    # compiles every time: numba could not rebuild it from the cache, and the
+    # digest could not tell two such definitions apart.
+    return cache_dir() is not None and all(
+        _importable(fn) for fn, _ in _user_methods(spec).values() if fn is not None
+    )
+
+
+def _compile(spec: AggregateSpec | FunctionSpec) -> CompiledCallbacks:
+    """Return *spec*'s callbacks: from its native image, else compiled by numba."""
+    if not _cacheable(spec):
+        return CompiledCallbacks(spec, _compile_cfuncs(spec))
+    _, modname = _module_name(spec)
+    built = {}
+
+    def build():
+        built.update(_compile_cfuncs(spec))
+        return built
+
+    image = NativeImage(modname, build)
+    addresses = image.addresses()
+    if built:
+        return CompiledCallbacks(spec, built)
+    return CompiledCallbacks(spec, {m: _Loaded(a) for m, a in addresses.items()})
+
+
+def _compile_cfuncs(spec: AggregateSpec | FunctionSpec) -> dict:
+    """Compile *spec*'s callbacks with numba; return ``{method: cfunc}``."""
+    from numba import cfunc, njit, types
+
+    from . import float_repr  # noqa: F401 - gives floats str()/repr() before user code compiles
+    from . import vector_ops  # noqa: F401 - registers the vector methods before user code compiles
+    from .trap import make_trap
+
+    # The C signatures of xStep/xInverse/xFunc and of xFinal/xValue.
+    step_sig = types.void(types.voidptr, types.int32, types.CPointer(types.voidptr))
+    final_sig = types.void(types.voidptr)
+    module, cacheable = _load_module(spec)
+    cacheable = cacheable and _cacheable(spec)
     ns = module.__dict__
     if isinstance(spec, AggregateSpec):
         ns["STATE"] = spec.state
@@ -196,8 +235,8 @@ def _compile(spec: AggregateSpec | FunctionSpec) -> CompiledCallbacks:
             ns[f"user_{method}"] = jitted[fn]
         ns[f"trap_{method}"] = make_trap(ns[f"{method}_body"], where)
     callbacks = {}
-    for method in ("step", "finalize", "inverse", "value", "call", "partial_final", "merge_step"):
+    for method in _METHODS:
         if callable(ns.get(method)):
-            sig = FINAL_SIG if method in ("finalize", "value", "partial_final") else STEP_SIG
+            sig = final_sig if method in _FINAL_METHODS else step_sig
             callbacks[method] = cfunc(sig, cache=cacheable)(ns[method])
-    return CompiledCallbacks(spec, callbacks)
+    return callbacks

@@ -14,11 +14,6 @@ from __future__ import annotations
 import functools
 import threading
 
-import llvmlite.ir as llir
-from numba import types
-from numba.core import cgutils, typing
-from numba.extending import intrinsic
-
 from ..sqlite import capi as _capi
 
 __all__ = ["make_trap", "report_callback_error", "last_callback_error"]
@@ -31,6 +26,12 @@ def make_trap(body, where: str):
     raises, the exception becomes the SQL error of SQLite context *ctx*
     (via :func:`report_callback_error`) and the trap returns False.
     """
+    # numba is imported here, not at module level: the reader imports
+    # last_callback_error from this module in processes that never compile.
+    from numba import types
+    from numba.core import cgutils, typing
+    from numba.extending import intrinsic
+
     report = functools.partial(report_callback_error, where)
 
     @intrinsic
@@ -59,6 +60,10 @@ def make_trap(body, where: str):
 
 def _emit_report(context, builder, status, ctx_value, report) -> None:
     """Emit: with the GIL, raise numba's error as Python's, hand it to *report*."""
+    import llvmlite.ir as llir
+    from numba import types
+    from numba.core import cgutils
+
     pyapi = context.get_python_api(builder)
     gil = pyapi.gil_ensure()
     context.call_conv.raise_error(builder, pyapi, status)

@@ -9,16 +9,17 @@ One module per job:
 ``index``         indexes (sorted row permutations) probed by joins, IN, ranges, ORDER BY
 ``plan``          the xBestIndex -> xFilter plan (idxStr), encoded and decoded
 ``gather``        ordered cursors' chunked gather of the used columns
-``module``        the x* callbacks and the ``sqlite3_module``
+``module``        the x* callbacks (numba cfuncs)
+``callbacks``     the ``sqlite3_module``, its callbacks from a native image when cached
 ``registration``  :func:`register_frame`, :class:`Registration`, lifetimes
 ``load``          :func:`load_frame`
 
-Importing this package imports numba; :mod:`fastagg.database` imports it
-only when a frame is first registered.
+Importing this package does not import numba: registering a frame loads
+the callbacks from a native image when one is cached; :func:`load_frame`
+(whose loop is compiled by numba) is imported on first use.
 """
 
 from .columns import Column, frame_columns
-from .load import load_frame
 from .registration import Registration, register_frame, release_pending, unregister_frame
 
 __all__ = [
@@ -30,3 +31,12 @@ __all__ = [
     "release_pending",
     "unregister_frame",
 ]
+
+
+def __getattr__(name):
+    # load_frame's module imports numba; only a bulk load needs it.
+    if name == "load_frame":
+        from .load import load_frame
+
+        return load_frame
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,14 +9,12 @@ Python runs per row. Every struct is read by field name through
 Memory: each ``sqlite3_vtab`` (xConnect) and cursor (xOpen) is allocated
 with ``sqlite3_malloc64`` and freed in xDisconnect / xClose; a cursor's row
 permutation and gathered block likewise, in xFilter (replaced) and xClose.
-The ``sqlite3_module`` is allocated once and never freed (see
-:func:`module_address`).
+The ``sqlite3_module`` is built from :data:`CALLBACKS` by :mod:`.callbacks`,
+which loads them from a native image when it can (no numba).
 """
 
 from __future__ import annotations
 
-import ctypes
-import threading
 
 import numpy as np
 from numba import carray, cfunc, njit, types
@@ -36,7 +34,7 @@ from .ordering import order_rows, top_rows
 from .plan import PLAN_INDEX, PLAN_SCAN, new_plan, plan_filters, plan_header, plan_keys, plan_order
 from .values import SQLITE_FLOAT, SQLITE_INTEGER, result_cell
 
-__all__ = ["module_address", "module_destroy"]
+__all__ = ["CALLBACKS", "module_destroy"]
 
 SQLITE_OK = _capi.SQLITE_OK
 SQLITE_ERROR = _capi.SQLITE_ERROR
@@ -662,41 +660,10 @@ def module_destroy(aux):
         _free(aux)
 
 
-# sqlite3_module (sqlite3.h): int iVersion; then 23 function pointers
-# (xCreate .. xRename, xSavepoint, xRelease, xRollbackTo, xShadowName).
-_MODULE_FIELDS = [
-    "iVersion", "xCreate", "xConnect", "xBestIndex", "xDisconnect", "xDestroy",
-    "xOpen", "xClose", "xFilter", "xNext", "xEof", "xColumn", "xRowid",
-    "xUpdate", "xBegin", "xSync", "xCommit", "xRollback", "xFindFunction",
-    "xRename", "xSavepoint", "xRelease", "xRollbackTo", "xShadowName",
-]
-_module_address = None
-_module_lock = threading.Lock()
-
-
-def module_address() -> int:
-    """Address of the process's one sqlite3_module, built on first use.
-
-    Allocated with sqlite3_malloc64 and never freed: connections call through
-    it until they close, possibly during interpreter shutdown.
-    """
-    global _module_address
-    with _module_lock:
-        if _module_address is None:
-            size = 8 * len(_MODULE_FIELDS)
-            addr = _capi.lib.sqlite3_malloc64(size)
-            if not addr:
-                raise MemoryError("sqlite3_malloc64 failed")
-            slots = (ctypes.c_uint64 * len(_MODULE_FIELDS)).from_address(addr)
-            ctypes.memset(addr, 0, size)
-            fns = {
-                "xConnect": x_connect, "xBestIndex": x_best_index,
-                "xDisconnect": x_disconnect, "xOpen": x_open, "xClose": x_close,
-                "xFilter": x_filter, "xNext": x_next, "xEof": x_eof,
-                "xColumn": x_column, "xRowid": x_rowid,
-            }
-            slots[0] = 1  # iVersion; xCreate = xDestroy = NULL: eponymous-only
-            for name, fn in fns.items():
-                slots[_MODULE_FIELDS.index(name)] = fn.address
-            _module_address = addr
-        return _module_address
+#: The callbacks of the sqlite3_module, by field name (built by :mod:`.callbacks`).
+CALLBACKS = {
+    "xConnect": x_connect, "xBestIndex": x_best_index,
+    "xDisconnect": x_disconnect, "xOpen": x_open, "xClose": x_close,
+    "xFilter": x_filter, "xNext": x_next, "xEof": x_eof,
+    "xColumn": x_column, "xRowid": x_rowid, "module_destroy": module_destroy,
+}

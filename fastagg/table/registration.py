@@ -37,8 +37,8 @@ from ..errors import Error
 from ..sqlite import capi as _capi
 from ..sqlite.structs import MIRRORS
 from .columns import build_table, frame_columns, quote, schema_text
+from .callbacks import module_address, module_destroy_address
 from .index import DIRECTORY_BYTES, directory_entries, free_directory, init_directory
-from .module import module_address, module_destroy
 
 __all__ = ["Registration", "register_frame", "registry_lock", "release_pending", "unregister_frame"]
 
@@ -319,7 +319,7 @@ def register_frame(con: sqlite3.Connection, name: str, frame, *, replace: bool =
         reg = Registration(con, name, columns, (descriptor, column_structs), schema_buf, token, handle)
         _registry[token] = reg
         rc = _capi.lib.sqlite3_create_module_v2(
-            handle, name.encode(), module_address(), token, module_destroy.address
+            handle, name.encode(), module_address(), token, module_destroy_address()
         )
         if rc != SQLITE_OK:
             # SQLite has called module_destroy (its reference is gone).

@@ -1,0 +1,498 @@
+"""Native images: compiled callbacks kept as object code and loaded without numba.
+
+A process that only runs SQL over frames needs the same machine code every
+time: the virtual table's callbacks, the reader's loop, the built-ins
+compiled once. Loading them through numba costs about a second per process
+(``import numba``, numba importing scipy for its BLAS check, numba
+initialising its CPU target before its first cache load). A *native image*
+keeps that code as the object code numba produced and loads it with
+llvmlite's MCJIT alone: a few milliseconds, no ``import numba``.
+
+Generic: a :class:`NativeImage` is a name, a *builder* (a function that
+imports numba and returns ``{name: numba cfunc}``) and the cache directory.
+:meth:`NativeImage.addresses` returns ``{name: C address}``: from the image
+file if a valid one exists, otherwise from the builder, after which the
+image file is written for the next process.
+
+What the object code is bound to, at load:
+
+* SQLite's functions: the very library Python's ``sqlite3`` uses
+  (:mod:`fastagg.sqlite.capi`), by symbol name, as numba binds them.
+* numba's runtime helpers (``NRT_*`` from ``numba/core/runtime/_nrt_python``
+  and ``numba_*`` from ``numba/_helperlib``): those C extensions are loaded
+  by file, without importing numba's Python package. CPython caches a
+  loaded extension by name and path, so a later ``import numba`` in the same
+  process shares their state (the allocator, the NRT statistics).
+* CPython's C API and libc/libm: looked up in the process with ``dlsym``.
+
+Every undefined symbol of every object file is listed in the image at build
+time (read from the ELF symbol table); an image with a symbol this process
+cannot resolve is not loaded (MCJIT would abort the process on it).
+
+Key: everything that changes the machine code or its bindings goes into the
+file name and is checked again inside the file: fastagg's runtime
+fingerprint (the ``.py`` files of the subpackages the code is made of, per
+image), the numba and llvmlite versions,
+Python's version, the process triple, the host CPU name and features, every
+``NUMBA_*`` setting but the cache directory, and the SQLite version. A file
+whose key differs, whose checksum fails (truncated, corrupted) or that does
+not parse is ignored and rebuilt; it is never loaded.
+
+Only ELF platforms (Linux) use images; elsewhere :meth:`NativeImage.addresses`
+always takes the builder's numba cfuncs. ``FASTAGG_NATIVE_IMAGES=0``
+switches images off (an internal switch, for comparison and debugging).
+
+This module imports neither numba nor (until an image is loaded) llvmlite.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import importlib.machinery
+import importlib.util
+import json
+import os
+import re
+import struct
+import sys
+import threading
+import time
+from pathlib import Path
+
+from ..sqlite import capi as _capi
+
+__all__ = ["NativeImage", "native_cache_dir", "runtime_fingerprint", "images_enabled", "numba_version"]
+
+MAGIC = b"FASTAGG-NATIVE-IMAGE-1\n"
+_SUFFIX = ".fanative"
+
+
+def images_enabled() -> bool:
+    """Whether native images are used in this process (ELF only; the switch is on)."""
+    return sys.platform.startswith("linux") and os.environ.get("FASTAGG_NATIVE_IMAGES", "1") != "0"
+
+
+def native_cache_dir() -> Path:
+    """The directory of native images (``FASTAGG_CACHE_DIR`` or ``~/.cache/fastagg``)."""
+    base = os.environ.get("FASTAGG_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "fastagg",
+    )
+    return Path(base) / "native"
+
+
+_fingerprints: dict[tuple, str] = {}
+
+#: The package's subpackages whose code compiled callbacks are made of.
+RUNTIME_STAGES = ("compile", "native", "sqlite")
+
+
+def runtime_fingerprint(stages: tuple[str, ...] = RUNTIME_STAGES) -> str:
+    """sha256 of the ``.py`` files of fastagg's subpackages *stages*, by name and bytes.
+
+    Compiled callbacks are made of the code of these subpackages (helpers,
+    struct layouts, constants); numba keys a cached function on its own file
+    only, so every image and generated module name carries this hash.
+    Reading the files costs about a millisecond, once per process.
+    """
+    stages = tuple(stages)
+    done = _fingerprints.get(stages)
+    if done is None:
+        package = Path(__file__).resolve().parent.parent
+        h = hashlib.sha256()
+        for stage in stages:
+            for path in sorted((package / stage).glob("*.py")):
+                h.update(path.name.encode())
+                h.update(path.read_bytes())
+        done = _fingerprints[stages] = h.hexdigest()
+    return done
+
+
+def _package_dir(name: str) -> str | None:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return list(spec.submodule_search_locations)[0]
+
+
+_numba_version: str | None = None
+
+
+def numba_version() -> str:
+    """numba's version, read from its ``_version.py`` without importing numba."""
+    global _numba_version
+    if _numba_version is None:
+        mod = sys.modules.get("numba")
+        if mod is not None and getattr(mod, "__version__", None):
+            _numba_version = mod.__version__
+        else:
+            directory = _package_dir("numba")
+            text = Path(directory, "_version.py").read_text() if directory else ""
+            m = re.search(r'"version":\s*"([^"]+)"', text)
+            _numba_version = m.group(1) if m else "unknown"
+    return _numba_version
+
+
+def _llvm():
+    import llvmlite.binding as ll
+
+    return ll
+
+
+_key_cache: dict | None = None
+
+
+def machine_key() -> dict:
+    """Everything besides the callbacks' own code that changes machine code or bindings."""
+    global _key_cache
+    if _key_cache is None:
+        import llvmlite
+
+        ll = _llvm()
+        try:
+            features = ll.get_host_cpu_features().flatten()
+        except RuntimeError:
+            features = ""
+        _key_cache = {
+            "numba": numba_version(),
+            "llvmlite": llvmlite.__version__,
+            "python": sys.version,
+            "triple": ll.get_process_triple(),
+            "cpu": ll.get_host_cpu_name(),
+            "features": features,
+            "numba_env": sorted(
+                (k, v) for k, v in os.environ.items() if k.startswith("NUMBA_") and k != "NUMBA_CACHE_DIR"
+            ),
+            "sqlite": _capi.LIBVERSION,
+        }
+    return _key_cache
+
+
+# --------------------------------------------------------------------------
+# ELF: the undefined symbols of an object file
+
+
+def undefined_symbols(obj: bytes) -> list[str]:
+    """Names of the undefined global symbols of ELF64 little-endian object *obj*."""
+    if obj[:4] != b"\x7fELF" or obj[4] != 2 or obj[5] != 1:
+        raise ValueError("not an ELF64 little-endian object")
+    (shoff,) = struct.unpack_from("<Q", obj, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", obj, 0x3A)
+    names = []
+    for i in range(shnum):
+        sh = shoff + i * shentsize
+        sh_type = struct.unpack_from("<I", obj, sh + 4)[0]
+        if sh_type != 2:  # SHT_SYMTAB
+            continue
+        offset, size = struct.unpack_from("<QQ", obj, sh + 0x18)
+        link = struct.unpack_from("<I", obj, sh + 0x28)[0]
+        entsize = struct.unpack_from("<Q", obj, sh + 0x38)[0]
+        str_sh = shoff + link * shentsize
+        str_off = struct.unpack_from("<Q", obj, str_sh + 0x18)[0]
+        for s in range(offset, offset + size, entsize):
+            st_name, st_info, _other, st_shndx = struct.unpack_from("<IBBH", obj, s)
+            if st_shndx == 0 and st_name and (st_info >> 4) in (1, 2):  # UNDEF, GLOBAL/WEAK
+                end = obj.index(b"\0", str_off + st_name)
+                names.append(obj[str_off + st_name : end].decode())
+    return sorted(set(names))
+
+
+# --------------------------------------------------------------------------
+# Symbols the object code is bound to
+
+
+def _load_extension(name: str, relative: str):
+    """Load one of numba's C extensions by file, without importing numba."""
+    existing = sys.modules.get(name)
+    if existing is not None:
+        return existing
+    directory = _package_dir("numba")
+    if directory is None:
+        raise ImportError("numba is not installed")
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        path = os.path.join(directory, relative + suffix)
+        if os.path.exists(path):
+            loader = importlib.machinery.ExtensionFileLoader(name, path)
+            spec = importlib.util.spec_from_file_location(name, path, loader=loader)
+            module = importlib.util.module_from_spec(spec)
+            loader.exec_module(module)
+            return module
+    raise ImportError(f"numba's {relative} extension was not found")
+
+
+_runtime_symbols: dict[str, int] | None = None
+
+
+def runtime_symbols() -> dict[str, int]:
+    """``{symbol: address}`` for SQLite, numba's runtime helpers and CPython's exceptions."""
+    global _runtime_symbols
+    if _runtime_symbols is None:
+        symbols = dict(_capi._ADDRESSES)
+        helperlib = _load_extension("numba._helperlib", "_helperlib")
+        for name, addr in helperlib.c_helpers.items():
+            symbols["numba_" + name] = addr
+        nrt = _load_extension("numba.core.runtime._nrt_python", "core/runtime/_nrt_python")
+        # What numba.core.runtime.nrt does at import: the NRT allocates with
+        # CPython's raw allocator. Repeated by numba if it is imported later.
+        nrt.memsys_use_cpython_allocator()
+        for name, addr in nrt.c_helpers.items():
+            symbols[name if name.startswith("_") else "NRT_" + name] = addr
+        symbols["_Py_NoneStruct"] = id(None)
+        import builtins
+
+        for obj in vars(builtins).values():
+            if isinstance(obj, type) and issubclass(obj, BaseException):
+                symbols[f"PyExc_{obj.__name__}"] = id(obj)
+        _runtime_symbols = symbols
+    return _runtime_symbols
+
+
+_process = ctypes.CDLL(None)
+
+
+def _process_symbol(name: str) -> int | None:
+    """Address of *name* in the process (CPython, libc, libm), or None."""
+    try:
+        return ctypes.addressof(ctypes.c_char.in_dll(_process, name))
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------
+# The engine: one MCJIT engine holds every image of the process
+
+
+_engine = None
+_engine_lock = threading.RLock()
+_loaded: dict[str, dict[str, int]] = {}  # image path -> addresses, per process
+
+
+def _get_engine():
+    global _engine
+    if _engine is None:
+        ll = _llvm()
+        ll.initialize_native_target()
+        ll.initialize_native_asmprinter()
+        target = ll.Target.from_triple(ll.get_process_triple())
+        # The target machine only compiles the (empty) module the engine is
+        # created with; the images' code is already machine code.
+        tm = target.create_target_machine(codemodel="jitdefault", reloc="static" if target.name.startswith("x86") else "default")
+        module = ll.parse_assembly("")
+        module.triple = ll.get_process_triple()
+        _engine = ll.create_mcjit_compiler(module, tm)
+    return _engine
+
+
+# --------------------------------------------------------------------------
+# Images
+
+
+class ImageError(Exception):
+    """An image file that must not be loaded (wrong key, corrupt, unresolvable)."""
+
+
+def _encode(header: dict, blobs: list[bytes]) -> bytes:
+    head = json.dumps(header, sort_keys=True).encode()
+    body = struct.pack("<Q", len(head)) + head + b"".join(blobs)
+    return MAGIC + hashlib.sha256(body).digest() + body
+
+
+def _decode(data: bytes) -> tuple[dict, list[bytes]]:
+    if not data.startswith(MAGIC):
+        raise ImageError("not a fastagg native image")
+    digest = data[len(MAGIC) : len(MAGIC) + 32]
+    body = data[len(MAGIC) + 32 :]
+    if len(digest) != 32 or hashlib.sha256(body).digest() != digest:
+        raise ImageError("checksum mismatch (truncated or corrupted)")
+    (n,) = struct.unpack_from("<Q", body, 0)
+    header = json.loads(body[8 : 8 + n])
+    blobs, pos = [], 8 + n
+    for size in header["sizes"]:
+        blobs.append(body[pos : pos + size])
+        pos += size
+    if pos != len(body):
+        raise ImageError("object sizes do not add up")
+    return header, blobs
+
+
+def _object_code(cf) -> bytes:
+    """The object code of numba cfunc *cf*, as numba's cache holds it.
+
+    Read from numba's cache entry (what a cache load would give MCJIT); for a
+    cfunc compiled without a cache, emitted from its final LLVM module with
+    numba's own target machine (same optimisation level and CPU features).
+    """
+    target_context = cf._targetdescr.target_context
+    codegen = target_context.codegen()
+    cache = getattr(cf, "_cache", None)
+    if cache is not None and hasattr(cache, "_cache_file"):
+        payload = cache._cache_file.load(cache._index_key(cf._sig, codegen))
+        if payload is not None:
+            for part in payload:
+                if isinstance(part, tuple) and len(part) == 3 and part[1] == "object":
+                    return part[2][0]
+    module = cf._library._final_module
+    if not any(not f.is_declaration for f in module.functions):
+        raise ImageError(f"no object code available for {cf.__qualname__}")
+    return codegen._tm.emit_object(module)
+
+
+class NativeImage:
+    """Compiled callbacks persisted as object code; see the module docstring.
+
+    Parameters
+    ----------
+    name : str
+        File-name stem of the image (``[A-Za-z0-9_.-]``).
+    builder : callable
+        ``builder() -> {callback name: numba cfunc}``; imports numba and
+        compiles (or loads from numba's cache) the callbacks.
+    key : str
+        What else the code depends on (for generated code: its digest).
+    stages : tuple of str
+        fastagg's subpackages the compiled code is made of (hashed into the key).
+    """
+
+    def __init__(self, name: str, builder, key: str = "", stages: tuple[str, ...] = RUNTIME_STAGES):
+        self.name = name
+        self.builder = builder
+        self.extra_key = key
+        self.stages = tuple(stages)
+        self._addresses: dict[str, int] | None = None
+        self._keep = None  # the numba cfuncs, when built in this process
+        self.source = None  # "image" or "numba", once resolved
+        self.timings: dict[str, float] = {}
+
+    # -- paths and keys ---------------------------------------------------
+
+    def key(self) -> dict:
+        return {
+            "machine": machine_key(),
+            "fastagg": runtime_fingerprint(self.stages),
+            "image": self.name,
+            "extra": self.extra_key,
+        }
+
+    def path(self) -> Path:
+        digest = hashlib.sha256(json.dumps(self.key(), sort_keys=True).encode()).hexdigest()[:24]
+        return native_cache_dir() / f"{self.name}-{digest}{_SUFFIX}"
+
+    # -- loading ----------------------------------------------------------
+
+    def addresses(self) -> dict[str, int]:
+        """``{callback name: C address}``, from the image if possible, else from numba."""
+        if self._addresses is not None:
+            return self._addresses
+        with _engine_lock:
+            if self._addresses is None:
+                loaded = None
+                if images_enabled():
+                    try:
+                        loaded = self.load()
+                    except (ImageError, RuntimeError, OSError):
+                        loaded = None  # numba serves this process; the image stays for inspection
+                if loaded is None:
+                    loaded = self._build()
+                self._addresses = loaded
+        return self._addresses
+
+    def load(self) -> dict[str, int] | None:
+        """Load the image file; None if there is none or it must not be loaded."""
+        t0 = time.perf_counter()
+        path = self.path()
+        done = _loaded.get(str(path))
+        if done is not None:
+            # Loaded already (another spec object with the same code): the
+            # engine must not see the same strong symbols twice.
+            self.source = "image"
+            return done
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        try:
+            header, blobs = _decode(data)
+            if header.get("key") != json.loads(json.dumps(self.key(), sort_keys=True)):
+                raise ImageError("key mismatch")
+            symbols = runtime_symbols()
+            missing = []
+            ll = _llvm()
+            for name in header["undefined"]:
+                if name in symbols:
+                    continue
+                addr = _process_symbol(name)
+                if addr is None:
+                    missing.append(name)
+                else:
+                    symbols[name] = addr
+            if missing:
+                raise ImageError(f"unresolvable symbols: {', '.join(missing[:5])}")
+        except (ImageError, ValueError, KeyError, TypeError, struct.error) as exc:
+            self._discard(path, exc)
+            return None
+        except ImportError:
+            return None
+        for name in header["undefined"]:
+            ll.add_symbol(name, symbols[name])
+        engine = _get_engine()
+        for blob in blobs:
+            engine.add_object_file(ll.ObjectFileRef.from_data(blob))
+        engine.finalize_object()
+        addresses = {}
+        for name, symbol in header["symbols"].items():
+            addr = engine.get_function_address(symbol)
+            if not addr:
+                raise ImageError(f"{self.name}: {symbol} not found in its own image")
+            addresses[name] = addr
+        _loaded[str(path)] = addresses
+        self.source = "image"
+        self.timings["load"] = time.perf_counter() - t0
+        return addresses
+
+    @staticmethod
+    def _discard(path: Path, why: BaseException) -> None:
+        # A bad file is removed so that this process's build replaces it.
+        # Files are only ever replaced atomically (os.replace), so a reader
+        # never sees another process's half-written image.
+        try:
+            path.unlink()
+        except OSError:
+            pass
+
+    # -- building ---------------------------------------------------------
+
+    def _build(self) -> dict[str, int]:
+        t0 = time.perf_counter()
+        cfuncs = self.builder()
+        self._keep = cfuncs
+        self.timings["compile"] = time.perf_counter() - t0
+        self.source = "numba"
+        addresses = {name: cf.address for name, cf in cfuncs.items()}
+        if images_enabled():
+            try:
+                self.save(cfuncs)
+            except (ImageError, OSError, ValueError):
+                pass  # no image: the next process compiles (or loads numba's cache) again
+        return addresses
+
+    def save(self, cfuncs: dict) -> Path:
+        """Write the image of *cfuncs* (numba cfuncs) atomically; return its path."""
+        blobs, symbols, undefined = [], {}, set()
+        for name, cf in cfuncs.items():
+            obj = _object_code(cf)
+            blobs.append(obj)
+            symbols[name] = cf.native_name
+            undefined.update(undefined_symbols(obj))
+        header = {
+            "key": self.key(),
+            "symbols": symbols,
+            "undefined": sorted(undefined),
+            "sizes": [len(b) for b in blobs],
+        }
+        path = self.path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(_encode(header, blobs))
+        os.replace(tmp, path)
+        return path

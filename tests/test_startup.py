@@ -1,0 +1,216 @@
+"""Start-up (issue 14): a cheap import, native images loaded without numba, warm-up.
+
+Each test runs fresh interpreters (``run_isolated``) with an empty
+``FASTAGG_CACHE_DIR`` of its own; numba's own cache (``__pycache__`` beside
+fastagg's sources) stays warm, so building the images takes seconds, not
+minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from conftest import run_isolated
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="native images are ELF-only")
+
+QUERY = """
+import json, sys
+import numpy as np, pandas as pd
+import fastagg
+df = pd.DataFrame({"g": np.arange(1000) % 7, "x": np.arange(1000, dtype=float),
+                   "s": [f"v{i % 5}" for i in range(1000)]})
+out = fastagg.query(df, "SELECT g, sum(x) AS t, min(s) AS m, count(*) AS n FROM df "
+                        "WHERE x > 3 GROUP BY g ORDER BY g", output="arrow").to_pydict()
+mixed = fastagg.query(df, "SELECT 1 AS a UNION ALL SELECT 'x'", output="arrow").to_pydict()
+print(json.dumps({"out": out, "mixed": mixed,
+                  "compiler": "numba.core.compiler" in sys.modules,
+                  "numba": "numba" in sys.modules}))
+"""
+
+
+def _run(code: str, cache, **env) -> dict:
+    proc = run_isolated(code, timeout=600, env={"FASTAGG_CACHE_DIR": str(cache), **env})
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_import_fastagg_imports_neither_pandas_nor_numba():
+    proc = run_isolated(
+        """
+        import sys, fastagg
+        print([m for m in ("pandas", "pyarrow", "numba", "llvmlite") if m in sys.modules])
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("pandas_first", [True, False])
+def test_accessor_registered_whichever_is_imported_first(pandas_first):
+    first, second = ("pandas as pd", "fastagg") if pandas_first else ("fastagg", "pandas as pd")
+    proc = run_isolated(
+        f"""
+        import {first}
+        import {second}
+        df = pd.DataFrame({{"x": [1.0, 2.0]}})
+        print(df.sqlagg("SELECT sum(x) AS s FROM df")["s"].tolist())
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[3.0]"
+
+
+def test_second_process_answers_plain_sql_without_numba(tmp_path):
+    """First process: compiles (or loads numba's cache) and writes the images.
+    Second: loads them with llvmlite alone, and answers the same."""
+    cache = tmp_path / "cache"
+    first = _run(QUERY, cache)
+    second = _run(QUERY, cache)
+    assert first["numba"] is True
+    assert second["compiler"] is False and second["numba"] is False
+    assert second["out"] == first["out"]
+    assert second["mixed"] == first["mixed"] == {"a": ["1", "x"]}
+    images = sorted(p.name.split("-")[0] for p in (cache / "native").glob("*.fanative"))
+    assert images == ["reader", "vtab"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage"])
+def test_damaged_image_is_ignored_and_rebuilt(tmp_path, damage):
+    cache = tmp_path / "cache"
+    reference = _run(QUERY, cache)
+    (image,) = (cache / "native").glob("vtab-*.fanative")
+    data = image.read_bytes()
+    if damage == "truncate":
+        image.write_bytes(data[: len(data) // 2])
+    elif damage == "flip":
+        middle = len(data) // 2
+        image.write_bytes(data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :])
+    else:
+        image.write_bytes(b"not an image at all")
+    again = _run(QUERY, cache)
+    assert again["out"] == reference["out"]
+    assert again["numba"] is True  # the damaged image was not loaded: numba served it
+    assert image.read_bytes() == data  # and rebuilt, identical
+    third = _run(QUERY, cache)
+    assert third["numba"] is False and third["out"] == reference["out"]
+
+
+def test_image_of_another_machine_key_is_not_loaded(tmp_path):
+    """A file under the right name whose recorded key differs (another CPU,
+    another numba) is refused: the key inside the file is checked too."""
+    cache = tmp_path / "cache"
+    reference = _run(QUERY, cache)
+    (image,) = (cache / "native").glob("reader-*.fanative")
+    code = f"""
+import json, pathlib
+from fastagg.native import loader
+path = pathlib.Path({str(image)!r})
+header, blobs = loader._decode(path.read_bytes())
+header["key"]["machine"]["cpu"] = "some-other-cpu"
+path.write_bytes(loader._encode(header, blobs))
+print(json.dumps({{}}))
+"""
+    _run(code, cache)
+    again = _run(QUERY, cache)
+    assert again["numba"] is True and again["out"] == reference["out"]
+
+
+def test_cached_custom_aggregate_loads_without_numba(tmp_path):
+    module = tmp_path / "startup_aggs.py"
+    module.write_text(
+        "import numpy as np, fastagg\n\n"
+        "@fastagg.aggregate(name='span_startup')\n"
+        "class SpanStartup:\n"
+        "    lo: np.float64\n"
+        "    hi: np.float64\n"
+        "    n: np.int64\n"
+        "    def step(self, x: float):\n"
+        "        if self.n == 0 or x < self.lo:\n"
+        "            self.lo = x\n"
+        "        if self.n == 0 or x > self.hi:\n"
+        "            self.hi = x\n"
+        "        self.n += 1\n"
+        "    def finalize(self) -> float | None:\n"
+        "        if self.n == 0:\n"
+        "            raise ValueError('no rows')\n"
+        "        return self.hi - self.lo\n"
+    )
+    code = f"""
+import json, sys
+sys.path.insert(0, {str(tmp_path)!r})
+import sqlite3, fastagg
+from startup_aggs import SpanStartup
+con = sqlite3.connect(":memory:")
+fastagg.register(con, SpanStartup)
+value = con.execute("SELECT span_startup(x) FROM (SELECT 3.0 AS x UNION ALL SELECT -2.5)").fetchone()[0]
+compiler = "numba.core.compiler" in sys.modules
+try:
+    con.execute("SELECT span_startup(x) FROM (SELECT 1.0 AS x) WHERE x > 5").fetchone()
+    error = None
+except sqlite3.Error as exc:
+    error = str(exc)
+print(json.dumps({{"value": value, "error": error, "compiler": compiler}}))
+"""
+    cache = tmp_path / "cache"
+    first = _run(code, cache)
+    second = _run(code, cache)
+    assert first["value"] == second["value"] == 5.5
+    assert second["compiler"] is False
+    # A user error raised by code loaded from an image still fails the statement.
+    assert "no rows" in first["error"] and "no rows" in second["error"]
+
+
+def test_warmup_compiles_then_serves_from_cache(tmp_path):
+    code = """
+import json, fastagg
+steps = fastagg.warmup(builtins=False)
+print(json.dumps(steps))
+"""
+    cache = tmp_path / "cache"
+    first = _run(code, cache)
+    second = _run(code, cache)
+    assert [s["what"] for s in first] == ["virtual table", "reader"]
+    assert {s["source"] for s in first} == {"compiled"}
+    assert {s["source"] for s in second} == {"cache"}
+
+
+def test_cold_start_message_only_on_a_terminal_and_only_when_cold(tmp_path):
+    code = """
+import io, json
+from fastagg.cli.main import _announce_cold_start
+
+class Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+tty, pipe = Tty(), io.StringIO()
+_announce_cold_start(tty)
+_announce_cold_start(pipe)
+print(json.dumps([tty.getvalue(), pipe.getvalue()]))
+"""
+    cache = tmp_path / "cache"
+    cold = _run(code, cache)
+    assert cold[0].startswith("compiling fastagg's native code, once: ~") and cold[1] == ""
+    _run("import fastagg, json; fastagg.warmup(builtins=False); print(json.dumps(0))", cache)
+    warm = _run(code, cache)
+    assert warm == ["", ""]
+
+
+def test_builtin_names_list_is_complete():
+    """registry.BUILTIN_NAMES lets plain SQL skip importing the built-ins (numba)."""
+    from fastagg.builtins import BUILTINS
+    from fastagg.compile.spec import spec_of
+    from fastagg.registry import BUILTIN_NAMES
+
+    assert {spec_of(cls).name.lower() for cls in BUILTINS} == set(BUILTIN_NAMES)
+
+
+def test_undefined_symbols_of_an_elf_object():
+    from fastagg.native.loader import undefined_symbols
+
+    with pytest.raises(ValueError):
+        undefined_symbols(b"\x7fELF" + b"\0" * 60)
