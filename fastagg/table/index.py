@@ -25,24 +25,19 @@ xBestIndex never lets SQLite omit its own test of an indexed constraint).
 
 from __future__ import annotations
 
-import ctypes
-
 import numpy as np
 from numba import carray, njit
 
 from ..native.intrinsics import address_of, as_voidptr, is_null
 from ..sqlite import capi as _capi
-from ..sqlite.structs import INDEX, INDEXES, MIRRORS, MAX_INDEX_COLUMNS, MAX_INDEXES, PLAN_TERM, SCRATCH_BYTES
+from ..sqlite.structs import INDEX, INDEXES, MAX_INDEX_COLUMNS, MAX_INDEXES, PLAN_TERM, SCRATCH_BYTES
 from .columns import (
     K_BLOB32, K_BLOB64, K_DATE32, K_DATETIME, K_NULL, K_TEXT32, K_TEXT64,
 )
 from .ordering import _dense_ranks, _sort_keys, order_rows
 from .values import SQLITE_BLOB, SQLITE_FLOAT, SQLITE_INTEGER, SQLITE_NULL, SQLITE_TEXT, cell
 
-__all__ = [
-    "DIRECTORY_BYTES", "OP_IS", "build_index", "column_class", "directory_entries",
-    "estimate_distinct", "find_index", "free_directory", "index_entries", "init_directory", "probe",
-]
+__all__ = ["OP_IS", "build_index", "column_class", "estimate_distinct", "find_index", "index_entries", "probe"]
 
 OP_EQ, OP_GT, OP_LE, OP_LT, OP_GE = 2, 4, 8, 16, 32
 OP_IS = 72  # SQLITE_INDEX_CONSTRAINT_IS
@@ -52,8 +47,7 @@ C_NULL, C_NUMBER, C_TEXT, C_BLOB = 0, 1, 2, 3
 
 SAMPLE = 2048  # rows sampled to estimate a column's distinct count
 
-_HEAD = INDEXES.itemsize
-_ENTRY = INDEX.itemsize
+from .directory import _HEAD
 _malloc = _capi.native("sqlite3_malloc64")
 _free = _capi.native("sqlite3_free")
 _value_type = _capi.native("sqlite3_value_type")
@@ -62,34 +56,6 @@ _value_double = _capi.native("sqlite3_value_double")
 _value_text = _capi.native("sqlite3_value_text")
 _value_blob = _capi.native("sqlite3_value_blob")
 _value_bytes = _capi.native("sqlite3_value_bytes")
-
-
-def DIRECTORY_BYTES(ncols: int) -> int:  # noqa: N802 - a size, named like one
-    """Bytes of the index directory of a table with *ncols* columns."""
-    return _HEAD + MAX_INDEXES * _ENTRY + 8 * ncols
-
-
-def init_directory(addr: int, ncols: int) -> None:
-    """Lay out a directory of :func:`DIRECTORY_BYTES` bytes at *addr* (Python side)."""
-    ctypes.memset(addr, 0, DIRECTORY_BYTES(ncols))
-    head = MIRRORS["INDEXES"][1].from_address(addr)
-    head.ncols = ncols
-    head.estimates = addr + _HEAD + MAX_INDEXES * _ENTRY
-
-
-def directory_entries(addr: int) -> list:
-    """The built indexes of the directory at *addr* (ctypes ``INDEX`` mirrors; Python side)."""
-    head = MIRRORS["INDEXES"][1].from_address(addr)
-    mirror = MIRRORS["INDEX"][1]
-    return [mirror.from_address(addr + _HEAD + e * _ENTRY) for e in range(head.count)]
-
-
-def free_directory(addr: int) -> None:
-    """Free every index of the directory at *addr*, then the directory (Python side)."""
-    for ent in directory_entries(addr):
-        if ent.perm:
-            _capi.lib.sqlite3_free(ent.perm)
-    _capi.lib.sqlite3_free(addr)
 
 
 @njit(cache=True)

@@ -38,7 +38,7 @@ from ..sqlite import capi as _capi
 from ..sqlite.structs import MIRRORS
 from .columns import build_table, frame_columns, quote, schema_text
 from .callbacks import module_address, module_destroy_address
-from .index import DIRECTORY_BYTES, directory_entries, free_directory, init_directory
+from .directory import DIRECTORY_BYTES, directory_entries, free_directory, init_directory
 
 __all__ = ["Registration", "register_frame", "registry_lock", "release_pending", "unregister_frame"]
 
