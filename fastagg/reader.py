@@ -66,7 +66,7 @@ from numba import carray, njit
 
 from .compile.trap import last_callback_error
 from .errors import AggregateError
-from .native.intrinsics import as_voidptr, is_null
+from .native.intrinsics import address_of, as_voidptr, is_null
 from .sqlite import capi as _capi
 from .sqlite.declarations import (
     sqlite3_bind_double,
@@ -76,8 +76,11 @@ from .sqlite.declarations import (
     sqlite3_column_value,
     sqlite3_db_handle,
     sqlite3_db_mutex,
+    sqlite3_errmsg,
+    sqlite3_extended_errcode,
     sqlite3_mutex_enter,
     sqlite3_mutex_leave,
+    sqlite3_prepare_v2,
     sqlite3_reset,
     sqlite3_step,
     sqlite3_value_blob,
@@ -100,6 +103,7 @@ SQLITE_TRANSIENT = _capi.SQLITE_TRANSIENT
 
 _INT32_MAX = 2**31 - 1
 _MUTEX_ROWS = 4096  # rows read per hold of the connection mutex
+_MESSAGE_BYTES = 1024  # extended code (8 bytes) and an error message, NUL-terminated
 
 # --------------------------------------------------------------------------
 # Compiled loops (nopython, GIL released)
@@ -124,13 +128,15 @@ def _copy_bytes(dst, at, src, nbytes):
 
 
 @njit(cache=True, nogil=True)
-def _read_rows(stmt_address, ncol, utf8_database):
+def _read_rows(stmt_address, ncol, utf8_database, message):
     """Step statement *stmt_address* to its end, keeping every column value.
 
     *utf8_database* says the connection's text encoding is UTF-8.
 
     Returns ``(rc, nrows, slots, tags, seen, data, dstart)``: *rc* is
-    ``SQLITE_DONE`` or the failing result code; ``slots[c, :nrows+1]`` and
+    ``SQLITE_DONE`` or the failing result code, whose message is then
+    copied into *message* (uint8; see :func:`_copy_errmsg`) before the
+    connection's mutex is let go; ``slots[c, :nrows+1]`` and
     ``tags[c, :nrows]`` describe column *c* (module docstring); ``seen[c]``
     has bit ``1 << type`` set for each SQLite type met; the bytes of column
     *c* are ``data[dstart[c]:dstart[c+1]]``. The statement stays owned by
@@ -208,9 +214,16 @@ def _read_rows(stmt_address, ncol, utf8_database):
         if n % _MUTEX_ROWS == 0:
             sqlite3_mutex_leave(mutex)
             sqlite3_mutex_enter(mutex)
-    sqlite3_mutex_leave(mutex)
     if rc != SQLITE_DONE:
+        # Still under the mutex: no other thread's call has replaced the message.
+        _copy_errmsg(sqlite3_db_handle(stmt), rc, message)
+        sqlite3_mutex_leave(mutex)
         return rc, n, slots, tags, seen, arena[:0], used
+    sqlite3_mutex_leave(mutex)
+    for c in range(ncol):
+        if used[c] == 0 and seen[c] & ((1 << SQLITE_TEXT) | (1 << SQLITE_BLOB)):
+            # Only empty values: the slots hold arena ends of other columns' bytes.
+            _zero_byte_slots(slots[c], tags[c], n)
     dstart = np.zeros(ncol + 1, np.int64)
     for c in range(ncol):
         dstart[c + 1] = dstart[c] + used[c]
@@ -228,6 +241,83 @@ def _read_rows(stmt_address, ncol, utf8_database):
     data = np.empty(dstart[ncol], np.uint8)
     _split_arena(n, ncol, slots, tags, arena, data, dstart)
     return rc, n, slots, tags, seen, data, dstart
+
+
+@njit(cache=True, nogil=True)
+def _zero_byte_slots(slots, tags, n):
+    """Give the text, blob and NULL rows of a column without bytes the offset 0."""
+    for r in range(n):
+        t = tags[r]
+        if t == SQLITE_TEXT or t == SQLITE_BLOB or t == SQLITE_NULL:
+            slots[r + 1] = 0
+
+
+@njit(cache=True, nogil=True)
+def _copy_errmsg(db, rc, message):
+    """Copy the connection's error message and code into *message*, under its mutex.
+
+    ``message[:8]`` receives the extended result code (int64), the bytes
+    after it the message (truncated, NUL-terminated). The caller holds the
+    connection mutex, so the message is that of the call that returned *rc*.
+    """
+    codes = message[:8].view(np.int64)
+    codes[0] = rc if rc == SQLITE_NOMEM else sqlite3_extended_errcode(db)
+    ptr = sqlite3_errmsg(db)
+    k = 0
+    if rc != SQLITE_NOMEM and not is_null(ptr):  # NOMEM: the loop's own, maybe not SQLite's
+        start = address_of(ptr)
+        while k < message.size - 9:
+            byte = carray(as_voidptr(start + k), 1, np.uint8)[0]
+            if byte == 0:
+                break
+            message[8 + k] = byte
+            k += 1
+    message[8 + k] = 0
+
+
+def _message_of(message: np.ndarray) -> tuple[str, int]:
+    """Return ``(text, extended code)`` copied by :func:`_copy_errmsg`."""
+    code = int(message[:8].view(np.int64)[0])
+    text = bytes(message[8:]).split(b"\0", 1)[0].decode("utf-8", "replace")
+    return (text or "out of memory"), code
+
+
+def _read_statement(stmt: int, ncol: int, utf8_database: bool):
+    """Return :func:`_read_rows`'s result and, if stepping failed, ``(message, extended code)``."""
+    message = np.zeros(_MESSAGE_BYTES, np.uint8)
+    result = _read_rows(stmt, ncol, utf8_database, message)
+    return result, (None if result[0] == SQLITE_DONE else _message_of(message))
+
+
+@njit(cache=True, nogil=True)
+def _prepare_locked(handle, sql_address, nbytes, out, message):
+    """Prepare one statement, and on failure copy its message, in one hold of the mutex.
+
+    ``out[0]`` receives the ``sqlite3_stmt*``, ``out[1]`` the tail pointer.
+    Returns the result code. The mutex is entered and left here, with the
+    GIL released throughout: holding it from Python could deadlock with a
+    thread that holds the GIL while waiting for it.
+    """
+    db = as_voidptr(handle)
+    mutex = sqlite3_db_mutex(db)
+    sqlite3_mutex_enter(mutex)
+    rc = sqlite3_prepare_v2(
+        db, as_voidptr(sql_address), nbytes, as_voidptr(out.ctypes.data), as_voidptr(out.ctypes.data + 8)
+    )
+    if rc != SQLITE_OK:
+        _copy_errmsg(db, rc, message)
+    sqlite3_mutex_leave(mutex)
+    return rc
+
+
+def _prepare_one(handle: int, sql_address: int, nbytes: int) -> tuple[int, int]:
+    """Return ``(stmt, tail)`` addresses of the first statement at *sql_address*, or raise its error."""
+    out = np.zeros(2, np.int64)
+    message = np.zeros(_MESSAGE_BYTES, np.uint8)
+    rc = _prepare_locked(handle, sql_address, nbytes, out, message)
+    if rc != SQLITE_OK:
+        raise exception_for(rc, *_message_of(message))
+    return int(out[0]), int(out[1])
 
 
 @njit(cache=True, nogil=True)
@@ -407,14 +497,18 @@ def _run_interruptibly(handle: int, fn, *args):
 # Errors
 
 
-def _step_error(rc: int, message: str, callback_error) -> BaseException:
-    """Return the exception for a failed step; prefer the callback's own error."""
+def _step_error(rc: int, error, callback_error) -> BaseException:
+    """Return the exception for a failed step; prefer the callback's own error.
+
+    *error* is ``(message, extended code)`` as read right after the step.
+    """
     if callback_error is not None:
         text, original = callback_error
         exc = AggregateError(text)
         exc.__cause__ = original
         return exc
-    return exception_for(rc, message)
+    message, code = error
+    return exception_for(rc, message, code)
 
 
 # --------------------------------------------------------------------------
@@ -454,23 +548,17 @@ def _prepare(handle: int, sql: str) -> int:
     # The buffer outlives the prepare call; SQLite keeps its own copy of the SQL.
     text = ctypes.create_string_buffer(encoded, len(encoded) + 1)
     base = ctypes.addressof(text)
-    stmt = ctypes.c_void_p()
-    tail = ctypes.c_void_p()
     pos = 0
     while True:
         # nByte includes the terminator: SQLite then need not copy the text.
-        rc = _capi.lib.sqlite3_prepare_v2(
-            handle, base + pos, len(encoded) + 1 - pos, ctypes.byref(stmt), ctypes.byref(tail)
-        )
-        if rc != SQLITE_OK:
-            raise _capi.last_error(handle, rc)
-        pos = (tail.value or base + len(encoded)) - base
-        if stmt.value or _skip_trailer(encoded, pos) >= len(encoded):
+        stmt, tail = _prepare_one(handle, base + pos, len(encoded) + 1 - pos)
+        pos = (tail or base + len(encoded)) - base
+        if stmt or _skip_trailer(encoded, pos) >= len(encoded):
             break  # a statement, or nothing but comments and semicolons
-    if stmt.value and _skip_trailer(encoded, pos) < len(encoded):
-        _capi.lib.sqlite3_finalize(stmt.value)
+    if stmt and _skip_trailer(encoded, pos) < len(encoded):
+        _capi.lib.sqlite3_finalize(stmt)
         raise sqlite3.ProgrammingError("You can only execute one statement at a time.")
-    return stmt.value or 0
+    return stmt
 
 
 def _bind_one(handle: int, stmt: int, index: int, value) -> None:
@@ -484,25 +572,27 @@ def _bind_one(handle: int, stmt: int, index: int, value) -> None:
         value = sqlite3.adapt(value, sqlite3.PrepareProtocol, value)
     lib = _capi.lib
     if value is None:
-        rc = lib.sqlite3_bind_null(stmt, index)
+        call = lib.sqlite3_bind_null, (stmt, index)
     elif isinstance(value, (int, np.integer, np.bool_)):
         number = int(value)
         if not -(2**63) <= number < 2**63:
             raise OverflowError("Python int too large to convert to SQLite INTEGER")
-        rc = lib.sqlite3_bind_int64(stmt, index, number)
+        call = lib.sqlite3_bind_int64, (stmt, index, number)
     elif isinstance(value, (float, np.floating)):
-        rc = lib.sqlite3_bind_double(stmt, index, float(value))
+        call = lib.sqlite3_bind_double, (stmt, index, float(value))
     elif isinstance(value, str):
         raw = value.encode("utf-8")
-        rc = lib.sqlite3_bind_text64(stmt, index, raw, len(raw), SQLITE_TRANSIENT, _capi.SQLITE_UTF8)
+        call = lib.sqlite3_bind_text64, (stmt, index, raw, len(raw), SQLITE_TRANSIENT, _capi.SQLITE_UTF8)
     elif isinstance(value, (bytes, bytearray, memoryview)):
         raw = bytes(value)
         # A NULL pointer would bind NULL; ctypes passes b"" as a valid pointer.
-        rc = lib.sqlite3_bind_blob64(stmt, index, raw, len(raw), SQLITE_TRANSIENT)
+        call = lib.sqlite3_bind_blob64, (stmt, index, raw, len(raw), SQLITE_TRANSIENT)
     else:
         raise sqlite3.ProgrammingError(
             f"Error binding parameter {index}: type '{type(value).__name__}' is not supported"
         )
+    fn, args = call
+    rc = fn(*args)
     if rc != SQLITE_OK:
         raise _capi.last_error(handle, rc)
 
@@ -653,18 +743,16 @@ def _format_numbers(handle, slots, tags, data, n, capacity):
     Calls ``sqlite3_prepare_v2`` and ``sqlite3_finalize`` for the helper
     statement that :func:`_format_mixed` steps.
     """
-    fmt = ctypes.c_void_p()
-    rc = _capi.lib.sqlite3_prepare_v2(handle, _FORMAT_SQL, len(_FORMAT_SQL), ctypes.byref(fmt), None)
-    if rc != SQLITE_OK:
-        raise _capi.last_error(handle, rc)
+    sql = ctypes.create_string_buffer(_FORMAT_SQL)
+    fmt, _ = _prepare_one(handle, ctypes.addressof(sql), len(_FORMAT_SQL) + 1)
     try:
         (rc, offsets, out), _ = _run_interruptibly(
-            handle, _format_mixed, fmt.value, slots, tags, data, n, capacity
+            handle, _format_mixed, fmt, slots, tags, data, n, capacity
         )
         if rc != SQLITE_OK:
             raise _capi.last_error(handle, rc)
     finally:
-        _capi.lib.sqlite3_finalize(fmt.value)
+        _capi.lib.sqlite3_finalize(fmt)
     return offsets, out
 
 
@@ -728,11 +816,11 @@ def read_query(con: sqlite3.Connection, sql: str, params=None) -> pa.Table:
     try:
         _bind(handle, stmt, params)
         names, decltypes = _column_info(stmt)
-        (rc, n, slots, tags, seen, data, dstart), callback_error = _run_interruptibly(
-            handle, _read_rows, stmt, len(names), utf8
+        ((rc, n, slots, tags, seen, data, dstart), error), callback_error = _run_interruptibly(
+            handle, _read_statement, stmt, len(names), utf8
         )
         if rc != SQLITE_DONE:
-            raise _step_error(rc, _capi.errmsg(handle), callback_error)
+            raise _step_error(rc, error, callback_error)
     finally:
         # The statement's only owner; finalizing after an error returns that
         # error's code again, which has already been turned into an exception.
