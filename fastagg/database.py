@@ -110,13 +110,15 @@ class Database:
 
     # -- tables -----------------------------------------------------------
 
-    def register(self, name: str, frame) -> None:
+    def register(self, name: str, frame, *, decimals: str = "real") -> None:
         """Expose *frame* as table *name* without copying its data.
 
         *frame* is a pandas DataFrame, a pyarrow Table, or any object with
         ``__arrow_c_stream__``. The frame's buffers stay pinned until
         :meth:`unregister` or :meth:`close`; the frame itself is not modified.
         Registering again under the same name replaces the table.
+        *decimals* (``"real"`` or ``"text"``): Arrow decimal columns as the
+        nearest double, or as their exact digits (docs: "Column types").
         """
         self._check_open()
         _check_table_name(name)
@@ -124,8 +126,11 @@ class Database:
 
         if name in self._tables:
             self.unregister(name)
-        self._tables[name] = register_frame(self._con, name, frame)
-        self._frames[name] = frame
+        self._tables[name] = register_frame(self._con, name, frame, decimals=decimals)
+        if decimals == "real":
+            # Parallel workers register the frame again with the defaults; a
+            # frame read with other options stays on this connection.
+            self._frames[name] = frame
 
     def unregister(self, name: str) -> None:
         """Remove table *name* registered with :meth:`register`; release its buffers."""
@@ -209,7 +214,8 @@ class Database:
             if options.workers is None or options.workers > 1:
                 from .engine.parallel import query_parallel
 
-                registered = {name: (self._frames[name], reg) for name, reg in self._tables.items()}
+                registered = {name: (self._frames[name], reg) for name, reg in self._tables.items()
+                              if name in self._frames}
                 # None: the statement is not splittable, or too small to split.
                 table = query_parallel(self._con, sql, registered, specs, options.params, options.workers)
             if table is None:
@@ -239,7 +245,7 @@ def connect(path: str | os.PathLike = ":memory:") -> Database:
 
 
 def query(data, sql: str, aggregates: Iterable[type] = (), *, functions: Iterable = (), params=None,
-          output: str = "pandas", builtins: bool = True, workers: int | None = None):
+          output: str = "pandas", builtins: bool = True, workers: int | None = None, decimals: str = "real"):
     """Run one SQL statement over *data* with compiled aggregates.
 
     Parameters
@@ -256,6 +262,9 @@ def query(data, sql: str, aggregates: Iterable[type] = (), *, functions: Iterabl
     functions, params, output, builtins, workers
         As for :meth:`Database.query` (and :class:`fastagg.options.QueryOptions`):
         ``output="pandas"`` (default), ``"arrow"`` or ``"polars"``.
+    decimals : {"real", "text"}
+        Arrow decimal columns of the frames in *data* as REAL (default) or
+        as exact text; as for :meth:`Database.register`.
 
     Returns
     -------
@@ -305,7 +314,7 @@ def query(data, sql: str, aggregates: Iterable[type] = (), *, functions: Iterabl
         )
     with Database() as db:
         for name, frame in frames.items():
-            db.register(name, frame)
+            db.register(name, frame, decimals=decimals)
         return db._run(sql, options)
 
 
