@@ -66,7 +66,8 @@ from numba import carray, njit
 
 from .compile.trap import last_callback_error
 from .errors import AggregateError
-from .native.intrinsics import address_of, as_voidptr, is_null
+from .native.intrinsics import as_voidptr, is_null
+from .native.statement import copy_errmsg, error_buffer, message_of, prepare_one
 from .sqlite import capi as _capi
 from .sqlite.declarations import (
     sqlite3_bind_double,
@@ -76,11 +77,8 @@ from .sqlite.declarations import (
     sqlite3_column_value,
     sqlite3_db_handle,
     sqlite3_db_mutex,
-    sqlite3_errmsg,
-    sqlite3_extended_errcode,
     sqlite3_mutex_enter,
     sqlite3_mutex_leave,
-    sqlite3_prepare_v2,
     sqlite3_reset,
     sqlite3_step,
     sqlite3_value_blob,
@@ -103,7 +101,6 @@ SQLITE_TRANSIENT = _capi.SQLITE_TRANSIENT
 
 _INT32_MAX = 2**31 - 1
 _MUTEX_ROWS = 4096  # rows read per hold of the connection mutex
-_MESSAGE_BYTES = 1024  # extended code (8 bytes) and an error message, NUL-terminated
 
 # --------------------------------------------------------------------------
 # Compiled loops (nopython, GIL released)
@@ -135,7 +132,7 @@ def _read_rows(stmt_address, ncol, utf8_database, message):
 
     Returns ``(rc, nrows, slots, tags, seen, data, dstart)``: *rc* is
     ``SQLITE_DONE`` or the failing result code, whose message is then
-    copied into *message* (uint8; see :func:`_copy_errmsg`) before the
+    copied into *message* (:func:`fastagg.native.statement.copy_errmsg`) before the
     connection's mutex is let go; ``slots[c, :nrows+1]`` and
     ``tags[c, :nrows]`` describe column *c* (module docstring); ``seen[c]``
     has bit ``1 << type`` set for each SQLite type met; the bytes of column
@@ -216,7 +213,7 @@ def _read_rows(stmt_address, ncol, utf8_database, message):
             sqlite3_mutex_enter(mutex)
     if rc != SQLITE_DONE:
         # Still under the mutex: no other thread's call has replaced the message.
-        _copy_errmsg(sqlite3_db_handle(stmt), rc, message)
+        copy_errmsg(sqlite3_db_handle(stmt), rc, message)
         sqlite3_mutex_leave(mutex)
         return rc, n, slots, tags, seen, arena[:0], used
     sqlite3_mutex_leave(mutex)
@@ -252,72 +249,11 @@ def _zero_byte_slots(slots, tags, n):
             slots[r + 1] = 0
 
 
-@njit(cache=True, nogil=True)
-def _copy_errmsg(db, rc, message):
-    """Copy the connection's error message and code into *message*, under its mutex.
-
-    ``message[:8]`` receives the extended result code (int64), the bytes
-    after it the message (truncated, NUL-terminated). The caller holds the
-    connection mutex, so the message is that of the call that returned *rc*.
-    """
-    codes = message[:8].view(np.int64)
-    codes[0] = rc if rc == SQLITE_NOMEM else sqlite3_extended_errcode(db)
-    ptr = sqlite3_errmsg(db)
-    k = 0
-    if rc != SQLITE_NOMEM and not is_null(ptr):  # NOMEM: the loop's own, maybe not SQLite's
-        start = address_of(ptr)
-        while k < message.size - 9:
-            byte = carray(as_voidptr(start + k), 1, np.uint8)[0]
-            if byte == 0:
-                break
-            message[8 + k] = byte
-            k += 1
-    message[8 + k] = 0
-
-
-def _message_of(message: np.ndarray) -> tuple[str, int]:
-    """Return ``(text, extended code)`` copied by :func:`_copy_errmsg`."""
-    code = int(message[:8].view(np.int64)[0])
-    text = bytes(message[8:]).split(b"\0", 1)[0].decode("utf-8", "replace")
-    return (text or "out of memory"), code
-
-
 def _read_statement(stmt: int, ncol: int, utf8_database: bool):
     """Return :func:`_read_rows`'s result and, if stepping failed, ``(message, extended code)``."""
-    message = np.zeros(_MESSAGE_BYTES, np.uint8)
+    message = error_buffer()
     result = _read_rows(stmt, ncol, utf8_database, message)
-    return result, (None if result[0] == SQLITE_DONE else _message_of(message))
-
-
-@njit(cache=True, nogil=True)
-def _prepare_locked(handle, sql_address, nbytes, out, message):
-    """Prepare one statement, and on failure copy its message, in one hold of the mutex.
-
-    ``out[0]`` receives the ``sqlite3_stmt*``, ``out[1]`` the tail pointer.
-    Returns the result code. The mutex is entered and left here, with the
-    GIL released throughout: holding it from Python could deadlock with a
-    thread that holds the GIL while waiting for it.
-    """
-    db = as_voidptr(handle)
-    mutex = sqlite3_db_mutex(db)
-    sqlite3_mutex_enter(mutex)
-    rc = sqlite3_prepare_v2(
-        db, as_voidptr(sql_address), nbytes, as_voidptr(out.ctypes.data), as_voidptr(out.ctypes.data + 8)
-    )
-    if rc != SQLITE_OK:
-        _copy_errmsg(db, rc, message)
-    sqlite3_mutex_leave(mutex)
-    return rc
-
-
-def _prepare_one(handle: int, sql_address: int, nbytes: int) -> tuple[int, int]:
-    """Return ``(stmt, tail)`` addresses of the first statement at *sql_address*, or raise its error."""
-    out = np.zeros(2, np.int64)
-    message = np.zeros(_MESSAGE_BYTES, np.uint8)
-    rc = _prepare_locked(handle, sql_address, nbytes, out, message)
-    if rc != SQLITE_OK:
-        raise exception_for(rc, *_message_of(message))
-    return int(out[0]), int(out[1])
+    return result, (None if result[0] == SQLITE_DONE else message_of(message))
 
 
 @njit(cache=True, nogil=True)
@@ -551,7 +487,7 @@ def _prepare(handle: int, sql: str) -> int:
     pos = 0
     while True:
         # nByte includes the terminator: SQLite then need not copy the text.
-        stmt, tail = _prepare_one(handle, base + pos, len(encoded) + 1 - pos)
+        stmt, tail = prepare_one(handle, base + pos, len(encoded) + 1 - pos)
         pos = (tail or base + len(encoded)) - base
         if stmt or _skip_trailer(encoded, pos) >= len(encoded):
             break  # a statement, or nothing but comments and semicolons
@@ -744,7 +680,7 @@ def _format_numbers(handle, slots, tags, data, n, capacity):
     statement that :func:`_format_mixed` steps.
     """
     sql = ctypes.create_string_buffer(_FORMAT_SQL)
-    fmt, _ = _prepare_one(handle, ctypes.addressof(sql), len(_FORMAT_SQL) + 1)
+    fmt, _ = prepare_one(handle, ctypes.addressof(sql), len(_FORMAT_SQL) + 1)
     try:
         (rc, offsets, out), _ = _run_interruptibly(
             handle, _format_mixed, fmt, slots, tags, data, n, capacity

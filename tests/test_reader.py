@@ -613,7 +613,7 @@ def test_interrupt_before_first_step_is_not_lost(con):
 
     def late_start():
         time.sleep(0.3)  # the interrupt arrives before this first step
-        return _reader._read_rows(stmt, 1, True)
+        return _reader._read_statement(stmt, 1, True)
 
     timer = threading.Timer(0.05, _thread.interrupt_main)
     timer.start()
