@@ -176,6 +176,27 @@ def test_every_arrow_kind_registers_and_matches_duckdb():
     assert _query(table, where) == _duck_rows(table, where)
 
 
+@pytest.mark.parametrize(
+    "typ",
+    [pa.decimal128(15, 2), pa.decimal128(12, 4), pa.decimal128(15, 0), pa.decimal128(5, -3),
+     pa.decimal128(15, 15), pa.decimal128(18, 2), pa.decimal256(15, 2), pa.decimal256(40, 10),
+     pa.decimal64(15, 2), pa.decimal32(9, 3)],
+    ids=str,
+)
+def test_decimals_become_the_nearest_double(typ):
+    """Each value is float(Decimal): correctly rounded (Arrow's own cast is not), slices too."""
+    import random
+
+    rng = random.Random(typ.precision * 100 + typ.scale)
+    values = [None if rng.random() < 0.1 else
+              decimal.Decimal(rng.randint(-(10**typ.precision) + 1, 10**typ.precision - 1)).scaleb(-typ.scale)
+              for _ in range(5000)]
+    array = pa.array(values, typ)
+    for part in (array, array.slice(7, 3000)):
+        rows = _query(pa.table({"d": part}), "SELECT d FROM df")
+        assert [r["d"] for r in rows] == [None if v is None else float(v) for v in part.to_pylist()]
+
+
 def test_decimals_as_exact_text():
     table = _arrow_kinds().select(["d128", "d256", "d0"])
     rows = _query(table, "SELECT d128, d256, d0, typeof(d128) AS t FROM df", decimals="text")

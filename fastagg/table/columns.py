@@ -10,6 +10,7 @@ them out as the native descriptor the compiled callbacks read
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -226,10 +227,7 @@ def _normalise_arrow(name, array, decimals="real"):
     if pa.types.is_decimal(typ):
         # SQLite has no decimal type: the nearest double (as DuckDB's CAST to
         # DOUBLE), or the exact digits as text ('12.50', all `scale` digits).
-        # Arrow's direct decimal -> double cast is not correctly rounded
-        # (5755.94 becomes 5755.9400000000005); its text -> double parse is.
-        text = array.cast(pa.string())
-        return text.cast(pa.float64()) if decimals == "real" else text
+        return _decimal_to_double(array) if decimals == "real" else array.cast(pa.string())
     if hasattr(pa.types, "is_string_view") and pa.types.is_string_view(typ):
         return array.cast(pa.large_string())
     if hasattr(pa.types, "is_binary_view") and pa.types.is_binary_view(typ):
@@ -241,6 +239,35 @@ def _normalise_arrow(name, array, decimals="real"):
     if pa.types.is_dictionary(typ):
         return array.cast(typ.value_type)
     return array
+
+
+def _decimal_to_double(array):
+    """Return the nearest doubles of Arrow decimal *array*; O(n), once, at registration.
+
+    Arrow's own decimal -> double cast is not correctly rounded (5755.94
+    becomes 5755.9400000000005). Up to 15 digits the unscaled integer is
+    exact in a double and so is ``10**scale`` (up to 22), so one IEEE
+    division (multiplication for a negative scale) gives the nearest
+    double; wider decimals go through Arrow's text -> double parse, which
+    is correctly rounded too, and slower.
+    """
+    typ = array.type
+    if typ.precision > 15 or abs(typ.scale) > 22 or sys.byteorder != "little":
+        return array.cast(pa.string()).cast(pa.float64())
+    words = typ.bit_width // 64  # 128 / 256 bits: the low 64-bit word holds the value
+    itype = np.int64 if words else (np.int32 if typ.bit_width == 32 else np.int64)
+    stride = max(words, 1)
+    n = array.offset + len(array)
+    data = array.buffers()[1]
+    unscaled = np.frombuffer(data, itype, count=n * stride)[::stride].astype(np.float64)
+    if typ.scale >= 0:
+        values = unscaled / 10.0 ** typ.scale
+    else:
+        values = unscaled * 10.0 ** -typ.scale
+    validity = array.buffers()[0] if array.null_count else None
+    return pa.Array.from_buffers(
+        pa.float64(), len(array), [validity, pa.py_buffer(values)], null_count=array.null_count, offset=array.offset
+    )
 
 
 def _tz_text(series):
@@ -362,7 +389,6 @@ def frame_columns(frame, *, decimals: str = "real") -> list[Column]:
     >>> [c.decl for c in frame_columns(pd.DataFrame({"a": [1], "b": [0.5], "c": ["x"]}))]
     ['INTEGER', 'REAL', 'TEXT']
     """
-    import sys
 
     if decimals not in DECIMALS:
         raise Error(f"decimals must be one of {', '.join(map(repr, DECIMALS))}; got {decimals!r}")
