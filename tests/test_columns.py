@@ -236,6 +236,43 @@ def test_conversions_happen_once_at_registration():
     assert len(calls) == 1
 
 
+def test_a_pyarrow_table_is_converted_once_across_queries(monkeypatch):
+    """fastagg.query registers its frames per call: an Arrow table's copies are made once, kept with it."""
+    import gc
+
+    import fastagg.table.columns as columns
+
+    copies = []
+    normalise, one_chunk = columns._normalise_arrow, columns._one_chunk
+
+    def counting_normalise(name, array, decimals="real"):
+        if columns._converts(array.type):
+            copies.append(name)
+        return normalise(name, array, decimals)
+
+    def counting_one_chunk(array):
+        if isinstance(array, pa.ChunkedArray) and array.num_chunks > 1:
+            copies.append(array.type)
+        return one_chunk(array)
+
+    monkeypatch.setattr(columns, "_normalise_arrow", counting_normalise)
+    monkeypatch.setattr(columns, "_one_chunk", counting_one_chunk)
+    table = _arrow_kinds()
+    first = _query(table, "SELECT sum(d128) AS s, count(sv) AS n FROM df")
+    made = len(copies)
+    assert made >= table.num_columns  # every column has two chunks
+    for _ in range(3):
+        assert _query(table, "SELECT sum(d128) AS s, count(sv) AS n FROM df") == first
+    assert len(copies) == made
+    _query(table, "SELECT d128 FROM df", decimals="text")  # another option: its own conversion
+    assert len(copies) > made
+    key = id(table)
+    assert key in columns._converted
+    del table
+    gc.collect()
+    assert key not in columns._converted  # dropped with the table
+
+
 @pytest.mark.skipif(shutil.which("tpchgen-cli") is None, reason="tpchgen-cli is not installed")
 def test_tpch_parquet_registers_as_it_comes(tmp_path):
     import pyarrow.parquet as pq

@@ -11,6 +11,8 @@ them out as the native descriptor the compiled callbacks read
 from __future__ import annotations
 
 import sys
+import threading
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -168,20 +170,70 @@ def _arrow_kind(name, typ: pa.DataType) -> int:
     raise _unsupported(name, typ)
 
 
+def _one_chunk(array):
+    """Return *array* (Array or ChunkedArray) as one Array; a copy for several chunks."""
+    if not isinstance(array, pa.ChunkedArray):
+        return array
+    if array.num_chunks == 1:
+        return array.chunk(0)
+    if array.num_chunks == 0:
+        return pa.array([], array.type)
+    if pa.types.is_dictionary(array.type):
+        # Chunks may have different dictionaries: one for the combined array.
+        array = array.unify_dictionaries()
+    return array.combine_chunks()
+
+
+def _converts(typ) -> bool:
+    """Whether :func:`_normalise_arrow` copies a column of Arrow type *typ*."""
+    return (
+        pa.types.is_decimal(typ)
+        or pa.types.is_date64(typ)
+        or (pa.types.is_timestamp(typ) and typ.tz is not None)
+        or (hasattr(pa.types, "is_string_view") and pa.types.is_string_view(typ))
+        or (hasattr(pa.types, "is_binary_view") and pa.types.is_binary_view(typ))
+    )
+
+
+# Converted columns of pyarrow Tables, kept while the table lives: id(table)
+# -> (weak reference, {(column index, decimals): one-chunk normalised array}).
+# A Table is immutable, so every later registration of the same table (each
+# fastagg.query call registers its frames; parallel workers register them
+# again) reuses the conversion instead of copying again.
+_converted: dict[int, tuple] = {}
+_converted_lock = threading.Lock()
+
+
+def _table_conversions(table: pa.Table) -> dict:
+    key = id(table)
+    with _converted_lock:
+        entry = _converted.get(key)
+        if entry is None or entry[0]() is not table:
+            # The callback runs when the table is freed, before its id can be reused.
+            ref = weakref.ref(table, lambda _ref, key=key: _converted.pop(key, None))
+            entry = _converted[key] = (ref, {})
+        return entry[1]
+
+
+def _table_column(table: pa.Table, i: int, name: str, decimals: str) -> Column:
+    """Column *i* of *table*; a column needing a copy is converted once per table."""
+    array = table.column(i)
+    if array.num_chunks <= 1 and not _converts(array.type):
+        return _arrow_column(name, array, decimals)  # zero-copy: nothing to keep
+    conversions = _table_conversions(table)
+    converted = conversions.get((i, decimals))
+    if converted is None:
+        converted = _one_chunk(array)
+        if not pa.types.is_dictionary(converted.type):
+            converted = _normalise_arrow(name, converted, decimals)
+        conversions[(i, decimals)] = converted
+    return _arrow_column(name, converted, decimals)
+
+
 def _arrow_column(name, array, decimals="real") -> Column:
     """Column over an Arrow array (zero-copy for a single chunk)."""
-    if isinstance(array, pa.ChunkedArray):
-        # Several chunks are combined once, at registration (a copy); one
-        # chunk is used as is. Dictionary chunks may have different
-        # dictionaries: unify them first so the combined array has one.
-        if array.num_chunks == 1:
-            array = array.chunk(0)
-        elif array.num_chunks == 0:
-            array = pa.array([], array.type)
-        else:
-            if pa.types.is_dictionary(array.type):
-                array = array.unify_dictionaries()
-            array = array.combine_chunks()
+    # Several chunks are combined once, at registration (a copy); one chunk is used as is.
+    array = _one_chunk(array)
     typ = array.type
     if pa.types.is_dictionary(typ):
         values = _arrow_column(name, _normalise_arrow(name, array.dictionary, decimals), decimals)
@@ -363,6 +415,8 @@ def frame_columns(frame, *, decimals: str = "real") -> list[Column]:
         big-endian numpy columns (byte-swapped), decimals (to double or
         text), tz-aware datetimes (to text), ``string_view`` /
         ``binary_view`` (to ``large_string`` / ``large_binary``) and date64.
+        The copies of a pyarrow Table's columns are kept while the table
+        lives and reused by every later call on the same table.
 
     Raises
     ------
@@ -407,7 +461,7 @@ def frame_columns(frame, *, decimals: str = "real") -> list[Column]:
             )
     names = [str(c) for c in frame.column_names]
     _check_names(names)
-    return [_arrow_column(n, frame.column(i), decimals) for i, n in enumerate(names)]
+    return [_table_column(frame, i, n, decimals) for i, n in enumerate(names)]
 
 
 def _check_names(names):
