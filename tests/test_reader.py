@@ -730,3 +730,13 @@ def test_error_message_under_concurrent_reregistration():
         thread.join()
         con.close()
     assert messages <= {"no such table: t"}
+
+
+def test_error_message_of_a_replaced_error_is_the_codes_own(con):
+    """capi.error_message: a message another call replaced is not reported as this call's."""
+    handle = _capi.connection_handle(con)
+    con.execute("SELECT 1").fetchall()  # the connection's error is now 'not an error'
+    assert _capi.error_message(handle, _capi.SQLITE_ERROR) == ("SQL logic error", _capi.SQLITE_ERROR)
+    with pytest.raises(sqlite3.OperationalError):
+        con.execute("SELECT * FROM nowhere")
+    assert _capi.error_message(handle, _capi.SQLITE_ERROR) == ("no such table: nowhere", _capi.SQLITE_ERROR)
