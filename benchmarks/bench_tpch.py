@@ -14,12 +14,14 @@ Every answer is checked against DuckDB's first (numbers to 1e-6 relative,
 text exact, rows with equal ORDER BY keys as multisets): a wrong SQLite
 baseline stops the run, a wrong fastagg answer is reported in the table.
 
-``--cast-decimals`` (on by default) casts the ``decimal128`` money columns to
-float64 when preparing the Arrow tables, for every engine: fastagg 0.1
-refuses decimals ("no SQLite representation").
+The ``decimal128`` money columns stay decimals by default: fastagg exposes
+them as REAL (converted once, when a query registers the tables), DuckDB
+computes in exact decimals, the SQLite baseline loads them as REAL.
+``--cast-decimals`` casts them to float64 when preparing the Arrow tables,
+for every engine.
 
 Run: ``python benchmarks/bench_tpch.py [--sf 0.1] [--queries q01,q05]
-[--timeout 60] [--reps 3] [--data DIR] [--no-cast-decimals] [--json PATH]
+[--timeout 60] [--reps 3] [--data DIR] [--cast-decimals] [--json PATH]
 [--plot PATH]``.
 """
 
@@ -406,8 +408,8 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3, help="runs per query (median); slow queries run once")
     parser.add_argument("--data", default=None, help="data directory (default benchmarks/data/tpch-sf<SF>)")
     parser.add_argument(
-        "--cast-decimals", action=argparse.BooleanOptionalAction, default=True,
-        help="cast decimal128 columns to float64 for every engine (default on: fastagg 0.1 refuses decimals)",
+        "--cast-decimals", action=argparse.BooleanOptionalAction, default=False,
+        help="cast decimal128 columns to float64 for every engine (default off: fastagg reads them as REAL)",
     )
     parser.add_argument("--json", default=None)
     parser.add_argument("--plot", default=None, help="write a PNG bar chart (log scale) to this path")

@@ -168,13 +168,15 @@ class Database:
 
     # -- tables -----------------------------------------------------------
 
-    def register(self, name: str, frame) -> None:
+    def register(self, name: str, frame, *, decimals: str = "real") -> None:
         """Expose *frame* as table *name* without copying its data.
 
         *frame* is a pandas DataFrame, a pyarrow Table, or any object with
         ``__arrow_c_stream__``. The frame's buffers stay pinned until
         :meth:`unregister` or :meth:`close`; the frame itself is not modified.
         Registering again under the same name replaces the table.
+        *decimals* (``"real"`` or ``"text"``): Arrow decimal columns as the
+        nearest double, or as their exact digits (docs: "Column types").
         """
         self._check_open()
         _check_table_name(name)
@@ -183,7 +185,7 @@ class Database:
 
         if name in self._tables:
             self.unregister(name)
-        self._tables[name] = register_frame(self._con, name, frame)
+        self._tables[name] = register_frame(self._con, name, frame, decimals=decimals)
         self._frames[name] = frame
 
     def unregister(self, name: str) -> None:
@@ -448,7 +450,8 @@ def connect(path: str | os.PathLike = ":memory:", *, read_only: bool = False) ->
 
 
 def query(data, sql: str, aggregates: Iterable[type] = (), *, functions: Iterable = (), params=None,
-          output: str = "pandas", builtins: bool = True, workers: int | None = None, read_only: bool = False):
+          output: str = "pandas", builtins: bool = True, workers: int | None = None, read_only: bool = False,
+          decimals: str = "real"):
     """Run one SQL statement over *data* with compiled aggregates.
 
     Parameters
@@ -468,6 +471,9 @@ def query(data, sql: str, aggregates: Iterable[type] = (), *, functions: Iterabl
         ``read_only=True`` denies writes, ``ATTACH`` and ``PRAGMA`` writes
         (on a caller's connection it replaces, for the query, any authorizer
         the connection had: ``sqlite3`` cannot read the current one).
+    decimals : {"real", "text"}
+        Arrow decimal columns of the frames in *data* as REAL (default) or
+        as exact text; as for :meth:`Database.register`.
 
     Returns
     -------
@@ -519,7 +525,7 @@ def query(data, sql: str, aggregates: Iterable[type] = (), *, functions: Iterabl
         )
     with Database() as db:
         for name, frame in frames.items():
-            db.register(name, frame)
+            db.register(name, frame, decimals=decimals)
         return db._run(sql, options)
 
 

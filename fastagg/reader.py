@@ -93,7 +93,8 @@ def _loop_entries() -> dict:
 #: The reader's loops as a native image: no numba when it is cached.
 IMAGE = NativeImage("reader", _loop_entries, stages=("native", "sqlite"))
 _OUT_SLOTS = 2 + 4 * 5  # fastagg.native.read_loop.OUT_SLOTS
-_READ_ROWS = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p)
+_READ_ROWS = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p)
+_MESSAGE_BYTES = 1024  # fastagg.native.statement.MESSAGE_BYTES
 _FORMAT_MIXED = ctypes.CFUNCTYPE(
     None, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
     ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
@@ -156,17 +157,27 @@ _ROWS_KINDS = ((np.int64, 2), (np.uint8, 2), (np.int64, 1), (np.uint8, 1), (np.i
 
 
 def _read_rows(stmt_address: int, ncol: int, utf8_database: bool):
-    """Run the compiled row loop; return ``(rc, n, slots, tags, seen, data, dstart)``.
+    """Run the compiled row loop; return ``((rc, n, slots, tags, seen, data, dstart), error)``.
 
     See :func:`fastagg.native.read_loop.read_rows`. ctypes releases the GIL
-    for the call.
+    for the call. *error* is None, or ``(message, extended code)`` of the
+    failing step, copied under the connection mutex.
     """
     out = np.full(_OUT_SLOTS, -1, np.int64)
-    _entry("read_rows", _READ_ROWS)(stmt_address, ncol, int(bool(utf8_database)), out.ctypes.data)
+    message = np.zeros(_MESSAGE_BYTES, np.uint8)
+    _entry("read_rows", _READ_ROWS)(
+        stmt_address, ncol, int(bool(utf8_database)), out.ctypes.data, message.ctypes.data
+    )
     if out[0] == -1:
         raise MemoryError("fastagg's reader could not allocate its buffers")
     slots, tags, seen, data, dstart = _arrays(out, _ROWS_KINDS)
-    return int(out[0]), int(out[1]), slots, tags, seen, data, dstart
+    rc = int(out[0])
+    error = None
+    if rc != SQLITE_DONE:
+        code = int(message[:8].view(np.int64)[0])
+        text = bytes(message[8:]).split(b"\0", 1)[0].decode("utf-8", "replace")
+        error = (text or "out of memory", code)
+    return (rc, int(out[1]), slots, tags, seen, data, dstart), error
 
 
 def _format_mixed(fmt_address, slots, tags, data, n, capacity):
@@ -283,14 +294,18 @@ def _run_interruptibly(handle: int, fn, *args):
 # Errors
 
 
-def _step_error(rc: int, message: str, callback_error) -> BaseException:
-    """Return the exception for a failed step; prefer the callback's own error."""
+def _step_error(rc: int, error, callback_error) -> BaseException:
+    """Return the exception for a failed step; prefer the callback's own error.
+
+    *error* is ``(message, extended code)`` as read right after the step.
+    """
     if callback_error is not None:
         text, original = callback_error
         exc = AggregateError(text)
         exc.__cause__ = original
         return exc
-    return exception_for(rc, message)
+    message, code = error
+    return exception_for(rc, message, code)
 
 
 # --------------------------------------------------------------------------
@@ -604,11 +619,11 @@ def read_query(con: sqlite3.Connection, sql: str, params=None) -> pa.Table:
     try:
         _bind(handle, stmt, params)
         names, decltypes = _column_info(stmt)
-        (rc, n, slots, tags, seen, data, dstart), callback_error = _run_interruptibly(
+        ((rc, n, slots, tags, seen, data, dstart), error), callback_error = _run_interruptibly(
             handle, _read_rows, stmt, len(names), utf8
         )
         if rc != SQLITE_DONE:
-            raise _step_error(rc, _capi.errmsg(handle), callback_error)
+            raise _step_error(rc, error, callback_error)
     finally:
         # The statement's only owner; finalizing after an error returns that
         # error's code again, which has already been turned into an exception.

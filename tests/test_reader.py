@@ -626,3 +626,117 @@ def test_interrupt_before_first_step_is_not_lost(con):
     timer.join()
     assert time.monotonic() - start < 5
     assert read_query(con, "SELECT 3 AS ok").to_pydict() == {"ok": [3]}
+
+
+# --------------------------------------------------------------------------
+# Issue 11 defects
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 'abc' AS a, '' AS b",
+        "SELECT 'abc' AS a, '' AS b UNION ALL SELECT 'd', NULL",
+        "SELECT 'abc' AS a, NULL AS b UNION ALL SELECT 'd', ''",
+        "SELECT 'abc' AS a, x'' AS b",
+        "SELECT x'00ff' AS a, '' AS b, x'' AS c UNION ALL SELECT x'01', NULL, NULL",
+        "SELECT 'abc' AS a, '' AS b, 'de' AS c UNION ALL SELECT 'f', '', NULL",  # bytes in two columns
+        "SELECT 'abc' AS a, '' AS b UNION ALL SELECT 'd', 5",  # '' with a number
+        "SELECT 'abc' AS a, '' AS b, 2.5 AS c UNION ALL SELECT NULL, '', 'x'",
+    ],
+)
+def test_empty_text_after_a_bytes_column(con, sql):
+    """A text/blob column of only '' (and NULL) after a column with bytes reads as such."""
+    rows = con.execute(sql).fetchall()
+    table = read_query(con, sql)
+    assert [tuple(r.values()) for r in table.to_pylist()] == [
+        tuple(sqlite_text(con, v) if isinstance(v, (int, float)) and table.schema[i].type == pa.string() else v
+              for i, v in enumerate(row))
+        for row in rows
+    ]
+    table.validate(full=True)
+
+
+def _overwrite_error_from_another_thread(monkeypatch, con):
+    """Make every read of the connection's error message first let another thread run a call.
+
+    That thread's successful call replaces the message, as a concurrent
+    unregister or query does; the reader must report the failing call's own.
+    """
+    original = _capi.errmsg
+
+    def errmsg(handle):
+        def call():
+            try:
+                con.execute("SELECT 1 UNION ALL SELECT 2").fetchone()  # 'another row available'
+            except sqlite3.Error:
+                pass
+
+        thread = threading.Thread(target=call)
+        thread.start()
+        thread.join(timeout=0.5)
+        return original(handle)
+
+    monkeypatch.setattr(_capi, "errmsg", errmsg)
+
+
+@pytest.mark.parametrize(
+    "sql, message",
+    [
+        ("SELECT * FROM no_such_table", "no such table: no_such_table"),  # prepare
+        ("SELECT abs(-9223372036854775807 - 1)", "integer overflow"),  # step
+        ("SELECT json('{')", "malformed JSON"),  # step
+    ],
+)
+def test_error_message_is_the_failing_calls_own(monkeypatch, sql, message):
+    con = sqlite3.connect(":memory:", check_same_thread=False)
+    try:
+        with pytest.raises(sqlite3.OperationalError) as info:
+            con.execute(sql).fetchall()
+        assert str(info.value) == message  # sqlite3's reference
+        _overwrite_error_from_another_thread(monkeypatch, con)
+        with pytest.raises(sqlite3.OperationalError) as info:
+            read_query(con, sql)
+        assert str(info.value) == message
+    finally:
+        con.close()
+
+
+def test_error_message_under_concurrent_reregistration():
+    """Unregister/re-register from another thread: every error is the real 'no such table'."""
+    import pandas as pd
+
+    from fastagg.table import register_frame
+
+    con = sqlite3.connect(":memory:", check_same_thread=False)
+    frame = pd.DataFrame({"x": range(100)})
+    stop = threading.Event()
+    messages = set()
+
+    def churn():
+        while not stop.is_set():
+            register_frame(con, "t", frame, replace=True).close()
+
+    thread = threading.Thread(target=churn)
+    thread.start()
+    try:
+        for _ in range(400):
+            try:
+                assert read_query(con, "SELECT sum(x) AS s FROM t")["s"].to_pylist() == [4950]
+            except sqlite3.OperationalError as exc:
+                messages.add(str(exc))
+    finally:
+        stop.set()
+        thread.join()
+        con.close()
+    assert messages <= {"no such table: t"}
+
+
+def test_error_message_of_a_replaced_error_is_the_codes_own(con):
+    """capi.error_message: a message another call replaced is not reported as this call's."""
+    handle = _capi.connection_handle(con)
+    con.execute("SELECT 1").fetchall()  # the connection's error is now 'not an error'
+    assert _capi.error_message(handle, _capi.SQLITE_ERROR) == ("SQL logic error", _capi.SQLITE_ERROR)
+    with pytest.raises(sqlite3.OperationalError):
+        con.execute("SELECT * FROM nowhere")
+    assert _capi.error_message(handle, _capi.SQLITE_ERROR) == ("no such table: nowhere", _capi.SQLITE_ERROR)

@@ -39,6 +39,7 @@ from ..sqlite.declarations import (
     sqlite3_value_type,
 )
 from .intrinsics import as_voidptr, is_null
+from .statement import MESSAGE_BYTES, copy_errmsg
 
 __all__ = ["ENTRIES", "OUT_SLOTS", "read_rows", "format_mixed"]
 
@@ -70,13 +71,15 @@ def _copy_bytes(dst, at, src, nbytes):
 
 
 @njit(cache=True, nogil=True)
-def read_rows(stmt_address, ncol, utf8_database):
+def read_rows(stmt_address, ncol, utf8_database, message):
     """Step statement *stmt_address* to its end, keeping every column value.
 
     *utf8_database* says the connection's text encoding is UTF-8.
 
     Returns ``(rc, nrows, slots, tags, seen, data, dstart)``: *rc* is
-    ``SQLITE_DONE`` or the failing result code; ``slots[c, :nrows+1]`` and
+    ``SQLITE_DONE`` or the failing result code, whose message and extended
+    code are then copied into *message* (:func:`fastagg.native.statement.copy_errmsg`)
+    before the connection's mutex is let go; ``slots[c, :nrows+1]`` and
     ``tags[c, :nrows]`` describe column *c* (module docstring); ``seen[c]``
     has bit ``1 << type`` set for each SQLite type met; the bytes of column
     *c* are ``data[dstart[c]:dstart[c+1]]``. The statement stays owned by
@@ -154,9 +157,16 @@ def read_rows(stmt_address, ncol, utf8_database):
         if n % _MUTEX_ROWS == 0:
             sqlite3_mutex_leave(mutex)
             sqlite3_mutex_enter(mutex)
+    if rc != SQLITE_DONE:
+        # Still under the mutex: no other thread's call has replaced the message.
+        copy_errmsg(sqlite3_db_handle(stmt), rc, message)
     sqlite3_mutex_leave(mutex)
     if rc != SQLITE_DONE:
         return rc, n, slots, tags, seen, arena[:0], used
+    for c in range(ncol):
+        if used[c] == 0 and seen[c] & ((1 << SQLITE_TEXT) | (1 << SQLITE_BLOB)):
+            # Only empty values: the slots hold arena ends of other columns' bytes.
+            _zero_byte_slots(slots[c], tags[c], n)
     dstart = np.zeros(ncol + 1, np.int64)
     for c in range(ncol):
         dstart[c + 1] = dstart[c] + used[c]
@@ -174,6 +184,15 @@ def read_rows(stmt_address, ncol, utf8_database):
     data = np.empty(dstart[ncol], np.uint8)
     _split_arena(n, ncol, slots, tags, arena, data, dstart)
     return rc, n, slots, tags, seen, data, dstart
+
+
+@njit(cache=True, nogil=True)
+def _zero_byte_slots(slots, tags, n):
+    """Give the text, blob and NULL rows of a column without bytes the offset 0."""
+    for r in range(n):
+        t = tags[r]
+        if t == SQLITE_TEXT or t == SQLITE_BLOB or t == SQLITE_NULL:
+            slots[r + 1] = 0
 
 
 @njit(cache=True, nogil=True)
@@ -301,12 +320,16 @@ _VP = types.voidptr
 _I64 = types.int64
 
 
-@cfunc(types.void(_I64, _I64, _I64, _VP), cache=True)
-def read_rows_entry(stmt_address, ncol, utf8_database, out_ptr):
-    """C entry of :func:`read_rows`: arrays slots, tags, seen, data, dstart."""
+@cfunc(types.void(_I64, _I64, _I64, _VP, _VP), cache=True)
+def read_rows_entry(stmt_address, ncol, utf8_database, out_ptr, message_ptr):
+    """C entry of :func:`read_rows`: arrays slots, tags, seen, data, dstart.
+
+    *message_ptr*: ``MESSAGE_BYTES`` bytes for the failing step's code and message.
+    """
     out = carray(out_ptr, OUT_SLOTS, np.int64)
     out[0] = -1
-    rc, n, slots, tags, seen, data, dstart = read_rows(stmt_address, ncol, utf8_database != 0)
+    message = carray(message_ptr, MESSAGE_BYTES, np.uint8)
+    rc, n, slots, tags, seen, data, dstart = read_rows(stmt_address, ncol, utf8_database != 0, message)
     _put(out, 0, slots, slots.shape[0], slots.shape[1])
     _put(out, 1, tags, tags.shape[0], tags.shape[1])
     _put(out, 2, seen, seen.size, 1)

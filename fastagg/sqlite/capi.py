@@ -57,6 +57,7 @@ SQLITE_DETERMINISTIC = 0x000000800
 SQLITE_TRANSIENT = -1
 SQLITE_STATIC = 0
 
+SQLITE_LIMIT_COLUMN = 2
 SQLITE_LIMIT_VARIABLE_NUMBER = 9
 
 # Signatures in a compact code: p pointer, i int32, q int64, d double,
@@ -70,6 +71,7 @@ _SIGNATURES = {
     "sqlite3_limit": "ipii",
     "sqlite3_db_filename": "ppp",
     "sqlite3_errmsg": "pp",
+    "sqlite3_errstr": "pi",
     "sqlite3_extended_errcode": "ip",
     "sqlite3_interrupt": "vp",
     "sqlite3_changes64": "qp",
@@ -324,22 +326,52 @@ def _layout_message(con) -> str:
 
 
 def errmsg(handle: int) -> str:
-    """Return SQLite's last error message on *handle*. Calls ``sqlite3_errmsg``."""
+    """Return SQLite's last error message on *handle*. Calls ``sqlite3_errmsg``.
+
+    The message is that of the latest call on the connection from *any*
+    thread; for a failing call's own message use :func:`error_message`.
+    """
     msg = lib.sqlite3_errmsg(handle)
     return ctypes.string_at(msg).decode("utf-8", "replace") if msg else ""
+
+
+def errstr(rc: int) -> str:
+    """Return SQLite's generic English text of result code *rc*. Calls ``sqlite3_errstr``."""
+    msg = lib.sqlite3_errstr(rc)
+    return ctypes.string_at(msg).decode("utf-8", "replace") if msg else "unknown error"
+
+
+def error_message(handle: int, rc: int) -> tuple[str, int]:
+    """Return ``(message, extended code)`` of the call on *handle* that just returned *rc*.
+
+    Read at once after the call. Another thread's call on the same
+    connection in between replaces the connection's error ("not an error",
+    "another row available"); that is seen as an error code whose primary
+    code is not *rc*'s, and the generic text of *rc* (``sqlite3_errstr``)
+    is given instead of a message that belongs to another call. Holding the
+    connection mutex from Python instead could deadlock: ctypes takes the
+    GIL back after every call, while another thread holding the GIL may be
+    waiting for that mutex. Compiled code that holds the mutex reads the
+    message there (:mod:`fastagg.reader`). Calls ``sqlite3_extended_errcode``
+    and ``sqlite3_errmsg``.
+    """
+    code = lib.sqlite3_extended_errcode(handle)
+    message = errmsg(handle)
+    if code & 0xFF != rc & 0xFF or lib.sqlite3_extended_errcode(handle) != code:
+        return errstr(rc), rc
+    return message, code
 
 
 def last_error(handle: int, rc: int) -> BaseException:
     """Return the exception for a call on *handle* that returned *rc*.
 
-    The message and ``sqlite_errorcode`` are the connection's (0 for
-    *handle*: "unknown error" and *rc*); the class is
-    :func:`.codes.exception_for`'s. Calls ``sqlite3_errmsg`` and
-    ``sqlite3_extended_errcode``.
+    The message and ``sqlite_errorcode`` are the connection's, read at once
+    (:func:`error_message`; 0 for *handle*: "unknown error" and *rc*); the
+    class is :func:`.codes.exception_for`'s.
     """
     if not handle:
         return exception_for(rc, "unknown error")
-    return exception_for(rc, errmsg(handle), lib.sqlite3_extended_errcode(handle))
+    return exception_for(rc, *error_message(handle, rc))
 
 
 def create_aggregate(
@@ -366,7 +398,7 @@ def create_aggregate(
             handle, encoded, narg, SQLITE_UTF8, None, None, step, final, None
         )
     if rc != SQLITE_OK:
-        raise sqlite3.OperationalError(f"cannot register {name}: {errmsg(handle)}")
+        raise sqlite3.OperationalError(f"cannot register {name}: {error_message(handle, rc)[0]}")
 
 
 def create_scalar(handle: int, name: str, narg: int, func: int, *, deterministic: bool) -> None:
@@ -379,7 +411,7 @@ def create_scalar(handle: int, name: str, narg: int, func: int, *, deterministic
     flags = SQLITE_UTF8 | (SQLITE_DETERMINISTIC if deterministic else 0)
     rc = lib.sqlite3_create_function_v2(handle, name.encode(), narg, flags, None, func, None, None, None)
     if rc != SQLITE_OK:
-        raise sqlite3.OperationalError(f"cannot register {name}: {errmsg(handle)}")
+        raise sqlite3.OperationalError(f"cannot register {name}: {error_message(handle, rc)[0]}")
 
 
 def delete_function(handle: int, name: str, narg: int) -> None:
@@ -391,4 +423,4 @@ def delete_function(handle: int, name: str, narg: int) -> None:
         handle, name.encode(), narg, SQLITE_UTF8, None, None, None, None, None
     )
     if rc != SQLITE_OK:
-        raise sqlite3.OperationalError(f"cannot unregister {name}: {errmsg(handle)}")
+        raise sqlite3.OperationalError(f"cannot unregister {name}: {error_message(handle, rc)[0]}")

@@ -10,6 +10,9 @@ them out as the native descriptor the compiled callbacks read
 
 from __future__ import annotations
 
+import sys
+import threading
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,7 +21,10 @@ import pyarrow as pa
 from ..errors import Error, UnsupportedDtypeError
 from ..sqlite.structs import COLUMN, TABLE
 
-__all__ = ["Column", "build_table", "frame_columns", "quote", "schema_text"]
+__all__ = ["Column", "DECIMALS", "build_table", "check_schema", "frame_columns", "quote", "schema_text"]
+
+#: Values of the ``decimals`` option: how Arrow decimal columns reach SQL.
+DECIMALS = ("real", "text")
 
 
 # Column kinds (values of COLUMN.kind).
@@ -116,6 +122,9 @@ _UNIT_TO_US = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": -1_000}
 def _numpy_column(name, values: np.ndarray, mask=None, owner=None) -> Column:
     """Column over a 1-D numpy array (zero-copy when contiguous)."""
     arr = np.ascontiguousarray(values)  # a view unless strided
+    if not arr.dtype.isnative:
+        # Compiled code reads native byte order: swap once, here (an O(n) copy).
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     key = arr.dtype.kind + str(arr.dtype.itemsize)
     if arr.dtype.kind == "M":
         unit = np.datetime_data(arr.dtype)[0]
@@ -161,14 +170,73 @@ def _arrow_kind(name, typ: pa.DataType) -> int:
     raise _unsupported(name, typ)
 
 
-def _arrow_column(name, array) -> Column:
+def _one_chunk(array):
+    """Return *array* (Array or ChunkedArray) as one Array; a copy for several chunks."""
+    if not isinstance(array, pa.ChunkedArray):
+        return array
+    if array.num_chunks == 1:
+        return array.chunk(0)
+    if array.num_chunks == 0:
+        return pa.array([], array.type)
+    if pa.types.is_dictionary(array.type):
+        # Chunks may have different dictionaries: one for the combined array.
+        array = array.unify_dictionaries()
+    return array.combine_chunks()
+
+
+def _converts(typ) -> bool:
+    """Whether :func:`_normalise_arrow` copies a column of Arrow type *typ*."""
+    return (
+        pa.types.is_decimal(typ)
+        or pa.types.is_date64(typ)
+        or (pa.types.is_timestamp(typ) and typ.tz is not None)
+        or (hasattr(pa.types, "is_string_view") and pa.types.is_string_view(typ))
+        or (hasattr(pa.types, "is_binary_view") and pa.types.is_binary_view(typ))
+    )
+
+
+# Converted columns of pyarrow Tables, kept while the table lives: id(table)
+# -> (weak reference, {(column index, decimals): one-chunk normalised array}).
+# A Table is immutable, so every later registration of the same table (each
+# fastagg.query call registers its frames; parallel workers register them
+# again) reuses the conversion instead of copying again.
+_converted: dict[int, tuple] = {}
+_converted_lock = threading.Lock()
+
+
+def _table_conversions(table: pa.Table) -> dict:
+    key = id(table)
+    with _converted_lock:
+        entry = _converted.get(key)
+        if entry is None or entry[0]() is not table:
+            # The callback runs when the table is freed, before its id can be reused.
+            ref = weakref.ref(table, lambda _ref, key=key: _converted.pop(key, None))
+            entry = _converted[key] = (ref, {})
+        return entry[1]
+
+
+def _table_column(table: pa.Table, i: int, name: str, decimals: str) -> Column:
+    """Column *i* of *table*; a column needing a copy is converted once per table."""
+    array = table.column(i)
+    if array.num_chunks <= 1 and not _converts(array.type):
+        return _arrow_column(name, array, decimals)  # zero-copy: nothing to keep
+    conversions = _table_conversions(table)
+    converted = conversions.get((i, decimals))
+    if converted is None:
+        converted = _one_chunk(array)
+        if not pa.types.is_dictionary(converted.type):
+            converted = _normalise_arrow(name, converted, decimals)
+        conversions[(i, decimals)] = converted
+    return _arrow_column(name, converted, decimals)
+
+
+def _arrow_column(name, array, decimals="real") -> Column:
     """Column over an Arrow array (zero-copy for a single chunk)."""
-    if isinstance(array, pa.ChunkedArray):
-        # Several chunks are combined once (a copy); one chunk is used as is.
-        array = array.chunk(0) if array.num_chunks == 1 else array.combine_chunks()
+    # Several chunks are combined once, at registration (a copy); one chunk is used as is.
+    array = _one_chunk(array)
     typ = array.type
     if pa.types.is_dictionary(typ):
-        values = _arrow_column(name, _normalise_arrow(name, array.dictionary))
+        values = _arrow_column(name, _normalise_arrow(name, array.dictionary, decimals), decimals)
         idx = array.indices
         width = idx.type.bit_width // 8
         bufs = idx.buffers()
@@ -179,7 +247,7 @@ def _arrow_column(name, array) -> Column:
         values.nrows = len(idx)
         values.pins.append(idx)
         return values
-    array = _normalise_arrow(name, array)
+    array = _normalise_arrow(name, array, decimals)
     typ = array.type
     kind = _arrow_kind(name, typ)
     n = len(array)
@@ -205,9 +273,13 @@ def _arrow_column(name, array) -> Column:
     return col
 
 
-def _normalise_arrow(name, array):
-    """Cast the Arrow types read through another layout; O(n) copies, rare types."""
+def _normalise_arrow(name, array, decimals="real"):
+    """Cast the Arrow types read through another layout; O(n) copies, once, at registration."""
     typ = array.type
+    if pa.types.is_decimal(typ):
+        # SQLite has no decimal type: the nearest double (as DuckDB's CAST to
+        # DOUBLE), or the exact digits as text ('12.50', all `scale` digits).
+        return _decimal_to_double(array) if decimals == "real" else array.cast(pa.string())
     if hasattr(pa.types, "is_string_view") and pa.types.is_string_view(typ):
         return array.cast(pa.large_string())
     if hasattr(pa.types, "is_binary_view") and pa.types.is_binary_view(typ):
@@ -221,6 +293,35 @@ def _normalise_arrow(name, array):
     return array
 
 
+def _decimal_to_double(array):
+    """Return the nearest doubles of Arrow decimal *array*; O(n), once, at registration.
+
+    Arrow's own decimal -> double cast is not correctly rounded (5755.94
+    becomes 5755.9400000000005). Up to 15 digits the unscaled integer is
+    exact in a double and so is ``10**scale`` (up to 22), so one IEEE
+    division (multiplication for a negative scale) gives the nearest
+    double; wider decimals go through Arrow's text -> double parse, which
+    is correctly rounded too, and slower.
+    """
+    typ = array.type
+    if typ.precision > 15 or abs(typ.scale) > 22 or sys.byteorder != "little":
+        return array.cast(pa.string()).cast(pa.float64())
+    words = typ.bit_width // 64  # 128 / 256 bits: the low 64-bit word holds the value
+    itype = np.int64 if words else (np.int32 if typ.bit_width == 32 else np.int64)
+    stride = max(words, 1)
+    n = array.offset + len(array)
+    data = array.buffers()[1]
+    unscaled = np.frombuffer(data, itype, count=n * stride)[::stride].astype(np.float64)
+    if typ.scale >= 0:
+        values = unscaled / 10.0 ** typ.scale
+    else:
+        values = unscaled * 10.0 ** -typ.scale
+    validity = array.buffers()[0] if array.null_count else None
+    return pa.Array.from_buffers(
+        pa.float64(), len(array), [validity, pa.py_buffer(values)], null_count=array.null_count, offset=array.offset
+    )
+
+
 def _tz_text(series):
     """Render tz-aware datetimes as ``to_sql`` does (local time and offset); O(n)."""
     import pandas as pd
@@ -230,13 +331,39 @@ def _tz_text(series):
     return out
 
 
-def _pandas_column(name, series) -> Column:
+def _object_array(name, series):
+    """Return the Arrow array of object column *series*, or raise UnsupportedDtypeError."""
+    import pandas as pd
+
+    values = series.to_numpy()
+    try:
+        array = pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise _unsupported(name, series.dtype,
+                           f"its values could not become one Arrow type ({exc})") from None
+    except OverflowError:
+        raise _unsupported(name, series.dtype, "it holds integers outside the int64 range; "
+                           "convert them to float or str first") from None
+    except UnicodeError as exc:
+        raise _unsupported(name, series.dtype, f"it holds text that is not valid Unicode "
+                           f"({exc.reason} at {exc.start}, e.g. a lone surrogate)") from None
+    if pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type):
+        # pyarrow turns str mixed with bytes into binary, silently: the text
+        # would then never equal a SQL string. Refused, as int mixed with str is.
+        kind = pd.api.types.infer_dtype(values, skipna=True)
+        if kind != "bytes":
+            raise _unsupported(name, series.dtype, f"its values mix bytes with other types ({kind}); "
+                               "make them all str or all bytes")
+    return array
+
+
+def _pandas_column(name, series, decimals="real") -> Column:
     import pandas as pd
 
     dtype = series.dtype
     if isinstance(dtype, pd.CategoricalDtype):
         cats = series.cat.categories
-        values = _pandas_column(name, pd.Series(cats))
+        values = _pandas_column(name, pd.Series(cats), decimals)
         codes = np.ascontiguousarray(series.cat.codes.to_numpy())  # -1 = missing
         values.codes, values.codes_width = codes.ctypes.data, codes.dtype.itemsize
         values.nrows = len(codes)
@@ -248,14 +375,9 @@ def _pandas_column(name, series) -> Column:
         if dtype.kind in "iufbM":
             return _numpy_column(name, series.to_numpy(), owner=series)
         if dtype.kind == "O":
+            array = _object_array(name, series)
             try:
-                array = pa.array(series.to_numpy(), from_pandas=True)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-                raise _unsupported(
-                    name, dtype, f"its values could not become one Arrow type ({exc})"
-                ) from None
-            try:
-                return _arrow_column(name, array)
+                return _arrow_column(name, array, decimals)
             except UnsupportedDtypeError:
                 raise _unsupported(name, f"object (values of Arrow type {array.type})") from None
         raise _unsupported(name, dtype)
@@ -269,31 +391,43 @@ def _pandas_column(name, series) -> Column:
             arrow = array.__arrow_array__()
         except Exception as exc:  # noqa: BLE001 - reported as unsupported
             raise _unsupported(name, dtype, str(exc)) from None
-        return _arrow_column(name, arrow)
+        return _arrow_column(name, arrow, decimals)
     raise _unsupported(name, dtype)
 
 
-def frame_columns(frame) -> list[Column]:
+def frame_columns(frame, *, decimals: str = "real") -> list[Column]:
     """Return the columns of *frame* as buffer addresses plus their owners.
 
     Parameters
     ----------
     frame : pandas.DataFrame, pyarrow.Table, or object with ``__arrow_c_stream__``
+    decimals : {"real", "text"}
+        How Arrow ``decimal32/64/128/256`` columns are exposed: ``"real"``
+        (the nearest double; declared REAL) or ``"text"`` (the exact digits,
+        ``'12.50'``; declared TEXT).
 
     Returns
     -------
     list of Column
-        Zero-copy over numpy and single-chunk Arrow buffers. Copies once:
-        object columns (to Arrow), multi-chunk Arrow columns, tz-aware
-        datetimes (to text), string_view and date64.
+        Zero-copy over numpy (native byte order), single-chunk Arrow and
+        ``large_string`` / ``large_binary`` buffers. Copies once, here:
+        object columns (to Arrow), multi-chunk Arrow columns (combined),
+        big-endian numpy columns (byte-swapped), decimals (to double or
+        text), tz-aware datetimes (to text), ``string_view`` /
+        ``binary_view`` (to ``large_string`` / ``large_binary``) and date64.
+        The copies of a pyarrow Table's columns are kept while the table
+        lives and reused by every later call on the same table.
 
     Raises
     ------
     fastagg.UnsupportedDtypeError
-        A column holds timedeltas, periods, intervals, decimals, nested or
-        mixed values; the message names the column and its dtype.
+        A column holds timedeltas, periods, intervals, nested or mixed
+        values (str with bytes or numbers), integers outside the int64 range
+        in an object column, or text that is not valid Unicode; the message
+        names the column and its dtype.
     fastagg.Error
-        Duplicate column names.
+        Duplicate column names, or a name SQLite cannot declare (a NUL
+        character, a lone surrogate).
 
     Notes
     -----
@@ -309,13 +443,14 @@ def frame_columns(frame) -> list[Column]:
     >>> [c.decl for c in frame_columns(pd.DataFrame({"a": [1], "b": [0.5], "c": ["x"]}))]
     ['INTEGER', 'REAL', 'TEXT']
     """
-    import sys
 
+    if decimals not in DECIMALS:
+        raise Error(f"decimals must be one of {', '.join(map(repr, DECIMALS))}; got {decimals!r}")
     pd = sys.modules.get("pandas")
     if pd is not None and isinstance(frame, pd.DataFrame):
         names = [str(c) for c in frame.columns]
         _check_names(names)
-        return [_pandas_column(n, frame.iloc[:, i]) for i, n in enumerate(names)]
+        return [_pandas_column(n, frame.iloc[:, i], decimals) for i, n in enumerate(names)]
     if not isinstance(frame, pa.Table):
         if hasattr(frame, "__arrow_c_stream__"):
             frame = pa.table(frame)
@@ -326,15 +461,37 @@ def frame_columns(frame) -> list[Column]:
             )
     names = [str(c) for c in frame.column_names]
     _check_names(names)
-    return [_arrow_column(n, frame.column(i)) for i, n in enumerate(names)]
+    return [_table_column(frame, i, n, decimals) for i, n in enumerate(names)]
 
 
 def _check_names(names):
     seen = set()
     for n in names:
+        if "\0" in n:
+            raise Error(f"column name {n!r} contains a NUL character, which SQLite cannot declare; rename it")
+        try:
+            n.encode("utf-8")
+        except UnicodeEncodeError:
+            raise Error(f"column name {n!r} is not valid Unicode (a lone surrogate); rename it") from None
         if n.lower() in seen:
             raise Error(f"duplicate column name {n!r} (SQLite column names are case-insensitive); rename it")
         seen.add(n.lower())
+
+
+def check_schema(table: str, columns, max_columns: int) -> None:
+    """Raise :class:`fastagg.Error` if SQLite cannot declare *columns* as table *table*.
+
+    *max_columns* is the connection's ``SQLITE_LIMIT_COLUMN`` (2000 unless
+    lowered); past it ``sqlite3_declare_vtab`` fails at first use with
+    nothing but "vtable constructor failed", so the check is made at
+    registration.
+    """
+    if len(columns) > max_columns:
+        raise Error(
+            f"cannot register {table!r}: it has {len(columns)} columns and SQLite allows at "
+            f"most {max_columns} per table (SQLITE_LIMIT_COLUMN); register a subset of them, "
+            f"or several tables"
+        )
 
 
 def quote(name: str) -> str:

@@ -36,8 +36,8 @@ import numpy as np
 from ..errors import Error
 from ..sqlite import capi as _capi
 from ..sqlite.structs import MIRRORS
-from .columns import build_table, frame_columns, quote, schema_text
 from .callbacks import module_address, module_destroy_address
+from .columns import build_table, check_schema, frame_columns, quote, schema_text
 from .directory import DIRECTORY_BYTES, directory_entries, free_directory, init_directory
 
 __all__ = ["Registration", "register_frame", "registry_lock", "release_pending", "unregister_frame"]
@@ -210,7 +210,9 @@ def _existing_names(con) -> set[str]:
     return names
 
 
-def register_frame(con: sqlite3.Connection, name: str, frame, *, replace: bool = False) -> Registration:
+def register_frame(
+    con: sqlite3.Connection, name: str, frame, *, replace: bool = False, decimals: str = "real"
+) -> Registration:
     """Expose *frame* to SQL on *con* as the read-only table *name*, without copying.
 
     O(columns): no pass over the rows for numpy and Arrow buffers (see
@@ -226,6 +228,9 @@ def register_frame(con: sqlite3.Connection, name: str, frame, *, replace: bool =
         A live registration (on any connection) shares its pinned buffers.
     replace : bool
         Drop an earlier fastagg registration of *name* on *con* first.
+    decimals : {"real", "text"}
+        Arrow decimal columns as REAL (default) or as their exact text
+        (:func:`frame_columns`).
 
     Returns
     -------
@@ -282,13 +287,14 @@ def register_frame(con: sqlite3.Connection, name: str, frame, *, replace: bool =
             raise Error(f"cannot register {name!r}: that registration was closed")
         columns = list(frame.columns)
     else:
-        columns = frame_columns(frame)  # raises before anything is registered
+        columns = frame_columns(frame, decimals=decimals)  # raises before anything is registered
     if not columns:
         raise Error(f"cannot register {name!r}: the frame has no columns")
+    handle = _capi.connection_handle(con)
+    check_schema(name, columns, _capi.lib.sqlite3_limit(handle, _capi.SQLITE_LIMIT_COLUMN, -1))
     nrows = {c.nrows for c in columns}
     if len(nrows) != 1:
         raise Error(f"cannot register {name!r}: columns have different lengths {sorted(nrows)}")
-    handle = _capi.connection_handle(con)
     release_pending()
     with registry_lock:
         for reg in list(_registry.values()):
@@ -322,10 +328,11 @@ def register_frame(con: sqlite3.Connection, name: str, frame, *, replace: bool =
             handle, name.encode(), module_address(), token, module_destroy_address()
         )
         if rc != SQLITE_OK:
+            message, _ = _capi.error_message(handle, rc)  # this call's, not another thread's
             # SQLite has called module_destroy (its reference is gone).
             reg._closed = True
             reg._try_release()
-            raise Error(f"cannot register {name!r}: {_capi.errmsg(handle)}")
+            raise Error(f"cannot register {name!r}: {message}")
         _expire_statements(handle)  # statements naming an older table of this name
         return reg
 
