@@ -95,6 +95,9 @@ IMAGE = NativeImage("reader", _loop_entries, stages=("native", "sqlite"))
 _OUT_SLOTS = 2 + 4 * 5  # fastagg.native.read_loop.OUT_SLOTS
 _READ_ROWS = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p)
 _MESSAGE_BYTES = 1024  # fastagg.native.statement.MESSAGE_BYTES
+_PREPARE = ctypes.CFUNCTYPE(
+    ctypes.c_int32, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p
+)
 _FORMAT_MIXED = ctypes.CFUNCTYPE(
     None, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
     ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
@@ -174,10 +177,15 @@ def _read_rows(stmt_address: int, ncol: int, utf8_database: bool):
     rc = int(out[0])
     error = None
     if rc != SQLITE_DONE:
-        code = int(message[:8].view(np.int64)[0])
-        text = bytes(message[8:]).split(b"\0", 1)[0].decode("utf-8", "replace")
-        error = (text or "out of memory", code)
+        error = _message_of(message)
     return (rc, int(out[1]), slots, tags, seen, data, dstart), error
+
+
+def _message_of(message: np.ndarray) -> tuple[str, int]:
+    """Return ``(text, extended code)`` as the compiled code copied them (native.statement)."""
+    code = int(message[:8].view(np.int64)[0])
+    text = bytes(message[8:]).split(b"\0", 1)[0].decode("utf-8", "replace")
+    return (text or "out of memory"), code
 
 
 def _format_mixed(fmt_address, slots, tags, data, n, capacity):
@@ -345,23 +353,25 @@ def _prepare(handle: int, sql: str) -> int:
     # The buffer outlives the prepare call; SQLite keeps its own copy of the SQL.
     text = ctypes.create_string_buffer(encoded, len(encoded) + 1)
     base = ctypes.addressof(text)
-    stmt = ctypes.c_void_p()
-    tail = ctypes.c_void_p()
+    out = np.zeros(2, np.int64)  # stmt, tail
+    message = np.zeros(_MESSAGE_BYTES, np.uint8)
+    prepare = _entry("prepare", _PREPARE)
     pos = 0
     while True:
         # nByte includes the terminator: SQLite then need not copy the text.
-        rc = _capi.lib.sqlite3_prepare_v2(
-            handle, base + pos, len(encoded) + 1 - pos, ctypes.byref(stmt), ctypes.byref(tail)
-        )
+        # Compiled: the message of a failure is copied under the connection
+        # mutex, before another thread's call can replace it.
+        rc = prepare(handle, base + pos, len(encoded) + 1 - pos, out.ctypes.data, message.ctypes.data)
         if rc != SQLITE_OK:
-            raise _capi.last_error(handle, rc)
-        pos = (tail.value or base + len(encoded)) - base
-        if stmt.value or _skip_trailer(encoded, pos) >= len(encoded):
+            raise exception_for(rc, *_message_of(message))
+        stmt, tail = int(out[0]), int(out[1])
+        pos = (tail or base + len(encoded)) - base
+        if stmt or _skip_trailer(encoded, pos) >= len(encoded):
             break  # a statement, or nothing but comments and semicolons
-    if stmt.value and _skip_trailer(encoded, pos) < len(encoded):
-        _capi.lib.sqlite3_finalize(stmt.value)
+    if stmt and _skip_trailer(encoded, pos) < len(encoded):
+        _capi.lib.sqlite3_finalize(stmt)
         raise sqlite3.ProgrammingError("You can only execute one statement at a time.")
-    return stmt.value or 0
+    return stmt
 
 
 def _bind_one(handle: int, stmt: int, index: int, value) -> None:

@@ -39,7 +39,7 @@ from ..sqlite.declarations import (
     sqlite3_value_type,
 )
 from .intrinsics import as_voidptr, is_null
-from .statement import MESSAGE_BYTES, copy_errmsg
+from .statement import MESSAGE_BYTES, copy_errmsg, prepare_locked
 
 __all__ = ["ENTRIES", "OUT_SLOTS", "read_rows", "format_mixed"]
 
@@ -355,4 +355,12 @@ def format_mixed_entry(fmt_address, slots_ptr, tags_ptr, data_ptr, data_size, n,
 
 
 #: The C entries, by name, for :class:`fastagg.native.loader.NativeImage`.
-ENTRIES = {"read_rows": read_rows_entry, "format_mixed": format_mixed_entry}
+@cfunc(types.int32(_I64, _I64, _I64, _VP, _VP), cache=True)
+def prepare_entry(handle, sql_address, nbytes, out_ptr, message_ptr):
+    """C entry of :func:`fastagg.native.statement.prepare_locked`: out = (stmt, tail)."""
+    out = carray(out_ptr, 2, np.int64)
+    message = carray(message_ptr, MESSAGE_BYTES, np.uint8)
+    return prepare_locked(handle, sql_address, nbytes, out, message)
+
+
+ENTRIES = {"read_rows": read_rows_entry, "format_mixed": format_mixed_entry, "prepare": prepare_entry}

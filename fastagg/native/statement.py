@@ -16,14 +16,18 @@ from __future__ import annotations
 import numpy as np
 from numba import carray, njit
 
-from ..sqlite.codes import SQLITE_NOMEM
+from ..sqlite.codes import SQLITE_NOMEM, SQLITE_OK
 from ..sqlite.declarations import (
+    sqlite3_db_mutex,
     sqlite3_errmsg,
     sqlite3_extended_errcode,
+    sqlite3_mutex_enter,
+    sqlite3_mutex_leave,
+    sqlite3_prepare_v2,
 )
 from .intrinsics import address_of, as_voidptr, is_null
 
-__all__ = ["MESSAGE_BYTES", "copy_errmsg"]
+__all__ = ["MESSAGE_BYTES", "copy_errmsg", "prepare_locked"]
 
 MESSAGE_BYTES = 1024  # extended code (8 bytes) and an error message, NUL-terminated
 
@@ -49,3 +53,24 @@ def copy_errmsg(db, rc, message):
             message[8 + k] = byte
             k += 1
     message[8 + k] = 0
+
+
+@njit(cache=True, nogil=True)
+def prepare_locked(handle, sql_address, nbytes, out, message):
+    """Prepare one statement, and on failure copy its message, in one hold of the mutex.
+
+    ``out[0]`` receives the ``sqlite3_stmt*``, ``out[1]`` the tail pointer.
+    Returns the result code. The mutex is entered and left here, with the
+    GIL released throughout: holding it from Python could deadlock with a
+    thread that holds the GIL while waiting for it.
+    """
+    db = as_voidptr(handle)
+    mutex = sqlite3_db_mutex(db)
+    sqlite3_mutex_enter(mutex)
+    rc = sqlite3_prepare_v2(
+        db, as_voidptr(sql_address), nbytes, as_voidptr(out.ctypes.data), as_voidptr(out.ctypes.data + 8)
+    )
+    if rc != SQLITE_OK:
+        copy_errmsg(db, rc, message)
+    sqlite3_mutex_leave(mutex)
+    return rc
