@@ -44,10 +44,18 @@ def _quantile_disc_index(n, q):
     return max(int(math.ceil(r)) - 1, 0)
 
 
+# A bad quantile is reported at the first row (an aggregate has no bind
+# step); numba's exceptions take constant messages, so one check per name.
 @numba.njit(cache=True)
-def _check_q(q):
+def _check_q_cont(q):
     if not (0.0 <= q <= 1.0):
-        raise ValueError("q must be between 0 and 1")
+        raise ValueError("quantile_cont(x, q): argument 'q' is out of range: q must be between 0 and 1")
+
+
+@numba.njit(cache=True)
+def _check_q_disc(q):
+    if not (0.0 <= q <= 1.0):
+        raise ValueError("quantile_disc(x, q): argument 'q' is out of range: q must be between 0 and 1")
 
 
 class _Values:
@@ -108,10 +116,7 @@ class _ValuesQ:
     q: np.float64
 
     def step(self, x: float, q: float):
-        if len(self.values) == 0:
-            _check_q(q)
-            self.q = q
-        self.values.append(x)
+        raise NotImplementedError  # each subclass checks q with its own message
 
     def inverse(self, x: float, q: float):
         self.values.remove(x)
@@ -150,6 +155,12 @@ class QuantileCont(_ValuesQ):
     1.9
     """
 
+    def step(self, x: float, q: float):
+        if len(self.values) == 0:
+            _check_q_cont(q)
+            self.q = q
+        self.values.append(x)
+
     def finalize(self) -> float | None:
         if len(self.values) == 0:
             return None
@@ -172,6 +183,12 @@ class QuantileDisc(_ValuesQ):
     >>> s.finalize()
     2.0
     """
+
+    def step(self, x: float, q: float):
+        if len(self.values) == 0:
+            _check_q_disc(q)
+            self.q = q
+        self.values.append(x)
 
     def finalize(self) -> float | None:
         n = len(self.values)

@@ -273,7 +273,7 @@ class ApproxQuantile:
     def step(self, x: float, q: float):
         if self.count == 0.0:
             if not (0.0 <= q <= 1.0):
-                raise ValueError("approx_quantile: q must be between 0 and 1")
+                raise ValueError("approx_quantile(x, q): argument 'q' is out of range: q must be between 0 and 1")
             self.q = q
             self.lo = x
             self.hi = x
