@@ -23,7 +23,7 @@ covar_pop(y, x)               Cxy / n                                     W    M
 corr(y, x)                    Cxy / sqrt(Sxx Syy); NULL if Sxx Syy = 0    W    M
 regr_slope(y, x)              Cxy / Sxx; NULL if Sxx = 0                  W    M
 regr_intercept(y, x)          avg(y) - slope avg(x); NULL if Sxx = 0      W    M
-regr_r2(y, x)                 Cxy^2 / (Sxx Syy); 1 if Syy = 0 < Sxx       W    M
+regr_r2(y, x)                 corr^2; NULL if Sxx = 0; 1 if Syy = 0 < Sxx W    M
 regr_count(y, x)              n (pairs with neither NULL); 0 if empty     W    M
 regr_avgx(y, x)               avg(x) over the pairs                       W    M
 regr_avgy(y, x)               avg(y) over the pairs                       W    M
@@ -36,17 +36,17 @@ product(x)                    product of x                                W    M
 bool_and(b), bool_or(b)       every / any; counts of true and false       W    M
 bit_and / bit_or (i)          per-bit counts in a 64-slot array           W    M
 bit_xor(i)                    running xor (its own inverse)               W    M
-arg_min(arg, val), min_by     arg at the first row with the least val          M
-arg_max(arg, val), max_by     arg at the first row with the greatest val       M
+arg_min(arg, val), min_by     arg at the first row with the least val     W    M
+arg_max(arg, val), max_by     arg at the first row with the greatest val  W    M
 weighted_avg(x, w)            sum(x w) / sum(w); NULL if sum(w) = 0       W    M
 median(x)                     quantile_cont(x, 0.5), exact                W    M
 quantile_cont(x, q)           a[lo] + (r - lo)(a[hi] - a[lo]), r=q(n-1)   W    M
 quantile_disc(x, q)           a[ceil(n q) - 1] of the sorted values       W    M
 mode(x)                       most frequent; ties: first to occur         W    M
-histogram(x)                  '{"1": 3, "2": 1}': count per text form          M
-entropy(x)                    -sum p log2 p over distinct values; 0 empty      M
-approx_count_distinct(v)      HyperLogLog, 2**14 registers, xxHash64           M
-approx_quantile(x, q)         bounded merging t-digest, rank error 0.25%       M
+histogram(x)                  '{"1": 3, "2": 1}': count per text form     W    M
+entropy(x)                    -sum p log2 p per distinct value; 0 empty   W    M
+approx_count_distinct(v)      HyperLogLog, 2**14 registers, xxHash64      W    M
+approx_quantile(x, q)         bounded merging t-digest, rank error 0.25%  W    M
 ============================  ==========================================  ===  ===
 
 Here n is the number of rows (pairs), M2..M4 the central moment sums
@@ -57,6 +57,21 @@ count of -1 (Chan / Pébay's pairwise formulas): sliding windows agree with
 recomputing each frame to 1e-9 (relative), except that skewness and kurtosis
 of a tiny frame whose spread collapses right after a far-off row left it
 keep only 3-4 digits (a subtraction from the much larger earlier M4).
+The regression family follows DuckDB on degenerate input: ``regr_r2`` is
+the squared correlation of the population moments, so ``regr_r2(1e230 x,
+x)``, whose Syy overflows, is 0 as in DuckDB; a slope over an overflowing
+Sxx is 0, and NaN results (both overflow, one row) are NULL.
+
+Every built-in is a window function, over ROWS, RANGE and GROUPS frames.
+Counting and multiset states have an exact ``inverse`` (``mode``,
+``histogram``, ``entropy`` and the quantiles remove one equal value). The
+states that cannot forget a row (``arg_min``/``arg_max``'s best row, the
+HyperLogLog registers, the t-digest) also keep the rows, in arrival order,
+and after ``inverse`` rebuild their answer from the frame's rows, which
+equals the function computed over that frame from scratch; they keep rows
+only while a state has seen at most 2**20 (``frames.FRAME_LIMIT``, 8 to 16
+bytes a row), so a sliding frame of more rows raises a clear error (frames
+starting at UNBOUNDED PRECEDING never need ``inverse``).
 
 Argument types: the moment functions, ``median``, the quantiles and
 ``mode`` take ``float`` (an integer column's mode or ``quantile_disc``
@@ -104,6 +119,7 @@ One module per family, each state shape in one place:
 - :mod:`.quantiles`: median, quantile_cont, quantile_disc (every value in a vector)
 - :mod:`.keys`: mode, histogram, entropy (counts per distinct value)
 - :mod:`.sketches`: approx_count_distinct (HyperLogLog), approx_quantile (t-digest)
+- :mod:`.frames`: the window form shared by states without an exact inverse
 """
 
 from __future__ import annotations

@@ -292,6 +292,30 @@ def _histogram_json(data, starts, stops, firsts, counts):
 
 
 @numba.njit(cache=True)
+def _without_key(data, ends, x):
+    """(found, data, ends) without the first key whose bytes equal *x*, as new arrays."""
+    start = 0
+    for k in range(len(ends)):
+        stop = ends[k]
+        if stop - start == len(x):
+            same = True
+            for j in range(len(x)):
+                if data[start + j] != x[j]:
+                    same = False
+                    break
+            if same:
+                out = np.empty(len(data) - len(x), np.uint8)
+                out[:start] = data[:start]
+                out[start:] = data[stop:]
+                new_ends = np.empty(len(ends) - 1, np.int64)
+                new_ends[:k] = ends[:k]
+                new_ends[k:] = ends[k + 1 :] - len(x)
+                return True, out, new_ends
+        start = stop
+    return False, data[:0].copy(), ends[:0].copy()
+
+
+@numba.njit(cache=True)
 def _entropy(counts):
     n = 0
     for c in counts:
@@ -319,6 +343,14 @@ class _Keys:
             self.data.append(b)
         self.ends.append(len(self.data))
 
+    def inverse(self, x: bytes):
+        found, data, ends = _without_key(self.data.as_array(), self.ends.as_array(), x)
+        if found:  # rebuild both vectors without the oldest equal key (the order is kept)
+            self.data.clear()
+            self.data.extend(data)
+            self.ends.clear()
+            self.ends.extend(ends)
+
     def merge(self, other):
         base = len(self.data)
         self.data.extend(other.data.as_array())
@@ -342,7 +374,8 @@ class Histogram(_Keys):
     in a mixed column) are distinct and ordered by their text. DuckDB's
     ``to_json(histogram(x))`` has the same keys and counts for integer and
     text columns (its JSON has no spaces; reals print in its own shortest
-    form there). Not a window function; mergeable.
+    form there). A window function (``inverse`` removes one equal key);
+    mergeable.
 
     Attributes
     ----------
@@ -373,7 +406,7 @@ class Entropy(_Keys):
     """Shannon entropy in bits of the distinct values, ``-sum p log2 p``.
 
     SQL: ``entropy(x)``, with ``p = count / n`` per distinct value (keyed
-    by text form, as :class:`Histogram`); 0.0 for no rows, as DuckDB. Not a
+    by text form, as :class:`Histogram`); 0.0 for no rows, as DuckDB. A
     window function; mergeable.
 
     Examples

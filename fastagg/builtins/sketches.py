@@ -1,7 +1,9 @@
 """Fixed-size sketches: approx_count_distinct (HyperLogLog) and approx_quantile (t-digest).
 
-Their state does not grow with the group and merges across processes; they
-have no ``inverse``.
+Their state does not grow with the group and merges across processes. As
+window functions they also keep the frame's rows (up to
+:data:`.frames.FRAME_LIMIT`) and rebuild the sketch from them after a row
+leaves the frame: a sketch has no exact inverse.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import numba
 import numpy as np
 
 from ..compile.spec import aggregate, array
+from ..compile.vector import vector
+from .frames import FRAME_LIMIT, check_rows_kept, move_to_end
 
 __all__ = ["ApproxCountDistinct", "ApproxQuantile", "HLL_P"]
 
@@ -89,6 +93,20 @@ def _xxhash64(v):
     return h
 
 
+@numba.njit(cache=True)
+def _hll_add(registers, h):
+    """Add hash *h*: the first HLL_P bits pick a register, which keeps the rank of the rest."""
+    index = int(h >> np.uint64(64 - HLL_P))
+    rest = h << np.uint64(HLL_P)
+    rank = 1
+    top = np.uint64(1) << np.uint64(63)
+    while rank <= 64 - HLL_P and (rest & top) == np.uint64(0):
+        rest = rest << np.uint64(1)
+        rank += 1
+    if rank > registers[index]:
+        registers[index] = rank
+
+
 @aggregate(name="approx_count_distinct")
 class ApproxCountDistinct:
     """Approximate number of distinct values, by HyperLogLog.
@@ -99,7 +117,10 @@ class ApproxCountDistinct:
     the hash pick one of 16,384 registers, which keeps the longest run of
     leading zeros (+1) of the other 50 bits. The estimate is Ertl's improved
     raw estimator (arXiv:1702.01284), unbiased from 0 to well beyond 10**9
-    without bias tables; standard error 0.81%. Not a window function.
+    without bias tables; standard error 0.81%. A window function: the
+    state also keeps each row's hash (while it has seen at most
+    ``FRAME_LIMIT`` rows, see :mod:`.frames`), and after ``inverse`` the
+    registers are rebuilt from the hashes of the frame's rows.
 
     ``v`` is ``bytes``: text and blobs are hashed as they are, numbers in
     SQLite's text form (so the integer 1 and the real 1.0 are distinct).
@@ -108,6 +129,12 @@ class ApproxCountDistinct:
     ----------
     registers : fastagg.array(np.uint8, 16384)
         Leading-zero ranks, 0 for an empty register.
+    n : np.int64
+        Rows seen (in the frame).
+    stale : np.bool_
+        A row left the frame: the registers need rebuilding.
+    hashes : fastagg.vector(np.uint64)
+        Every row's hash, while there are at most ``FRAME_LIMIT``.
 
     Examples
     --------
@@ -119,25 +146,37 @@ class ApproxCountDistinct:
     """
 
     registers: array(np.uint8, 2**HLL_P)
+    n: np.int64
+    stale: np.bool_
+    hashes: vector(np.uint64)
 
     def step(self, v: bytes):
         h = np.uint64(_xxhash64(v))  # numba hands a plain Python caller an int
-        index = int(h >> np.uint64(64 - HLL_P))
-        rest = h << np.uint64(HLL_P)
-        rank = 1
-        top = np.uint64(1) << np.uint64(63)
-        while rank <= 64 - HLL_P and (rest & top) == np.uint64(0):
-            rest = rest << np.uint64(1)
-            rank += 1
-        if rank > self.registers[index]:
-            self.registers[index] = rank
+        _hll_add(self.registers, h)
+        self.n += 1
+        if self.n <= FRAME_LIMIT:
+            self.hashes.append(h)
+
+    def inverse(self, v: bytes):
+        check_rows_kept(self.n, len(self.hashes))
+        if self.hashes.remove(np.uint64(_xxhash64(v))):
+            self.n -= 1
+            self.stale = True
 
     def merge(self, other):
         for i in range(2**HLL_P):
             if other.registers[i] > self.registers[i]:
                 self.registers[i] = other.registers[i]
+        if self.n + other.n <= FRAME_LIMIT:
+            self.hashes.extend(other.hashes.as_array())
+        self.n += other.n
 
     def finalize(self) -> int:
+        if self.stale:  # a row left the frame: the registers of the rows still in it
+            self.registers[:] = 0
+            for h in self.hashes.as_array():
+                _hll_add(self.registers, h)
+            self.stale = False
         m = 2**HLL_P
         q = 64 - HLL_P
         counts = np.zeros(q + 2, np.int64)
@@ -224,6 +263,30 @@ def _tdigest_compress(means, weights, k, extra_means, extra_weights, count):
     return c + 1
 
 
+@numba.njit(cache=True)
+def _tdigest_rebuild(means, weights, buffer, values):
+    """Digest *values* from scratch as ``step`` does row by row: (ncentroids, nbuffer, lo, hi)."""
+    k = 0
+    nb = 0
+    lo = 0.0
+    hi = 0.0
+    for i in range(len(values)):
+        x = values[i]
+        if i == 0:
+            lo = x
+            hi = x
+        elif x < lo:
+            lo = x
+        elif x > hi:
+            hi = x
+        buffer[nb] = x
+        nb += 1
+        if nb == TDIGEST_BUFFER:
+            k = _tdigest_compress(means, weights, k, buffer, np.ones(TDIGEST_BUFFER), float(i + 1))
+            nb = 0
+    return k, nb, lo, hi
+
+
 @aggregate(name="approx_quantile")
 class ApproxQuantile:
     """Approximate quantile ``q`` of ``x``, from a bounded-size t-digest.
@@ -235,8 +298,10 @@ class ApproxQuantile:
     error of the answer to about half a centroid, 0.25% of n. The answer
     interpolates linearly between centroid centres (and the exact minimum
     and maximum), which is ``quantile_cont`` exactly while every centroid
-    is a single row (fewer than 200 rows). State: 14.5 KB. Not a window
-    function.
+    is a single row (fewer than 200 rows). State: 14.5 KB. A window
+    function: the state also keeps the rows (while it has seen at most
+    ``FRAME_LIMIT``, see :mod:`.frames`) and after ``inverse`` digests the
+    frame's rows again, in order, as a fresh state would.
 
     Attributes
     ----------
@@ -250,6 +315,10 @@ class ApproxQuantile:
         Exact minimum and maximum.
     q : np.float64
         The quantile asked for.
+    stale : np.bool_
+        A row left the frame: the digest needs rebuilding.
+    values : fastagg.vector(np.float64)
+        The rows in arrival order, while there are at most ``FRAME_LIMIT``.
 
     Examples
     --------
@@ -269,6 +338,8 @@ class ApproxQuantile:
     lo: np.float64
     hi: np.float64
     q: np.float64
+    stale: np.bool_
+    values: vector(np.float64)
 
     def step(self, x: float, q: float):
         if self.count == 0.0:
@@ -289,8 +360,19 @@ class ApproxQuantile:
                 self.means, self.weights, self.ncentroids, self.buffer, np.ones(TDIGEST_BUFFER), self.count
             )
             self.nbuffer = 0
+        if self.count <= FRAME_LIMIT:
+            self.values.append(x)
+
+    def inverse(self, x: float, q: float):
+        check_rows_kept(int(self.count), len(self.values))
+        if move_to_end(self.values.as_array(), x):
+            self.values.remove(x)
+            self.count -= 1.0
+            self.stale = True
 
     def merge(self, other):
+        if self.count + other.count <= FRAME_LIMIT:
+            self.values.extend(other.values.as_array())
         if other.count == 0.0:
             return
         if self.count == 0.0:
@@ -316,6 +398,12 @@ class ApproxQuantile:
         self.nbuffer = 0
 
     def finalize(self) -> float | None:
+        if self.stale:  # a row left the frame: the digest of the rows still in it, in order
+            self.ncentroids, self.nbuffer, self.lo, self.hi = _tdigest_rebuild(
+                self.means, self.weights, self.buffer, self.values.as_array()
+            )
+            self.count = float(len(self.values))
+            self.stale = False
         if self.count == 0.0:
             return None
         if self.nbuffer > 0:
