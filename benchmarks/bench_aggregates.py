@@ -201,7 +201,7 @@ def main() -> None:
     ]
     print_table(f"Aggregates over {args.rows:,} rows (median of {r}; ratio < 1 means fastagg is faster)", speed)
 
-    from fastagg.compile.codegen import compile_spec
+    from fastagg.compile.cache import compile_spec
 
     groups = "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 199999) SELECT count(*) FROM (SELECT i % 100000 AS g, {f}(i * 0.001) FROM n GROUP BY g)"
     state = []

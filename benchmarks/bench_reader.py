@@ -22,8 +22,7 @@ from _harness import median_time, print_table, write_json
 from fastagg.sqlite import capi as _capi
 from fastagg.native.intrinsics import as_voidptr
 from fastagg.reader import _prepare, _run_interruptibly, read_query
-
-_step = _capi.native("sqlite3_step")
+from fastagg.sqlite.declarations import sqlite3_step
 
 QUERY = "SELECT i, x, s FROM t"
 
@@ -33,7 +32,7 @@ def step_only(stmt_address):
     """Step the statement to its end without reading a column; return rows."""
     stmt = as_voidptr(stmt_address)
     n = 0
-    while _step(stmt) == _capi.SQLITE_ROW:
+    while sqlite3_step(stmt) == _capi.SQLITE_ROW:
         n += 1
     return n
 

@@ -3,7 +3,7 @@
 ``import fastagg`` does not import this module (nor dask); ``import
 fastagg.dask`` does. Install with ``pip install fastagg[dask]``.
 
-The statement is split as :mod:`fastagg.engine.parallel` splits it for threads:
+The statement is split by :mod:`fastagg.engine.split`, as :mod:`fastagg.engine.parallel` splits it for threads:
 
 1. per partition, ``fastagg.query`` runs the *partial* statement (keys,
    ``f_partial(...)`` states, counts, sums, ...) and returns a
@@ -20,7 +20,7 @@ module is importable there, else by value; each worker process compiles an
 aggregate at its first use (numba's cache serves it where the class's code
 is cacheable).
 
-A statement outside the supported shape (see :mod:`fastagg.engine.parallel`)
+A statement outside the supported shape (see :mod:`fastagg.engine.split`)
 cannot be split: it runs on the whole frame, gathered into one pandas
 DataFrame (``ddf.compute()``), which gives the same answer but needs the
 frame to fit in memory.
@@ -37,28 +37,20 @@ from collections.abc import Iterable
 
 import pyarrow as pa
 
-from .engine import parallel as _parallel
-from .compile.spec import spec_of
-from .database import OUTPUTS, Database, _builtins_used, _convert
+from .database import Database
+from .database import query as _query
+from .engine.split import PARTS, match_types, plan_query
 from .errors import Error
+from .options import QueryOptions
+from .output import convert
+from .registry import register_specs
 
 __all__ = ["query"]
 
 
-def query(
-    ddf,
-    sql: str,
-    aggregates: Iterable[type] = (),
-    *,
-    functions: Iterable = (),
-    params=None,
-    output: str = "pandas",
-    builtins: bool = True,
-    table: str = "df",
-    split_every: int = 8,
-    compute: bool = True,
-    **compute_kw,
-):
+def query(ddf, sql: str, aggregates: Iterable[type] = (), *, functions: Iterable = (), params=None,
+          output: str = "pandas", builtins: bool = True, table: str = "df", split_every: int = 8,
+          compute: bool = True, **compute_kw):
     """Run a grouped *sql* statement over the dask DataFrame *ddf*.
 
     Parameters
@@ -71,7 +63,8 @@ def query(
         ``count``/``sum``/``total``/``min``/``max``/``avg`` and aggregates
         that define ``merge``. Other statements run on ``ddf.compute()``.
     aggregates, functions, params, output, builtins
-        As for :func:`fastagg.query`.
+        As for :func:`fastagg.query` (one :class:`fastagg.options.QueryOptions`);
+        ``output`` is ``"pandas"``, ``"arrow"`` or ``"polars"``.
     table : str, default "df"
         The table name *sql* uses for *ddf*.
     split_every : int, default 8
@@ -83,7 +76,7 @@ def query(
 
     Returns
     -------
-    pandas.DataFrame, pyarrow.Table, or dask.delayed.Delayed
+    pandas.DataFrame, pyarrow.Table, polars.DataFrame, or dask.delayed.Delayed
 
     Examples
     --------
@@ -94,24 +87,20 @@ def query(
     """
     import dask
 
-    if output not in OUTPUTS:
-        raise Error(f"output must be one of {', '.join(map(repr, OUTPUTS))}; got {output!r}")
-    if not isinstance(split_every, int) or split_every < 2:
+    options = QueryOptions(aggregates, functions, params=params, output=output, builtins=builtins, workers=1)
+    if not isinstance(split_every, int) or isinstance(split_every, bool) or split_every < 2:
         raise Error(f"split_every must be an int >= 2; got {split_every!r}")
-    aggregates, functions = list(aggregates), list(functions)
-    specs = [spec_of(obj) for obj in (*aggregates, *functions)]
-    if builtins:
-        given = {s.name.lower() for s in specs}
-        specs += [s for s in _builtins_used(sql) if s.name.lower() not in given]
+    specs = options.specs(sql)
 
     plan = _plan(ddf, sql, table, specs, params)
     if plan is None:
-        result = dask.delayed(_whole)(ddf, sql, table, aggregates, functions, params, builtins)
+        result = dask.delayed(_whole)(ddf, table, sql, options)
     else:
         # The derived statements call f_partial / f_combine / f_merge, which
         # fastagg.query would not find by name among the built-ins: pass them.
-        classes = aggregates + [s.cls for s in plan.specs if s.cls not in aggregates]
-        run = (classes, functions, plan.params)
+        given = options.aggregates
+        classes = given + tuple(s.cls for s in plan.specs if s.cls not in given)
+        run = options.replace(aggregates=classes, params=plan.params, output="arrow")
         partial = plan.partial_sql()
         level = [dask.delayed(_partial)(part, table, partial, run) for part in ddf.to_delayed()]
         combine = plan.combine_sql()
@@ -124,7 +113,7 @@ def query(
     if not compute:
         return result
     (table_out,) = dask.compute(result, **compute_kw)
-    return _convert(table_out, output)
+    return convert(table_out, output)
 
 
 def _plan(ddf, sql, table, specs, params):
@@ -132,21 +121,18 @@ def _plan(ddf, sql, table, specs, params):
     meta = ddf._meta
     with Database() as db:
         db.register(table, meta)
-        from .database import _register_specs
-
-        _register_specs(db.connection, specs)
+        register_specs(db.connection, specs)
         columns = [str(c) for c in meta.columns]
-        return _parallel.plan_query(db.connection, sql, {table: columns}, specs, params)
+        return plan_query(db.connection, sql, {table: columns}, specs, params)
 
 
-def _run(data, sql, run) -> pa.Table:
-    from .database import query as fa_query
+def _run(data, sql, options: QueryOptions) -> pa.Table:
+    """Run *sql* over *data* on one connection; an Arrow table, whatever the caller's output."""
+    return _query(data, sql, options.aggregates, functions=options.functions, params=options.params,
+                  output="arrow", builtins=options.builtins, workers=1)
 
-    classes, functions, params = run
-    return fa_query(data, sql, classes, functions=functions, params=params, output="arrow", workers=1)
 
-
-def _partial(part, table: str, sql: str, run) -> pa.Table:
+def _partial(part, table: str, sql: str, run: QueryOptions) -> pa.Table:
     """Partial states of one partition."""
     return _run({table: part}, sql, run)
 
@@ -156,23 +142,18 @@ def _concat(tables) -> pa.Table:
     return pa.concat_tables(tables, promote_options="permissive")
 
 
-def _combine(tables, sql: str, run) -> pa.Table:
+def _combine(tables, sql: str, run: QueryOptions) -> pa.Table:
     """Combine partial tables into one of the same columns."""
     if len(tables) == 1:
         return tables[0]
-    return _run({_parallel.PARTS: _concat(tables)}, sql, run)
+    return _run({PARTS: _concat(tables)}, sql, run)
 
 
-def _final(parts: pa.Table, sql: str, decltypes, run) -> pa.Table:
+def _final(parts: pa.Table, sql: str, decltypes, run: QueryOptions) -> pa.Table:
     """Merge the last partial table and finish the statement."""
-    return _parallel.match_types(_run({_parallel.PARTS: parts}, sql, run), decltypes)
+    return match_types(_run({PARTS: parts}, sql, run), decltypes)
 
 
-def _whole(ddf, sql, table, aggregates, functions, params, builtins) -> pa.Table:
-    """The unsplittable statement, on the gathered frame."""
-    from .database import query as fa_query
-
-    return fa_query(
-        {table: ddf}, sql, aggregates, functions=functions, params=params, output="arrow",
-        builtins=builtins, workers=1,
-    )
+def _whole(frame, table: str, sql: str, options: QueryOptions) -> pa.Table:
+    """The unsplittable statement, on the gathered frame (dask computes *frame* first)."""
+    return _run({table: frame}, sql, options)

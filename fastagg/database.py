@@ -1,4 +1,4 @@
-"""The front end: sessions, one-shot queries, and registration of aggregates.
+"""The front end: sessions and one-shot queries (registration itself is :mod:`fastagg.registry`).
 
 Data path: frames are exposed to SQLite by :mod:`fastagg.table` (a
 zero-copy virtual table, or a bulk load into a real table), aggregates are
@@ -16,129 +16,12 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .sqlite import capi as _capi
-from .compile.spec import AggregateSpec, FunctionSpec, spec_of
 from .errors import Error
+from .options import QueryOptions, check_sql
+from .output import convert
+from .registry import register, register_specs, unregister_specs
 
 __all__ = ["Database", "connect", "query", "register", "sql"]
-
-OUTPUTS = ("pandas", "arrow")
-
-
-def register(con, *aggregates: type) -> None:
-    """Register compiled aggregates (and scalar functions) on any :class:`sqlite3.Connection`.
-
-    Each aggregate compiles once per process, at its first registration. The
-    compiled code lives for the rest of the process, so the connection may
-    use it for as long as it is open. A :class:`Database` is accepted too.
-
-    Parameters
-    ----------
-    con : sqlite3.Connection or fastagg.Database
-    *aggregates : classes decorated with :func:`fastagg.aggregate`, or
-        functions decorated with :func:`fastagg.function`
-
-    Raises
-    ------
-    fastagg.CompileError
-        A class is not decorated, or numba cannot compile it.
-    sqlite3.ProgrammingError
-        The connection is closed.
-
-    Examples
-    --------
-    >>> import sqlite3, fastagg
-    >>> @fastagg.aggregate
-    ... class Span:
-    ...     lo: float
-    ...     hi: float
-    ...     seen: bool
-    ...     def step(self, x: float):
-    ...         if not self.seen or x < self.lo:
-    ...             self.lo = x
-    ...         if not self.seen or x > self.hi:
-    ...             self.hi = x
-    ...         self.seen = True
-    ...     def finalize(self) -> float | None:
-    ...         return self.hi - self.lo if self.seen else None
-    >>> con = sqlite3.connect(":memory:")
-    >>> fastagg.register(con, Span)
-    >>> con.execute("SELECT span(value) FROM (SELECT 3 AS value UNION SELECT 10)").fetchone()
-    (7.0,)
-    """
-    if isinstance(con, Database):
-        con = con.connection
-    _register_specs(con, [spec_of(agg) for agg in aggregates])
-
-
-def _register_specs(con: sqlite3.Connection, specs: Iterable[AggregateSpec | FunctionSpec]) -> None:
-    from .compile.codegen import compile_spec  # numba loads here, not at import
-
-    specs = list(specs)
-    handle = _capi.connection_handle(con)
-    for spec in specs:
-        compiled = compile_spec(spec)
-        if isinstance(spec, FunctionSpec):
-            _capi.create_scalar(
-                handle, spec.name, spec.narg, compiled.address("call"), deterministic=spec.deterministic
-            )
-            continue
-        _capi.create_aggregate(
-            handle,
-            spec.name,
-            spec.narg,
-            compiled.address("step"),
-            compiled.address("finalize"),
-            compiled.address("value"),
-            compiled.address("inverse"),
-        )
-        if spec.is_mergeable:
-            partial, combine, merge = spec.partial_names
-            step, final = compiled.address("step"), compiled.address("finalize")
-            merge_step, partial_final = compiled.address("merge_step"), compiled.address("partial_final")
-            _capi.create_aggregate(handle, partial, spec.narg, step, partial_final)
-            _capi.create_aggregate(handle, combine, 1, merge_step, partial_final)
-            _capi.create_aggregate(handle, merge, 1, merge_step, final)
-
-
-def _unregister_specs(con: sqlite3.Connection, specs: Iterable[AggregateSpec]) -> None:
-    handle = _capi.connection_handle(con)
-    for spec in specs:
-        try:
-            _capi.delete_function(handle, spec.name, spec.narg)
-            if isinstance(spec, AggregateSpec) and spec.is_mergeable:
-                partial, combine, merge = spec.partial_names
-                _capi.delete_function(handle, partial, spec.narg)
-                _capi.delete_function(handle, combine, 1)
-                _capi.delete_function(handle, merge, 1)
-        except sqlite3.OperationalError:
-            # SQLite refuses while another statement of the caller's is
-            # active. Leaving the function registered is safe: its code
-            # lives for the whole process.
-            pass
-
-
-_CALLED_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
-
-
-def _builtins_used(sql_text: str) -> list[AggregateSpec]:
-    """Return the built-in aggregates *sql_text* may call (a superset is harmless).
-
-    Built-ins compile lazily: registering all of them on every query would
-    cost a compile (or a cache load) per function.
-    """
-    from .builtins import BUILTINS
-
-    called = {name.lower() for name in _CALLED_NAME.findall(sql_text)}
-    used = []
-    for cls in BUILTINS:
-        spec = spec_of(cls)
-        # Registering f also registers f_partial, f_combine and f_merge.
-        names = {spec.name, *(spec.partial_names if spec.is_mergeable else ())}
-        if called & {n.lower() for n in names}:
-            used.append(spec)
-    return used
-
 
 def _is_frame(obj) -> bool:
     pd = sys.modules.get("pandas")
@@ -273,18 +156,12 @@ class Database:
 
     # -- queries ----------------------------------------------------------
 
-    def query(
-        self,
-        sql: str,
-        aggregates: Iterable[type] = (),
-        *,
-        functions: Iterable = (),
-        params=None,
-        output: str = "pandas",
-        builtins: bool = True,
-        workers: int | None = None,
-    ):
-        """Run *sql* and return its result as a DataFrame or Arrow table.
+    def query(self, sql: str, aggregates: Iterable[type] = (), *, functions: Iterable = (), params=None,
+              output: str = "pandas", builtins: bool = True, workers: int | None = None):
+        """Run *sql* and return its result as a DataFrame, an Arrow table or a polars DataFrame.
+
+        The keyword arguments build one :class:`fastagg.options.QueryOptions`,
+        which checks them.
 
         Parameters
         ----------
@@ -296,9 +173,11 @@ class Database:
             Decorated with :func:`fastagg.function`; registered for this query only.
         params : sequence or mapping, optional
             SQL parameters, as :mod:`sqlite3` takes them.
-        output : {"pandas", "arrow"}
+        output : {"pandas", "arrow", "polars"}
             ``"pandas"``: a DataFrame with ``pd.ArrowDtype`` columns;
-            ``"arrow"``: a ``pyarrow.Table``.
+            ``"arrow"``: a ``pyarrow.Table``; ``"polars"``: a
+            ``polars.DataFrame`` over the same Arrow buffers, without a copy
+            (``pip install polars``).
         builtins : bool, default True
             Make fastagg's built-in aggregates (``var_samp``, ``median``, ...)
             available.
@@ -312,44 +191,38 @@ class Database:
             ``min(os.cpu_count(), 4)``. See :mod:`fastagg.engine.parallel`.
         """
         self._check_open()
-        if output not in OUTPUTS:
-            raise Error(f"output must be one of {', '.join(map(repr, OUTPUTS))}; got {output!r}")
-        if not isinstance(sql, str):
-            raise TypeError(f"sql must be a str, got {type(sql).__name__}")
-        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-            raise Error(f"workers must be a positive int or None; got {workers!r}")
-        specs = [spec_of(obj) for obj in (*aggregates, *functions)]
-        if builtins:
-            given = {s.name.lower() for s in specs}
-            specs += [s for s in _builtins_used(sql) if s.name.lower() not in given]
+        options = QueryOptions(
+            aggregates, functions, params=params, output=output, builtins=builtins, workers=workers
+        )
+        return self._run(sql, options)
+
+    def _run(self, sql: str, options: QueryOptions):
+        """Run *sql* with *options*: register, read into Arrow, unregister, convert."""
+        self._check_open()
+        check_sql(sql)
+        specs = options.specs(sql)
         from .reader import read_query
 
-        _register_specs(self._con, specs)
+        register_specs(self._con, specs)
         try:
             table = None
-            if workers is None or workers > 1:
-                from ._parallel import query_parallel
+            if options.workers is None or options.workers > 1:
+                from .engine.parallel import query_parallel
 
-                table = query_parallel(self, sql, specs, params, workers)  # None: not splittable
+                registered = {name: (self._frames[name], reg) for name, reg in self._tables.items()}
+                # None: the statement is not splittable, or too small to split.
+                table = query_parallel(self._con, sql, registered, specs, options.params, options.workers)
             if table is None:
-                table = read_query(self._con, sql, params)
+                table = read_query(self._con, sql, options.params)
         finally:
             # Aggregates given to a query serve that query only.
-            _unregister_specs(self._con, specs)
-        return _convert(table, output)
+            unregister_specs(self._con, specs)
+        return convert(table, options.output)
 
 
 def _check_table_name(name) -> None:
     if not isinstance(name, str) or not name:
         raise Error(f"table name must be a non-empty str, got {name!r}")
-
-
-def _convert(table, output: str):
-    if output == "arrow":
-        return table
-    import pandas as pd
-
-    return table.to_pandas(types_mapper=pd.ArrowDtype)
 
 
 def connect(path: str | os.PathLike = ":memory:") -> Database:
@@ -365,17 +238,8 @@ def connect(path: str | os.PathLike = ":memory:") -> Database:
     return Database(path)
 
 
-def query(
-    data,
-    sql: str,
-    aggregates: Iterable[type] = (),
-    *,
-    functions: Iterable = (),
-    params=None,
-    output: str = "pandas",
-    builtins: bool = True,
-    workers: int | None = None,
-):
+def query(data, sql: str, aggregates: Iterable[type] = (), *, functions: Iterable = (), params=None,
+          output: str = "pandas", builtins: bool = True, workers: int | None = None):
     """Run one SQL statement over *data* with compiled aggregates.
 
     Parameters
@@ -390,11 +254,12 @@ def query(
     aggregates : iterable of aggregate classes
         Registered for this call only.
     functions, params, output, builtins, workers
-        As for :meth:`Database.query`.
+        As for :meth:`Database.query` (and :class:`fastagg.options.QueryOptions`):
+        ``output="pandas"`` (default), ``"arrow"`` or ``"polars"``.
 
     Returns
     -------
-    pandas.DataFrame (``pd.ArrowDtype`` columns) or pyarrow.Table
+    pandas.DataFrame (``pd.ArrowDtype`` columns), pyarrow.Table or polars.DataFrame
 
     Examples
     --------
@@ -417,17 +282,17 @@ def query(
     >>> df.pipe(fastagg.query, "SELECT count(*) AS n FROM df")["n"].tolist()
     [3]
     """
-    kw = dict(functions=functions, params=params, output=output, builtins=builtins, workers=workers)
+    options = QueryOptions(aggregates, functions, params=params, output=output, builtins=builtins, workers=workers)
     if isinstance(data, Database):
-        return data.query(sql, aggregates, **kw)
+        return data._run(sql, options)
     if isinstance(data, sqlite3.Connection):
-        return Database(connection=data).query(sql, aggregates, **kw)
+        return Database(connection=data)._run(sql, options)
     if isinstance(data, (str, os.PathLike)):
         path = os.fspath(data)
         if not os.path.exists(path):
             raise Error(f"no such SQLite database file: {path!r}")
         with Database(path) as db:
-            return db.query(sql, aggregates, **kw)
+            return db._run(sql, options)
     if isinstance(data, Mapping):
         frames = dict(data)
     elif _is_frame(data):
@@ -441,7 +306,7 @@ def query(
     with Database() as db:
         for name, frame in frames.items():
             db.register(name, frame)
-        return db.query(sql, aggregates, **kw)
+        return db._run(sql, options)
 
 
 _NO_SUCH_TABLE = re.compile(r"no such table: (?:main\.)?(\S+)")

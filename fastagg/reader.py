@@ -54,7 +54,6 @@ same path and every query is interruptible.
 from __future__ import annotations
 
 import ctypes
-import numbers
 import os
 import queue
 import sqlite3
@@ -63,13 +62,32 @@ from collections.abc import Mapping
 
 import numpy as np
 import pyarrow as pa
-from numba import carray, njit, types
-from numba.typed import List
+from numba import carray, njit
 
-from .sqlite import capi as _capi
-from .compile.codegen import last_callback_error
-from .native.intrinsics import as_voidptr, is_null
+from .compile.trap import last_callback_error
 from .errors import AggregateError
+from .native.intrinsics import as_voidptr, is_null
+from .sqlite import capi as _capi
+from .sqlite.declarations import (
+    sqlite3_bind_double,
+    sqlite3_bind_int64,
+    sqlite3_column_bytes,
+    sqlite3_column_text,
+    sqlite3_column_value,
+    sqlite3_db_handle,
+    sqlite3_db_mutex,
+    sqlite3_mutex_enter,
+    sqlite3_mutex_leave,
+    sqlite3_reset,
+    sqlite3_step,
+    sqlite3_value_blob,
+    sqlite3_value_bytes,
+    sqlite3_value_double,
+    sqlite3_value_int64,
+    sqlite3_value_text,
+    sqlite3_value_type,
+)
+from .sqlite.codes import SQLITE_DONE, SQLITE_NOMEM, SQLITE_OK, SQLITE_ROW, exception_for
 
 __all__ = ["read_query"]
 
@@ -78,10 +96,6 @@ SQLITE_FLOAT = _capi.SQLITE_FLOAT
 SQLITE_TEXT = _capi.SQLITE_TEXT
 SQLITE_BLOB = _capi.SQLITE_BLOB
 SQLITE_NULL = _capi.SQLITE_NULL
-SQLITE_OK = _capi.SQLITE_OK
-SQLITE_ROW = _capi.SQLITE_ROW
-SQLITE_DONE = _capi.SQLITE_DONE
-SQLITE_NOMEM = 7
 SQLITE_TRANSIENT = _capi.SQLITE_TRANSIENT
 
 _INT32_MAX = 2**31 - 1
@@ -89,26 +103,6 @@ _MUTEX_ROWS = 4096  # rows read per hold of the connection mutex
 
 # --------------------------------------------------------------------------
 # Compiled loops (nopython, GIL released)
-
-_step = _capi.native("sqlite3_step")
-_reset = _capi.native("sqlite3_reset")
-_column_text = _capi.native("sqlite3_column_text")
-_column_bytes = _capi.native("sqlite3_column_bytes")
-_column_value = _capi.native("sqlite3_column_value")
-_value_type = _capi.native("sqlite3_value_type")
-_value_int64 = _capi.native("sqlite3_value_int64")
-_value_double = _capi.native("sqlite3_value_double")
-_value_text = _capi.native("sqlite3_value_text")
-_value_blob = _capi.native("sqlite3_value_blob")
-_value_bytes = _capi.native("sqlite3_value_bytes")
-_db_handle = _capi.native("sqlite3_db_handle")
-_db_mutex = _capi.native("sqlite3_db_mutex")
-_mutex_enter = _capi.native("sqlite3_mutex_enter")
-_mutex_leave = _capi.native("sqlite3_mutex_leave")
-_bind_int64 = _capi.native("sqlite3_bind_int64")
-_bind_double = _capi.native("sqlite3_bind_double")
-
-_BYTES_1D = types.Array(types.uint8, 1, "C")
 
 
 @njit(cache=True, nogil=True)
@@ -161,11 +155,11 @@ def _read_rows(stmt_address, ncol, utf8_database):
     # functions, a single mutex round trip per value instead of two or three.
     # Released every _MUTEX_ROWS rows to let other threads of the connection in
     # (a NULL mutex, for a connection opened without one, is a no-op).
-    mutex = _db_mutex(_db_handle(stmt))
-    _mutex_enter(mutex)
+    mutex = sqlite3_db_mutex(sqlite3_db_handle(stmt))
+    sqlite3_mutex_enter(mutex)
     rc = SQLITE_DONE
     while True:
-        rc = _step(stmt)
+        rc = sqlite3_step(stmt)
         if rc != SQLITE_ROW:
             break
         if n == cap:
@@ -178,14 +172,14 @@ def _read_rows(stmt_address, ncol, utf8_database):
             wider_tags[:, :n] = tags[:, :n]
             tags = wider_tags
         for c in range(ncol):
-            value = _column_value(stmt, c)
-            t = _value_type(value)
+            value = sqlite3_column_value(stmt, c)
+            t = sqlite3_value_type(value)
             tags[c, n] = t
             seen[c] |= 1 << t
             if t == SQLITE_INTEGER:
-                slots[c, n + 1] = _value_int64(value)
+                slots[c, n + 1] = sqlite3_value_int64(value)
             elif t == SQLITE_FLOAT:
-                reals[c, n + 1] = _value_double(value)
+                reals[c, n + 1] = sqlite3_value_double(value)
             elif t == SQLITE_NULL:
                 slots[c, n + 1] = 0
             else:
@@ -194,10 +188,10 @@ def _read_rows(stmt_address, ncol, utf8_database):
                 # NUL-terminated (all text read from a table) to terminate it;
                 # in a UTF-8 database value_blob gives the same bytes uncopied.
                 if t == SQLITE_TEXT and not utf8_database:
-                    ptr = _value_text(value)
+                    ptr = sqlite3_value_text(value)
                 else:
-                    ptr = _value_blob(value)  # NULL for an empty value
-                nbytes = _value_bytes(value)
+                    ptr = sqlite3_value_blob(value)  # NULL for an empty value
+                nbytes = sqlite3_value_bytes(value)
                 if is_null(ptr) and nbytes > 0:
                     rc = SQLITE_NOMEM
                     break
@@ -212,9 +206,9 @@ def _read_rows(stmt_address, ncol, utf8_database):
             break
         n += 1
         if n % _MUTEX_ROWS == 0:
-            _mutex_leave(mutex)
-            _mutex_enter(mutex)
-    _mutex_leave(mutex)
+            sqlite3_mutex_leave(mutex)
+            sqlite3_mutex_enter(mutex)
+    sqlite3_mutex_leave(mutex)
     if rc != SQLITE_DONE:
         return rc, n, slots, tags, seen, arena[:0], used
     dstart = np.zeros(ncol + 1, np.int64)
@@ -289,22 +283,22 @@ def _format_mixed(fmt_address, slots, tags, data, n, capacity):
         t = tags[r]
         if t == SQLITE_INTEGER or t == SQLITE_FLOAT:
             if t == SQLITE_INTEGER:
-                _bind_int64(fmt, 1, slots[r + 1])
+                sqlite3_bind_int64(fmt, 1, slots[r + 1])
             else:
-                _bind_double(fmt, 1, reals[r + 1])
-            rc = _step(fmt)
+                sqlite3_bind_double(fmt, 1, reals[r + 1])
+            rc = sqlite3_step(fmt)
             if rc != SQLITE_ROW:
-                _reset(fmt)
+                sqlite3_reset(fmt)
                 return rc, offsets, out[:0]
-            ptr = _column_text(fmt, 0)
-            nbytes = _column_bytes(fmt, 0)
+            ptr = sqlite3_column_text(fmt, 0)
+            nbytes = sqlite3_column_bytes(fmt, 0)
             if is_null(ptr):
-                _reset(fmt)
+                sqlite3_reset(fmt)
                 return SQLITE_NOMEM, offsets, out[:0]
             out = _grow_bytes(out, m, m + nbytes)
             out[m : m + nbytes] = carray(ptr, nbytes, np.uint8)
             m += nbytes
-            _reset(fmt)
+            sqlite3_reset(fmt)
         elif t == SQLITE_TEXT or t == SQLITE_BLOB:
             end = slots[r + 1]
             out = _grow_bytes(out, m, m + end - prev_end)
@@ -412,55 +406,15 @@ def _run_interruptibly(handle: int, fn, *args):
 # --------------------------------------------------------------------------
 # Errors
 
-# Exception class per primary result code, as Python's sqlite3 chooses them
-# (Modules/_sqlite/util.c); anything else is a DatabaseError.
-_ERROR_CLASSES = {
-    1: sqlite3.OperationalError,  # ERROR
-    2: sqlite3.InternalError,  # INTERNAL
-    3: sqlite3.OperationalError,  # PERM
-    4: sqlite3.OperationalError,  # ABORT
-    5: sqlite3.OperationalError,  # BUSY
-    6: sqlite3.OperationalError,  # LOCKED
-    8: sqlite3.OperationalError,  # READONLY
-    9: sqlite3.OperationalError,  # INTERRUPT
-    10: sqlite3.OperationalError,  # IOERR
-    11: sqlite3.DatabaseError,  # CORRUPT
-    12: sqlite3.InternalError,  # NOTFOUND
-    13: sqlite3.OperationalError,  # FULL
-    14: sqlite3.OperationalError,  # CANTOPEN
-    15: sqlite3.OperationalError,  # PROTOCOL
-    16: sqlite3.OperationalError,  # EMPTY
-    17: sqlite3.OperationalError,  # SCHEMA
-    18: sqlite3.DataError,  # TOOBIG
-    19: sqlite3.IntegrityError,  # CONSTRAINT
-    20: sqlite3.IntegrityError,  # MISMATCH
-    21: sqlite3.InterfaceError,  # MISUSE
-    25: sqlite3.InterfaceError,  # RANGE
-}
 
-
-def _sqlite_error(handle: int, rc: int) -> BaseException:
-    """Return the exception ``sqlite3`` would raise for result code *rc*."""
-    if rc & 0xFF == SQLITE_NOMEM:
-        return MemoryError()
-    message = _capi.errmsg(handle) if handle else "unknown error"
-    exc = _ERROR_CLASSES.get(rc & 0xFF, sqlite3.DatabaseError)(message)
-    exc.sqlite_errorcode = _capi.lib.sqlite3_extended_errcode(handle) if handle else rc
-    return exc
-
-
-def _step_error(handle: int, rc: int, message: str, callback_error) -> BaseException:
+def _step_error(rc: int, message: str, callback_error) -> BaseException:
     """Return the exception for a failed step; prefer the callback's own error."""
     if callback_error is not None:
         text, original = callback_error
         exc = AggregateError(text)
         exc.__cause__ = original
         return exc
-    exc = _ERROR_CLASSES.get(rc & 0xFF, sqlite3.DatabaseError)(message)
-    if rc & 0xFF == SQLITE_NOMEM:
-        exc = MemoryError()
-    exc.sqlite_errorcode = rc
-    return exc
+    return exception_for(rc, message)
 
 
 # --------------------------------------------------------------------------
@@ -509,7 +463,7 @@ def _prepare(handle: int, sql: str) -> int:
             handle, base + pos, len(encoded) + 1 - pos, ctypes.byref(stmt), ctypes.byref(tail)
         )
         if rc != SQLITE_OK:
-            raise _sqlite_error(handle, rc)
+            raise _capi.last_error(handle, rc)
         pos = (tail.value or base + len(encoded)) - base
         if stmt.value or _skip_trailer(encoded, pos) >= len(encoded):
             break  # a statement, or nothing but comments and semicolons
@@ -550,11 +504,15 @@ def _bind_one(handle: int, stmt: int, index: int, value) -> None:
             f"Error binding parameter {index}: type '{type(value).__name__}' is not supported"
         )
     if rc != SQLITE_OK:
-        raise _sqlite_error(handle, rc)
+        raise _capi.last_error(handle, rc)
 
 
 def _bind(handle: int, stmt: int, params) -> None:
-    """Bind *params* (a sequence for ``?``, a mapping for ``:name``) to *stmt*."""
+    """Bind *params* (a sequence for ``?``, a mapping for ``:name``) to *stmt*.
+
+    Calls ``sqlite3_bind_parameter_count``, ``sqlite3_bind_parameter_name``
+    and, per value, :func:`_bind_one`.
+    """
     lib = _capi.lib
     count = lib.sqlite3_bind_parameter_count(stmt)
     if params is None:
@@ -612,7 +570,11 @@ def _declared_type(decltype: str | None) -> pa.DataType:
 
 
 def _column_info(stmt: int) -> tuple[list[str], list[str | None]]:
-    """Return the names and declared types of *stmt*'s result columns."""
+    """Return the names and declared types of *stmt*'s result columns.
+
+    Calls ``sqlite3_column_count``, ``sqlite3_column_name`` and
+    ``sqlite3_column_decltype``.
+    """
     lib = _capi.lib
     names, decltypes = [], []
     for c in range(lib.sqlite3_column_count(stmt)):
@@ -686,17 +648,21 @@ _FORMAT_SQL = b"SELECT CAST(?1 AS TEXT)"
 
 
 def _format_numbers(handle, slots, tags, data, n, capacity):
-    """Return offsets and bytes of a column with numbers turned into SQLite text."""
+    """Return offsets and bytes of a column with numbers turned into SQLite text.
+
+    Calls ``sqlite3_prepare_v2`` and ``sqlite3_finalize`` for the helper
+    statement that :func:`_format_mixed` steps.
+    """
     fmt = ctypes.c_void_p()
     rc = _capi.lib.sqlite3_prepare_v2(handle, _FORMAT_SQL, len(_FORMAT_SQL), ctypes.byref(fmt), None)
     if rc != SQLITE_OK:
-        raise _sqlite_error(handle, rc)
+        raise _capi.last_error(handle, rc)
     try:
         (rc, offsets, out), _ = _run_interruptibly(
             handle, _format_mixed, fmt.value, slots, tags, data, n, capacity
         )
         if rc != SQLITE_OK:
-            raise _sqlite_error(handle, rc)
+            raise _capi.last_error(handle, rc)
     finally:
         _capi.lib.sqlite3_finalize(fmt.value)
     return offsets, out
@@ -766,7 +732,7 @@ def read_query(con: sqlite3.Connection, sql: str, params=None) -> pa.Table:
             handle, _read_rows, stmt, len(names), utf8
         )
         if rc != SQLITE_DONE:
-            raise _step_error(handle, rc, _capi.errmsg(handle), callback_error)
+            raise _step_error(rc, _capi.errmsg(handle), callback_error)
     finally:
         # The statement's only owner; finalizing after an error returns that
         # error's code again, which has already been turned into an exception.

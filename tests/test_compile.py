@@ -373,7 +373,7 @@ def test_python_class_stays_plain_python():
 
 
 def test_state_dtype_and_size():
-    from fastagg.compile.codegen import compile_spec
+    from fastagg.compile.cache import compile_spec
 
     assert MyAvg.__fastagg_spec__.state == np.dtype([("total", "f8"), ("count", "i8")])
     assert compile_spec(MyAvg.__fastagg_spec__).state_nbytes == 16
@@ -442,7 +442,7 @@ def test_second_process_loads_from_numba_cache(tmp_path):
 
     script = """
         import sqlite3, numpy as np, fastagg
-        from fastagg.compile.codegen import compile_spec
+        from fastagg.compile.cache import compile_spec
 
         @fastagg.aggregate
         class CachedAvg:
@@ -475,7 +475,7 @@ def test_import_compiles_nothing():
     proc = run_isolated(
         """
         import sys, fastagg
-        print("numba" in sys.modules, "fastagg.compile.codegen" in sys.modules)
+        print("numba" in sys.modules, "fastagg.compile.cache" in sys.modules)
         """
     )
     assert proc.returncode == 0, proc.stderr

@@ -132,7 +132,7 @@ def test_output_arrow(frame):
 
 def test_unknown_output(frame):
     with pytest.raises(fastagg.Error, match="output must be one of"):
-        fastagg.query(frame, SQL, [FVar], output="polars")
+        fastagg.query(frame, SQL, [FVar], output="excel")
 
 
 def test_params(frame):

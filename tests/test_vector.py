@@ -173,7 +173,7 @@ def test_vector_elements_must_be_numeric():
 
 
 def test_vector_methods_after_other_numba_code():
-    """numba typing records before fastagg.compile.codegen is imported must not hide the methods."""
+    """numba typing records before fastagg.compile.vector_ops is imported must not hide the methods."""
     from conftest import run_isolated
 
     proc = run_isolated(

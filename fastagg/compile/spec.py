@@ -2,8 +2,9 @@
 
 This stage only reads the class (annotations, method signatures); it needs
 numpy but not numba, so decorating a class is cheap and ``import fastagg``
-compiles nothing. :mod:`fastagg.compile.codegen` turns the description into native
-callbacks the first time the aggregate is registered.
+compiles nothing. :mod:`fastagg.compile.codegen` and :mod:`fastagg.compile.cache`
+turn the description into native callbacks the first time the aggregate is
+registered.
 """
 
 from __future__ import annotations
@@ -87,8 +88,17 @@ def array(dtype: Any, shape: int | tuple[int, ...]) -> ArrayField:
     return ArrayField(dt, tuple(int(n) for n in shape))
 
 
+class _SQLFunction:
+    """What both kinds of spec share: a SQL name taking ``args``."""
+
+    @property
+    def narg(self) -> int:
+        """Number of SQL arguments."""
+        return len(self.args)
+
+
 @dataclasses.dataclass(frozen=True)
-class AggregateSpec:
+class AggregateSpec(_SQLFunction):
     """Everything fastagg knows about a decorated aggregate class."""
 
     cls: type
@@ -130,10 +140,6 @@ class AggregateSpec:
     def is_window(self) -> bool:
         return self.inverse is not None
 
-    @property
-    def narg(self) -> int:
-        return len(self.args)
-
     def fingerprint(self) -> str:
         """Return a hash of everything the compiled code depends on."""
         h = hashlib.sha256()
@@ -144,7 +150,7 @@ class AggregateSpec:
 
 
 @dataclasses.dataclass(frozen=True)
-class FunctionSpec:
+class FunctionSpec(_SQLFunction):
     """Everything fastagg knows about a decorated scalar function."""
 
     func: Any
@@ -156,10 +162,6 @@ class FunctionSpec:
     @property
     def qualname(self) -> str:
         return self.func.__qualname__
-
-    @property
-    def narg(self) -> int:
-        return len(self.args)
 
     def fingerprint(self) -> str:
         """Return a hash of everything the compiled code depends on."""
@@ -451,6 +453,18 @@ def describe(cls: type, *, name: str | None = None, state=None, namespace: dict 
 SPEC_ATTRIBUTE = "__fastagg_spec__"
 
 
+def _caller_namespace() -> dict:
+    """Return the names visible where the decorator is applied (two frames up).
+
+    String annotations may name variables local to that scope.
+    """
+    caller = sys._getframe(2)
+    try:
+        return {**caller.f_globals, **caller.f_locals}
+    finally:
+        del caller  # a frame reference would keep every local alive
+
+
 def aggregate(cls=None, *, name: str | None = None, state=None):
     """Declare a class as a SQL aggregate function compiled by numba.
 
@@ -480,11 +494,7 @@ def aggregate(cls=None, *, name: str | None = None, state=None):
     >>> s = MySum(); s.step(2.0); s.step(3.0); s.finalize()
     5.0
     """
-
-    caller = sys._getframe(1)
-    # The defining scope, for string annotations naming local variables.
-    namespace = {**caller.f_globals, **caller.f_locals}
-    del caller
+    namespace = _caller_namespace()
 
     def decorate(target):
         spec = describe(target, name=name, state=state, namespace=namespace)
@@ -583,9 +593,7 @@ def function(func=None, *, name: str | None = None, deterministic: bool = True):
     >>> clamp(5.0, 0.0, 1.0)
     1.0
     """
-    caller = sys._getframe(1)
-    namespace = {**caller.f_globals, **caller.f_locals}
-    del caller
+    namespace = _caller_namespace()
 
     def decorate(target):
         spec = describe_function(target, name=name, deterministic=deterministic, namespace=namespace)

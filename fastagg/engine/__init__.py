@@ -1,1 +1,1 @@
-"""Execution engines beside SQLite's own VM: the parallel split and merge."""
+"""Execution engines beside SQLite's own VM: :mod:`.split` rewrites a grouped statement, :mod:`.parallel` runs it on threads."""

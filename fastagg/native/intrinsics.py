@@ -13,7 +13,6 @@ from numba.extending import intrinsic
 __all__ = ["address_of", "as_voidptr", "is_null", "record_address", "unwrap"]
 
 
-
 @intrinsic
 def is_null(typingctx, ptr):
     """Return whether a ``voidptr`` is NULL."""

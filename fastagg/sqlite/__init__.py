@@ -1,1 +1,5 @@
-"""SQLite C API, resolved in the very library Python's sqlite3 module loaded."""
+"""The SQLite layer: the C API of the library Python's sqlite3 module loaded.
+
+:mod:`.capi` (ctypes bindings, no numba), :mod:`.declarations` (the same
+functions for compiled code), :mod:`.codes` (result codes -> exceptions).
+"""

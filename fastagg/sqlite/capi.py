@@ -11,10 +11,13 @@ Two views of the same symbols are offered:
 * ``lib``: a :class:`ctypes.CDLL` with typed functions, for Python-side calls
   (registering functions, verifying connections).
 * :func:`native`: :class:`numba.types.ExternalFunction` declarations by
-  *name*. Their addresses are given to LLVM with ``llvmlite.binding.add_symbol``
-  when this module is imported, so compiled code refers to symbols rather than
-  to embedded addresses and numba's on-disk cache stays valid across
-  processes.
+  *name*; :mod:`.declarations` holds one per function, under SQLite's name.
+  Their addresses are given to LLVM with ``llvmlite.binding.add_symbol`` at
+  the first declaration, so compiled code refers to symbols rather than to
+  embedded addresses and numba's on-disk cache stays valid across processes.
+
+Result codes and their exceptions are in :mod:`.codes`. Importing this
+module loads no numba.
 
 Documentation of every function: https://www.sqlite.org/c3ref/funclist.html
 """
@@ -28,6 +31,17 @@ from functools import lru_cache
 
 from ..errors import SQLiteLibraryError
 
+# Result codes live in .codes; the ones callers of ``lib`` compare with are
+# also offered here.
+from .codes import (  # noqa: F401 - re-exported
+    SQLITE_CONSTRAINT,
+    SQLITE_DONE,
+    SQLITE_ERROR,
+    SQLITE_OK,
+    SQLITE_ROW,
+    exception_for,
+)
+
 # Fundamental datatypes (https://www.sqlite.org/c3ref/c_blob.html).
 SQLITE_INTEGER = 1
 SQLITE_FLOAT = 2
@@ -35,26 +49,14 @@ SQLITE_TEXT = 3
 SQLITE_BLOB = 4
 SQLITE_NULL = 5
 
-# Result codes (https://www.sqlite.org/rescode.html).
-SQLITE_OK = 0
-SQLITE_ERROR = 1
-SQLITE_INTERRUPT = 9
-SQLITE_CONSTRAINT = 19
-SQLITE_MISUSE = 21
-SQLITE_ROW = 100
-SQLITE_DONE = 101
-
 # Text encodings and function flags (https://www.sqlite.org/c3ref/c_deterministic.html).
 SQLITE_UTF8 = 1
 SQLITE_DETERMINISTIC = 0x000000800
-SQLITE_DIRECTONLY = 0x000080000
-SQLITE_INNOCUOUS = 0x000200000
 
 # Destructor sentinel: SQLite makes its own copy of the bytes before returning.
 SQLITE_TRANSIENT = -1
 SQLITE_STATIC = 0
 
-SQLITE_LIMIT_LENGTH = 0
 SQLITE_LIMIT_VARIABLE_NUMBER = 9
 
 # Signatures in a compact code: p pointer, i int32, q int64, d double,
@@ -64,27 +66,19 @@ _SIGNATURES = {
     # library
     "sqlite3_libversion": "p",
     "sqlite3_libversion_number": "i",
-    "sqlite3_threadsafe": "i",
     # connections
     "sqlite3_limit": "ipii",
     "sqlite3_db_filename": "ppp",
     "sqlite3_errmsg": "pp",
-    "sqlite3_errcode": "ip",
     "sqlite3_extended_errcode": "ip",
-    "sqlite3_get_autocommit": "ip",
     "sqlite3_interrupt": "vp",
-    "sqlite3_is_interrupted": "ip",
-    "sqlite3_progress_handler": "vpipp",
     "sqlite3_changes64": "qp",
     "sqlite3_exec": "ippppp",
     # functions
     "sqlite3_create_function_v2": "ippiippppp",
     "sqlite3_create_window_function": "ippiipppppp",
     "sqlite3_aggregate_context": "ppi",
-    "sqlite3_user_data": "pp",
-    "sqlite3_context_db_handle": "pp",
     "sqlite3_value_type": "ip",
-    "sqlite3_value_numeric_type": "ip",
     "sqlite3_value_double": "dp",
     "sqlite3_value_int64": "qp",
     "sqlite3_value_text": "pp",
@@ -107,13 +101,9 @@ _SIGNATURES = {
     "sqlite3_free": "vp",
     # statements
     "sqlite3_prepare_v2": "ippipp",
-    "sqlite3_prepare_v3": "ippiipp",
     "sqlite3_step": "ip",
     "sqlite3_reset": "ip",
     "sqlite3_finalize": "ip",
-    "sqlite3_clear_bindings": "ip",
-    "sqlite3_sql": "pp",
-    "sqlite3_stmt_readonly": "ip",
     "sqlite3_bind_parameter_count": "ip",
     "sqlite3_bind_parameter_name": "ppi",
     "sqlite3_bind_null": "ipi",
@@ -124,11 +114,7 @@ _SIGNATURES = {
     "sqlite3_column_count": "ip",
     "sqlite3_column_name": "ppi",
     "sqlite3_column_decltype": "ppi",
-    "sqlite3_column_type": "ipi",
-    "sqlite3_column_int64": "qpi",
-    "sqlite3_column_double": "dpi",
     "sqlite3_column_text": "ppi",
-    "sqlite3_column_blob": "ppi",
     "sqlite3_column_bytes": "ipi",
     # fastagg.reader: read values under the connection mutex it holds
     "sqlite3_column_value": "ppi",
@@ -140,12 +126,12 @@ _SIGNATURES = {
     "sqlite3_create_module_v2": "ippppp",
     "sqlite3_declare_vtab": "ipp",
     "sqlite3_vtab_config": "ipi",
+    # not called yet: the indexed lookups of issue 12 (IN lists, DISTINCT)
     "sqlite3_vtab_distinct": "ip",
     "sqlite3_vtab_in": "ipii",
     "sqlite3_vtab_in_first": "ipp",
     "sqlite3_vtab_in_next": "ipp",
     "sqlite3_vtab_rhs_value": "ipip",
-    "sqlite3_drop_modules": "ipp",
     # statements of a connection (fastagg.table: is any statement mid-run?)
     "sqlite3_next_stmt": "ppp",
     "sqlite3_stmt_busy": "ip",
@@ -165,12 +151,10 @@ _CTYPES = {
 # Functions that exist only in newer SQLite versions; absent ones are skipped
 # and code needing them checks :func:`has`.
 _OPTIONAL = {
-    "sqlite3_is_interrupted",  # 3.41
     "sqlite3_vtab_distinct",  # 3.38
     "sqlite3_vtab_in",  # 3.38
     "sqlite3_vtab_in_first",
     "sqlite3_vtab_in_next",
-    "sqlite3_drop_modules",  # 3.30
 }
 
 
@@ -221,11 +205,6 @@ LIBVERSION_NUMBER: int = lib.sqlite3_libversion_number()
 def has(name: str) -> bool:
     """Return whether the loaded SQLite exports C function *name*."""
     return name in _ADDRESSES
-
-
-def address(name: str) -> int:
-    """Return the address of C function *name* in Python's SQLite."""
-    return _ADDRESSES[name]
 
 
 def _register_llvm_symbols() -> None:
@@ -347,6 +326,19 @@ def errmsg(handle: int) -> str:
     """Return SQLite's last error message on *handle*. Calls ``sqlite3_errmsg``."""
     msg = lib.sqlite3_errmsg(handle)
     return ctypes.string_at(msg).decode("utf-8", "replace") if msg else ""
+
+
+def last_error(handle: int, rc: int) -> BaseException:
+    """Return the exception for a call on *handle* that returned *rc*.
+
+    The message and ``sqlite_errorcode`` are the connection's (0 for
+    *handle*: "unknown error" and *rc*); the class is
+    :func:`.codes.exception_for`'s. Calls ``sqlite3_errmsg`` and
+    ``sqlite3_extended_errcode``.
+    """
+    if not handle:
+        return exception_for(rc, "unknown error")
+    return exception_for(rc, errmsg(handle), lib.sqlite3_extended_errcode(handle))
 
 
 def create_aggregate(
