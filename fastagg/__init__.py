@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from . import accessor as _accessor  # noqa: F401 - registers DataFrame.sqlagg
 from .compile.spec import aggregate, array, function
+from .compile.value import Value
 from .compile.vector import vector
 from .database import Database, connect, query, sql
 from .registry import register
@@ -29,6 +30,7 @@ __all__ = [
     "Error",
     "SQLiteLibraryError",
     "UnsupportedDtypeError",
+    "Value",
     "aggregate",
     "array",
     "connect",

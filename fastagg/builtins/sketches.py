@@ -14,6 +14,8 @@ import numba
 import numpy as np
 
 from ..compile.spec import aggregate, array
+from ..compile.value import Value
+from ..native.anyvalue import parts_hash, value_parts
 from ..compile.vector import vector
 from .frames import FRAME_LIMIT, check_rows_kept, move_to_end
 
@@ -24,75 +26,6 @@ __all__ = ["ApproxCountDistinct", "ApproxQuantile", "HLL_P"]
 # approx_count_distinct: HyperLogLog
 
 HLL_P = 14  # 2**14 registers: standard error 1.04 / 128 = 0.81%
-# xxHash64's primes (Collet's reference, xxhash.h), as uint64 so that
-# compiled arithmetic stays in uint64 and wraps.
-_P1 = np.uint64(0x9E3779B185EBCA87)
-_P2 = np.uint64(0xC2B2AE3D27D4EB4F)
-_P3 = np.uint64(0x165667B19E3779F9)
-_P4 = np.uint64(0x85EBCA77C2B2AE63)
-_P5 = np.uint64(0x27D4EB2F165667C5)
-_ZERO = np.uint64(0)
-
-
-@numba.njit(cache=True)
-def _rotl(x, r):
-    return (x << np.uint64(r)) | (x >> np.uint64(64 - r))
-
-
-@numba.njit(cache=True)
-def _read_le(v, i, nbytes):
-    """The *nbytes* bytes of *v* from index *i*, as a little-endian unsigned integer."""
-    k = _ZERO
-    for j in range(nbytes):
-        k |= np.uint64(v[i + j]) << np.uint64(8 * j)
-    return k
-
-
-@numba.njit(cache=True)
-def _xxh_round(acc, lane):
-    """xxHash64's round: mix 8 input bytes *lane* into accumulator *acc*."""
-    return np.multiply(_rotl(np.add(acc, np.multiply(lane, _P2)), 31), _P1)
-
-
-@numba.njit(cache=True)
-def _xxhash64(v):
-    """xxHash64 (seed 0) of the bytes *v*: 32-byte stripes in four lanes, then the tail."""
-    n = len(v)
-    i = 0
-    if n >= 32:
-        a1 = np.add(_P1, _P2)
-        a2 = _P2
-        a3 = _ZERO
-        a4 = np.subtract(_ZERO, _P1)
-        while i + 32 <= n:
-            a1 = _xxh_round(a1, _read_le(v, i, 8))
-            a2 = _xxh_round(a2, _read_le(v, i + 8, 8))
-            a3 = _xxh_round(a3, _read_le(v, i + 16, 8))
-            a4 = _xxh_round(a4, _read_le(v, i + 24, 8))
-            i += 32
-        h = np.add(np.add(_rotl(a1, 1), _rotl(a2, 7)), np.add(_rotl(a3, 12), _rotl(a4, 18)))
-        for acc in (a1, a2, a3, a4):
-            h = np.add(np.multiply(h ^ _xxh_round(_ZERO, acc), _P1), _P4)
-    else:
-        h = _P5
-    h = np.add(h, np.uint64(n))
-    while i + 8 <= n:
-        h = np.add(np.multiply(_rotl(h ^ _xxh_round(_ZERO, _read_le(v, i, 8)), 27), _P1), _P4)
-        i += 8
-    if i + 4 <= n:
-        h = np.add(np.multiply(_rotl(h ^ np.multiply(_read_le(v, i, 4), _P1), 23), _P2), _P3)
-        i += 4
-    while i < n:
-        h = np.multiply(_rotl(h ^ np.multiply(np.uint64(v[i]), _P5), 11), _P1)
-        i += 1
-    h ^= h >> np.uint64(33)
-    h = np.multiply(h, _P2)
-    h ^= h >> np.uint64(29)
-    h = np.multiply(h, _P3)
-    h ^= h >> np.uint64(32)
-    return h
-
-
 @numba.njit(cache=True)
 def _hll_add(registers, h):
     """Add hash *h*: the first HLL_P bits pick a register, which keeps the rank of the rest."""
@@ -111,9 +44,11 @@ def _hll_add(registers, h):
 class ApproxCountDistinct:
     """Approximate number of distinct values, by HyperLogLog.
 
-    SQL: ``approx_count_distinct(v)``; 0 for no rows. Each value's bytes are
-    hashed with xxHash64 (seed 0), a fixed hash, so registers built in
-    different processes merge (element-wise maximum). The first 14 bits of
+    SQL: ``approx_count_distinct(v)`` of any type; 0 for no rows. Each value
+    is hashed with the fixed hash of :func:`fastagg.native.anyvalue.parts_hash`
+    (xxHash64, seed 0, of a blob's bytes; numbers by value, so the integer 1
+    and the real 1.0 are one value; text apart from blobs), so registers
+    built in different processes merge (element-wise maximum). The first 14 bits of
     the hash pick one of 16,384 registers, which keeps the longest run of
     leading zeros (+1) of the other 50 bits. The estimate is Ertl's improved
     raw estimator (arXiv:1702.01284), unbiased from 0 to well beyond 10**9
@@ -122,8 +57,6 @@ class ApproxCountDistinct:
     ``FRAME_LIMIT`` rows, see :mod:`.frames`), and after ``inverse`` the
     registers are rebuilt from the hashes of the frame's rows.
 
-    ``v`` is ``bytes``: text and blobs are hashed as they are, numbers in
-    SQLite's text form (so the integer 1 and the real 1.0 are distinct).
 
     Attributes
     ----------
@@ -139,7 +72,7 @@ class ApproxCountDistinct:
     Examples
     --------
     >>> s = ApproxCountDistinct()
-    >>> for v in (b"a", b"b", b"a", b"c"):
+    >>> for v in ("a", "b", "a", 1, 1.0):
     ...     s.step(v)
     >>> s.finalize()
     3
@@ -150,16 +83,18 @@ class ApproxCountDistinct:
     stale: np.bool_
     hashes: vector(np.uint64)
 
-    def step(self, v: bytes):
-        h = np.uint64(_xxhash64(v))  # numba hands a plain Python caller an int
+    def step(self, v: Value):
+        tag, ival, fval, data = value_parts(v)
+        h = np.uint64(parts_hash(tag, ival, fval, data))  # numba hands a plain Python caller an int
         _hll_add(self.registers, h)
         self.n += 1
         if self.n <= FRAME_LIMIT:
             self.hashes.append(h)
 
-    def inverse(self, v: bytes):
+    def inverse(self, v: Value):
         check_rows_kept(self.n, len(self.hashes))
-        if self.hashes.remove(np.uint64(_xxhash64(v))):
+        tag, ival, fval, data = value_parts(v)
+        if self.hashes.remove(np.uint64(parts_hash(tag, ival, fval, data))):
             self.n -= 1
             self.stale = True
 

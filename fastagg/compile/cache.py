@@ -25,6 +25,7 @@ from numba import cfunc, njit, types
 
 from ..errors import CompileError
 from . import vector_ops  # noqa: F401 - registers the vector methods before user code compiles
+from . import value_ops  # noqa: F401 - registers the fastagg.Value field methods likewise
 from .codegen import generate_source
 from .spec import AggregateSpec, FunctionSpec
 from .trap import make_trap
