@@ -15,7 +15,10 @@ import fastagg
 
 ROOT = Path(__file__).resolve().parent.parent
 
-DOCTESTED = ["fastagg.compile.spec", "fastagg.compile.vector", "fastagg.database", "fastagg.accessor", "fastagg.builtins.library"]
+DOCTESTED = [
+    "fastagg.compile.spec", "fastagg.compile.vector", "fastagg.compile.value", "fastagg.database", "fastagg.accessor",
+    *(f"fastagg.builtins.{m}" for m in ("extrema", "keys", "moments", "products", "quantiles", "regression", "shape", "sketches")),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("module_name", DOCTESTED)

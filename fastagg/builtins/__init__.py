@@ -73,27 +73,31 @@ only while a state has seen at most 2**20 (``frames.FRAME_LIMIT``, 8 to 16
 bytes a row), so a sliding frame of more rows raises a clear error (frames
 starting at UNBOUNDED PRECEDING never need ``inverse``).
 
-Argument types: the moment functions, ``median``, the quantiles and
-``mode`` take ``float`` (an integer column's mode or ``quantile_disc``
-comes back as a real, exact up to 2**53); ``bit_*`` take ``int`` (64-bit);
+Argument types: the moment functions, ``quantile_cont`` and
+``approx_quantile`` take ``float``; ``bit_*`` take ``int`` (64-bit);
 ``bool_*`` take ``float`` (any nonzero number is true; SQLite's comparisons
-give 0 or 1); ``arg_min``/``arg_max`` take ``float`` for both ``arg`` and
-``val`` (integers beyond 2**53 lose precision); ``approx_count_distinct``,
-``histogram`` and ``entropy`` take ``bytes``, so SQLite hands them text and
-blobs as they are and numbers in their text form, ``CAST(x AS TEXT)``
-(the integer 1 and the real 1.0 are distinct values; reals equal to 15
-significant digits share a key). ``q`` is a constant in [0, 1] (DuckDB's
-negative "descending" q is not supported); the first row's ``q`` is used.
+give 0 or 1). The type-generic ones take ``fastagg.Value``, any SQL value
+as it is, compared by SQLite's rules (NULL < numbers < text < blob;
+integers and reals by value, so 1 and 1.0 are one value; text and blobs by
+their bytes) and returned with their own type: ``mode``, ``arg_min``/
+``arg_max``/``min_by``/``max_by`` (both ``arg`` and ``val``),
+``quantile_disc``, ``median`` (numbers: the interpolating median, a real;
+text or blobs: the middle value itself, as DuckDB's median of an ordinal
+type), ``histogram``, ``entropy`` and ``approx_count_distinct``. ``q`` is a
+constant in [0, 1] (DuckDB's negative "descending" q is not supported); the
+first row's ``q`` is used, and one outside [0, 1] raises an error naming
+the function and the argument.
 
-Growable state: ``median``, the quantiles and ``mode`` keep every value
-(8 bytes a row) in a ``fastagg.vector``; ``histogram`` and ``entropy``
-keep every value's text form. ``mode`` breaks ties as DuckDB does, by the
+Growable state: ``median`` and ``quantile_cont`` keep every number (8 bytes
+a row) in a ``fastagg.vector``; ``mode``, ``quantile_disc``, ``histogram``,
+``entropy`` and ``median``'s text keep every value in a value list
+(:mod:`.valuelist`, 17 bytes a number, 9 plus the bytes for text). ``mode`` breaks ties as DuckDB does, by the
 value that occurs first; DuckDB's answer is deterministic only with
 ``mode(x ORDER BY ...)`` (its threads reorder rows), fastagg's follows the
 order in which rows reach the state (SQLite's row order; a window frame's
 order, kept by ``inverse``; for merged partials, this state's rows first).
-``histogram`` orders keys as DuckDB orders its map: numbers by value, then
-text and blobs by their bytes; the JSON is that of Python's ``json.dumps``
+``histogram`` orders keys as DuckDB orders its map, in SQLite's order:
+numbers by value, then text, then blobs, by their bytes; the JSON is that of Python's ``json.dumps``
 (DuckDB's ``to_json`` leaves out the spaces).
 
 Mergeable states: every built-in defines ``merge(self, other)``, so
@@ -120,6 +124,7 @@ One module per family, each state shape in one place:
 - :mod:`.keys`: mode, histogram, entropy (counts per distinct value)
 - :mod:`.sketches`: approx_count_distinct (HyperLogLog), approx_quantile (t-digest)
 - :mod:`.frames`: the window form shared by states without an exact inverse
+- :mod:`.valuelist`: a growable list of ``fastagg.Value`` (four vectors)
 """
 
 from __future__ import annotations

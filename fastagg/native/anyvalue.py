@@ -72,18 +72,19 @@ def read_value(value):
     bytes are a view of SQLite's copy, valid during the callback.
     """
     tag = sqlite3_value_type(value)
+    # A number's bytes: an empty view (no allocation per row).
     if tag == INTEGER:
         i = sqlite3_value_int64(value)
-        return AnyValue(INTEGER, i, float(i), np.empty(0, np.uint8))
+        return AnyValue(INTEGER, i, float(i), carray(as_voidptr(0), 0, np.uint8))
     if tag == REAL:
-        return AnyValue(REAL, 0, sqlite3_value_double(value), np.empty(0, np.uint8))
+        return AnyValue(REAL, 0, sqlite3_value_double(value), carray(as_voidptr(0), 0, np.uint8))
     if tag == TEXT:
         ptr = sqlite3_value_text(value)  # text before bytes: the count is of the UTF-8 form
         return AnyValue(TEXT, 0, 0.0, carray(ptr, sqlite3_value_bytes(value), np.uint8))
     if tag == BLOB:
         ptr = sqlite3_value_blob(value)
         return AnyValue(BLOB, 0, 0.0, carray(ptr, sqlite3_value_bytes(value), np.uint8))
-    return AnyValue(NULL, 0, 0.0, np.empty(0, np.uint8))
+    return AnyValue(NULL, 0, 0.0, carray(as_voidptr(0), 0, np.uint8))
 
 
 @njit(cache=True)
