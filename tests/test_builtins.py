@@ -277,6 +277,7 @@ CATALOGUE = {
     "arg_max": ("y, x", "arg_max(y, x)", ("y", "x"), _argbest(lambda a, b: a > b)),
     "min_by": ("y, x", "min_by(y, x)", ("y", "x"), _argbest(lambda a, b: a < b)),
     "max_by": ("y, x", "max_by(y, x)", ("y", "x"), _argbest(lambda a, b: a > b)),
+    "any_value": ("s", "any_value(s ORDER BY id)", ("s",), lambda v: v[0][0] if v else None),
     "weighted_avg": ("x, w", "weighted_avg(x, w)", ("x", "w"), _wavg),
     "median": ("x", "median(x)", ("x",), lambda v: float(np.median([a for (a,) in v])) if v else None),
     "quantile_cont": ("x, 0.3", "quantile_cont(x, 0.3)", ("x",), lambda v: float(np.quantile([a for (a,) in v], 0.3)) if v else None),

@@ -38,6 +38,7 @@ bit_and / bit_or (i)          per-bit counts in a 64-slot array           W    M
 bit_xor(i)                    running xor (its own inverse)               W    M
 arg_min(arg, val), min_by     arg at the first row with the least val     W    M
 arg_max(arg, val), max_by     arg at the first row with the greatest val  W    M
+any_value(x)                  the first non-NULL value                    W    M
 weighted_avg(x, w)            sum(x w) / sum(w); NULL if sum(w) = 0       W    M
 median(x)                     quantile_cont(x, 0.5), exact                W    M
 quantile_cont(x, q)           a[lo] + (r - lo)(a[hi] - a[lo]), r=q(n-1)   W    M
@@ -119,7 +120,7 @@ One module per family, each state shape in one place:
 - :mod:`.regression`: regr_* (the co-moment state of :mod:`.moments`)
 - :mod:`.shape`: skewness, kurtosis, kurtosis_pop (third and fourth moments)
 - :mod:`.products`: geomean, product, bool_and/or, bit_and/or/xor (counted, exactly invertible)
-- :mod:`.extrema`: arg_min/arg_max and min_by/max_by
+- :mod:`.extrema`: arg_min/arg_max, min_by/max_by and any_value
 - :mod:`.quantiles`: median, quantile_cont, quantile_disc (every value in a vector)
 - :mod:`.keys`: mode, histogram, entropy (counts per distinct value)
 - :mod:`.sketches`: approx_count_distinct (HyperLogLog), approx_quantile (t-digest)
@@ -129,7 +130,7 @@ One module per family, each state shape in one place:
 
 from __future__ import annotations
 
-from .extrema import ArgMax, ArgMin, MaxBy, MinBy
+from .extrema import AnyValue, ArgMax, ArgMin, MaxBy, MinBy
 from .keys import Entropy, Histogram, Mode
 from .moments import Corr, CovarPop, CovarSamp, Stddev, StddevPop, StddevSamp, Variance, VarPop, VarSamp, WeightedAvg
 from .products import BitAnd, BitOr, BitXor, BoolAnd, BoolOr, Geomean, Product
@@ -146,7 +147,7 @@ __all__ = [
     "RegrSxx", "RegrSyy", "RegrSxy",
     "Skewness", "Kurtosis", "KurtosisPop",
     "Geomean", "Product", "BoolAnd", "BoolOr", "BitAnd", "BitOr", "BitXor",
-    "ArgMin", "ArgMax", "MinBy", "MaxBy", "WeightedAvg",
+    "ArgMin", "ArgMax", "MinBy", "MaxBy", "AnyValue", "WeightedAvg",
     "Median", "QuantileCont", "QuantileDisc", "Mode", "Histogram", "Entropy",
     "ApproxCountDistinct", "ApproxQuantile",
 ]  # fmt: skip
@@ -158,7 +159,7 @@ BUILTINS: tuple[type, ...] = (
     RegrSxx, RegrSyy, RegrSxy,
     Skewness, Kurtosis, KurtosisPop,
     Geomean, Product, BoolAnd, BoolOr, BitAnd, BitOr, BitXor,
-    ArgMin, ArgMax, MinBy, MaxBy, WeightedAvg,
+    ArgMin, ArgMax, MinBy, MaxBy, AnyValue, WeightedAvg,
     Median, QuantileCont, QuantileDisc, Mode, Histogram, Entropy,
     ApproxCountDistinct, ApproxQuantile,
 )  # fmt: skip

@@ -1,4 +1,4 @@
-"""Values picked by another column's extreme: arg_min, arg_max and their aliases min_by, max_by.
+"""Values picked from the rows: arg_min, arg_max, their aliases min_by, max_by, and any_value.
 
 Both ``arg`` and ``val`` are any-typed (``fastagg.Value``): ``val`` is
 compared by SQLite's rules (numbers by value, then text, then blobs, as
@@ -18,7 +18,7 @@ from ..native.anyvalue import value_parts
 from .frames import FRAME_LIMIT, check_rows_kept
 from .valuelist import best_index, find_pair, list_append, list_extend, list_get, list_remove_at, value_compare
 
-__all__ = ["ArgMin", "ArgMax", "MinBy", "MaxBy"]
+__all__ = ["ArgMin", "ArgMax", "MinBy", "MaxBy", "AnyValue"]
 
 
 class _BestRow:
@@ -193,3 +193,71 @@ class MaxBy(ArgMax):
     >>> s = MaxBy(); s.step(10, 3.0); s.step(20, 1.0); s.finalize()
     10
     """
+
+
+@aggregate(name="any_value")
+class AnyValue:
+    """The first non-NULL value, with its own type.
+
+    SQL: ``any_value(x)`` of any type, DuckDB's: rows where ``x`` is NULL
+    are skipped; NULL for no rows. "First" is the order in which rows reach
+    the state (use DuckDB's ``any_value(x ORDER BY ...)`` to compare). A
+    window function (it keeps the frame's rows, see :mod:`.frames`: the
+    frame's first value is the oldest kept); mergeable, this state's value
+    first.
+
+    Attributes
+    ----------
+    n : np.int64
+        Rows seen (in the frame).
+    stale : np.bool_
+        ``inverse`` removed the first row: ``finalize`` takes the next.
+    first : fastagg.Value
+        The first value.
+    tags, payload, data, ends : fastagg.vector
+        The rows, while there are at most ``FRAME_LIMIT``.
+
+    Examples
+    --------
+    >>> s = AnyValue(); s.step("b"); s.step(1); s.finalize()
+    'b'
+    """
+
+    n: np.int64
+    stale: np.bool_
+    first: Value
+    tags: vector(np.uint8)
+    payload: vector(np.int64)
+    data: vector(np.uint8)
+    ends: vector(np.int64)
+
+    def step(self, x: Value):
+        if self.n == 0:
+            self.first.set(x)
+        self.n += 1
+        if self.n <= FRAME_LIMIT:
+            list_append(self.tags, self.payload, self.data, self.ends, x)
+
+    def inverse(self, x: Value):
+        # A frame's rows leave oldest first: the one leaving is the first kept.
+        check_rows_kept(self.n, len(self.tags))
+        if self.n > 0:
+            list_remove_at(self.tags, self.payload, self.data, self.ends, 0)
+            self.n -= 1
+            self.stale = True
+
+    def merge(self, other):
+        if self.n == 0 and other.n > 0:
+            self.first.set(other.first.get())
+        if self.n + other.n <= FRAME_LIMIT:
+            list_extend(self.tags, self.payload, self.data, self.ends, other.tags, other.payload, other.data, other.ends)
+        self.n += other.n
+
+    def finalize(self) -> Value:
+        if self.stale:
+            if self.n > 0:
+                self.first.set(list_get(self.tags, self.payload, self.data, self.ends, 0))
+            self.stale = False
+        if self.n == 0:
+            return None
+        return self.first.get()
