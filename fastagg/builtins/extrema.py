@@ -62,7 +62,7 @@ class _BestRow:
             self.n -= 1
             self.stale = True
 
-    def finalize(self) -> Value:
+    def finalize(self) -> Value | None:
         raise NotImplementedError  # each subclass finds its best row
 
 
@@ -113,7 +113,7 @@ class ArgMin(_BestRow):
                         other.val_tags, other.val_payload, other.val_data, other.val_ends)
         self.n += other.n
 
-    def finalize(self) -> Value:
+    def finalize(self) -> Value | None:
         if self.stale:
             i = best_index(self.val_tags.as_array(), self.val_payload.as_array(), self.val_data.as_array(),
                            self.val_ends.as_array(), True)
@@ -171,7 +171,7 @@ class ArgMax(_BestRow):
                         other.val_tags, other.val_payload, other.val_data, other.val_ends)
         self.n += other.n
 
-    def finalize(self) -> Value:
+    def finalize(self) -> Value | None:
         if self.stale:
             i = best_index(self.val_tags.as_array(), self.val_payload.as_array(), self.val_data.as_array(),
                            self.val_ends.as_array(), False)
@@ -253,7 +253,7 @@ class AnyValue:
             list_extend(self.tags, self.payload, self.data, self.ends, other.tags, other.payload, other.data, other.ends)
         self.n += other.n
 
-    def finalize(self) -> Value:
+    def finalize(self) -> Value | None:
         if self.stale:
             if self.n > 0:
                 self.first.set(list_get(self.tags, self.payload, self.data, self.ends, 0))

@@ -86,7 +86,7 @@ class Mode:
     def merge(self, other):
         list_extend(self.tags, self.payload, self.data, self.ends, other.tags, other.payload, other.data, other.ends)
 
-    def finalize(self) -> Value:
+    def finalize(self) -> Value | None:
         if len(self.tags) == 0:
             return None
         i = _mode_index(self.tags.as_array(), self.payload.as_array(), self.data.as_array(), self.ends.as_array())

@@ -122,7 +122,7 @@ class Median:
         self.values.extend(other.values.as_array())
         list_extend(self.tags, self.payload, self.data, self.ends, other.tags, other.payload, other.data, other.ends)
 
-    def finalize(self) -> Value:
+    def finalize(self) -> Value | None:
         numbers = len(self.values)
         others = len(self.tags)
         if numbers + others == 0:
@@ -235,7 +235,7 @@ class QuantileDisc:
             self.q = other.q
         list_extend(self.tags, self.payload, self.data, self.ends, other.tags, other.payload, other.data, other.ends)
 
-    def finalize(self) -> Value:
+    def finalize(self) -> Value | None:
         n = len(self.tags)
         if n == 0:
             return None

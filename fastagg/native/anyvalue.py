@@ -42,7 +42,7 @@ from ..sqlite.declarations import (
     sqlite3_value_type,
 )
 from .intrinsics import as_voidptr, unwrap
-from .hashing import xxhash64
+from .xxh64 import xxhash64
 
 __all__ = [
     "AnyValue", "INTEGER", "REAL", "TEXT", "BLOB", "NULL",

@@ -1,4 +1,4 @@
-"""The one hash of compiled code: xxHash64 (seed 0), Collet's reference algorithm.
+"""xxHash64 (seed 0), Collet's reference algorithm: the fixed hash of values.
 
 A fixed hash, so values hashed in different processes agree (HyperLogLog
 registers merge across workers, ``approx_count_distinct``), and the base of
