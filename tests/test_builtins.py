@@ -653,10 +653,10 @@ def test_builtin_names_never_shadow_sqlite():
 
 MERGEABLE = [cls for cls in BUILTINS if cls.__fastagg_spec__.is_mergeable]
 # Results that depend on which of equal rows comes first: merge partials in row order.
-ORDER_SENSITIVE = {"mode", "arg_min", "arg_max", "min_by", "max_by"}
+ORDER_SENSITIVE = {"mode", "arg_min", "arg_max", "min_by", "max_by", "any_value"}
 EXACT_MERGE = {
     "regr_count", "bool_and", "bool_or", "bit_and", "bit_or", "bit_xor", "arg_min", "arg_max", "min_by",
-    "max_by", "median", "quantile_cont", "quantile_disc", "mode", "histogram", "entropy",
+    "max_by", "median", "quantile_cont", "quantile_disc", "mode", "histogram", "entropy", "any_value",
     "approx_count_distinct", "approx_quantile",  # approx_quantile: exact below 400 rows a group
 }
 SPLITS = {
