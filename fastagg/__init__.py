@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from . import accessor as _accessor
 from .compile.spec import aggregate, array, function
+from .compile.value import Value
 from .compile.vector import vector
 from .database import Database, connect, query, sql
 from .registry import register
@@ -35,6 +36,7 @@ __all__ = [
     "Error",
     "SQLiteLibraryError",
     "UnsupportedDtypeError",
+    "Value",
     "aggregate",
     "array",
     "connect",

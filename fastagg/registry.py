@@ -441,7 +441,7 @@ def called_functions(sql_text: str) -> set[str]:
 #: SQL names of the built-in aggregates (their f_partial / f_combine / f_merge
 #: companions are these plus a suffix).
 BUILTIN_NAMES = frozenset({
-    "approx_count_distinct", "approx_quantile", "arg_max", "arg_min", "bit_and", "bit_or", "bit_xor",
+    "any_value", "approx_count_distinct", "approx_quantile", "arg_max", "arg_min", "bit_and", "bit_or", "bit_xor",
     "bool_and", "bool_or", "corr", "covar_pop", "covar_samp", "entropy", "geomean", "histogram",
     "kurtosis", "kurtosis_pop", "max_by", "median", "min_by", "mode", "product", "quantile_cont",
     "quantile_disc", "regr_avgx", "regr_avgy", "regr_count", "regr_intercept", "regr_r2", "regr_slope",

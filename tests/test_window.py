@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import numpy as np
@@ -113,3 +114,73 @@ def test_non_window_aggregate_rejects_over(con):
         con.execute(
             "SELECT noinverse(x) OVER (ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) FROM (SELECT 1 AS x)"
         ).fetchall()
+
+
+# --------------------------------------------------------------------------
+# Every built-in as a window function (issue 11): each frame's result equals
+# the plain Python class run over that frame's rows, which SQLite itself
+# lists, in frame order, with json_group_array over the same window.
+
+from test_builtins import CATALOGUE, COLUMNS, ROWS, _python_args, close  # noqa: E402
+
+from fastagg.builtins import BUILTINS  # noqa: E402
+
+# 40 rows of three ordinary groups, and the tiny, constant and all-NULL groups;
+# o = id // 4 orders with ties (for RANGE and GROUPS).
+WINDOW_ROWS = [r for g in (0, 1, 2) for r in [r for r in ROWS if r[1] == g][:40]]
+WINDOW_ROWS += [r for r in ROWS if r[1] in (30, 31, 32, 33, 34, 35)]
+
+BUILTIN_FRAMES = [
+    "ROWS BETWEEN 3 PRECEDING AND CURRENT ROW",
+    "ROWS BETWEEN 2 PRECEDING AND 3 FOLLOWING",
+    "ROWS BETWEEN 2 FOLLOWING AND 5 FOLLOWING",  # empty at the end of a partition
+    "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW",
+    "RANGE BETWEEN 2 PRECEDING AND 1 FOLLOWING",
+    "RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING",
+    "GROUPS BETWEEN 1 PRECEDING AND 1 FOLLOWING",
+    "GROUPS BETWEEN 2 PRECEDING AND CURRENT ROW EXCLUDE TIES",
+]
+
+
+@pytest.fixture(scope="module")
+def builtin_db():
+    con = sqlite3.connect(":memory:")
+    fastagg.register(con, *BUILTINS)
+    con.execute(f"CREATE TABLE t({', '.join(COLUMNS)}, o)")
+    con.executemany(
+        f"INSERT INTO t VALUES ({', '.join('?' * (len(COLUMNS) + 1))})", [r + [r[0] // 4] for r in WINDOW_ROWS]
+    )
+    yield con
+    con.close()
+
+
+def test_every_builtin_is_a_window_function():
+    assert [cls.__name__ for cls in BUILTINS if not cls.__fastagg_spec__.is_window] == []
+
+
+@pytest.mark.parametrize("frame", BUILTIN_FRAMES)
+@pytest.mark.parametrize("cls", BUILTINS, ids=lambda c: c.__fastagg_spec__.name)
+def test_builtin_window_matches_per_frame(builtin_db, cls, frame):
+    name = cls.__fastagg_spec__.name
+    args, _, cols, _ = CATALOGUE[name]
+    _, convert = _python_args(name)
+    rows = builtin_db.execute(
+        f"SELECT id, {name}({args}) OVER w, json_group_array(json_array({', '.join(cols)})) OVER w "
+        f"FROM t WINDOW w AS (PARTITION BY g ORDER BY o {frame}) ORDER BY id"
+    ).fetchall()
+    assert len(rows) == len(WINDOW_ROWS)
+    bad = []
+    for rid, got, frame_rows in rows:
+        state = cls()
+        for values in json.loads(frame_rows):
+            if all(v is not None for v in values):
+                state.step(*convert(values))
+        want = state.finalize()
+        if name in ("bool_and", "bool_or") and want is not None:
+            want = int(want)
+        rel, abs_ = 1e-9, 1e-10
+        if name in ("skewness", "kurtosis", "kurtosis_pop"):
+            rel, abs_ = 1e-6, 1e-6  # inverse updates of M3/M4 of tiny frames (see test_builtins)
+        if not close(got, want, rel, abs_):
+            bad.append((rid, got, want))
+    assert not bad, f"{name} {frame}: {bad[:5]}"

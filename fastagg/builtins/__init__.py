@@ -23,7 +23,7 @@ covar_pop(y, x)               Cxy / n                                     W    M
 corr(y, x)                    Cxy / sqrt(Sxx Syy); NULL if Sxx Syy = 0    W    M
 regr_slope(y, x)              Cxy / Sxx; NULL if Sxx = 0                  W    M
 regr_intercept(y, x)          avg(y) - slope avg(x); NULL if Sxx = 0      W    M
-regr_r2(y, x)                 Cxy^2 / (Sxx Syy); 1 if Syy = 0 < Sxx       W    M
+regr_r2(y, x)                 corr^2; NULL if Sxx = 0; 1 if Syy = 0 < Sxx W    M
 regr_count(y, x)              n (pairs with neither NULL); 0 if empty     W    M
 regr_avgx(y, x)               avg(x) over the pairs                       W    M
 regr_avgy(y, x)               avg(y) over the pairs                       W    M
@@ -36,17 +36,18 @@ product(x)                    product of x                                W    M
 bool_and(b), bool_or(b)       every / any; counts of true and false       W    M
 bit_and / bit_or (i)          per-bit counts in a 64-slot array           W    M
 bit_xor(i)                    running xor (its own inverse)               W    M
-arg_min(arg, val), min_by     arg at the first row with the least val          M
-arg_max(arg, val), max_by     arg at the first row with the greatest val       M
+arg_min(arg, val), min_by     arg at the first row with the least val     W    M
+arg_max(arg, val), max_by     arg at the first row with the greatest val  W    M
+any_value(x)                  the first non-NULL value                    W    M
 weighted_avg(x, w)            sum(x w) / sum(w); NULL if sum(w) = 0       W    M
 median(x)                     quantile_cont(x, 0.5), exact                W    M
 quantile_cont(x, q)           a[lo] + (r - lo)(a[hi] - a[lo]), r=q(n-1)   W    M
 quantile_disc(x, q)           a[ceil(n q) - 1] of the sorted values       W    M
 mode(x)                       most frequent; ties: first to occur         W    M
-histogram(x)                  '{"1": 3, "2": 1}': count per text form          M
-entropy(x)                    -sum p log2 p over distinct values; 0 empty      M
-approx_count_distinct(v)      HyperLogLog, 2**14 registers, xxHash64           M
-approx_quantile(x, q)         bounded merging t-digest, rank error 0.25%       M
+histogram(x)                  '{"1": 3, "2": 1}': count per text form     W    M
+entropy(x)                    -sum p log2 p per distinct value; 0 empty   W    M
+approx_count_distinct(v)      HyperLogLog, 2**14 registers, xxHash64      W    M
+approx_quantile(x, q)         bounded merging t-digest, rank error 0.25%  W    M
 ============================  ==========================================  ===  ===
 
 Here n is the number of rows (pairs), M2..M4 the central moment sums
@@ -57,28 +58,47 @@ count of -1 (Chan / Pébay's pairwise formulas): sliding windows agree with
 recomputing each frame to 1e-9 (relative), except that skewness and kurtosis
 of a tiny frame whose spread collapses right after a far-off row left it
 keep only 3-4 digits (a subtraction from the much larger earlier M4).
+The regression family follows DuckDB on degenerate input: ``regr_r2`` is
+the squared correlation of the population moments, so ``regr_r2(1e230 x,
+x)``, whose Syy overflows, is 0 as in DuckDB; a slope over an overflowing
+Sxx is 0, and NaN results (both overflow, one row) are NULL.
 
-Argument types: the moment functions, ``median``, the quantiles and
-``mode`` take ``float`` (an integer column's mode or ``quantile_disc``
-comes back as a real, exact up to 2**53); ``bit_*`` take ``int`` (64-bit);
+Every built-in is a window function, over ROWS, RANGE and GROUPS frames.
+Counting and multiset states have an exact ``inverse`` (``mode``,
+``histogram``, ``entropy`` and the quantiles remove one equal value). The
+states that cannot forget a row (``arg_min``/``arg_max``'s best row, the
+HyperLogLog registers, the t-digest) also keep the rows, in arrival order,
+and after ``inverse`` rebuild their answer from the frame's rows, which
+equals the function computed over that frame from scratch; they keep rows
+only while a state has seen at most 2**20 (``frames.FRAME_LIMIT``, 8 to 16
+bytes a row), so a sliding frame of more rows raises a clear error (frames
+starting at UNBOUNDED PRECEDING never need ``inverse``).
+
+Argument types: the moment functions, ``quantile_cont`` and
+``approx_quantile`` take ``float``; ``bit_*`` take ``int`` (64-bit);
 ``bool_*`` take ``float`` (any nonzero number is true; SQLite's comparisons
-give 0 or 1); ``arg_min``/``arg_max`` take ``float`` for both ``arg`` and
-``val`` (integers beyond 2**53 lose precision); ``approx_count_distinct``,
-``histogram`` and ``entropy`` take ``bytes``, so SQLite hands them text and
-blobs as they are and numbers in their text form, ``CAST(x AS TEXT)``
-(the integer 1 and the real 1.0 are distinct values; reals equal to 15
-significant digits share a key). ``q`` is a constant in [0, 1] (DuckDB's
-negative "descending" q is not supported); the first row's ``q`` is used.
+give 0 or 1). The type-generic ones take ``fastagg.Value``, any SQL value
+as it is, compared by SQLite's rules (NULL < numbers < text < blob;
+integers and reals by value, so 1 and 1.0 are one value; text and blobs by
+their bytes) and returned with their own type: ``mode``, ``arg_min``/
+``arg_max``/``min_by``/``max_by`` (both ``arg`` and ``val``),
+``quantile_disc``, ``median`` (numbers: the interpolating median, a real;
+text or blobs: the middle value itself, as DuckDB's median of an ordinal
+type), ``histogram``, ``entropy`` and ``approx_count_distinct``. ``q`` is a
+constant in [0, 1] (DuckDB's negative "descending" q is not supported); the
+first row's ``q`` is used, and one outside [0, 1] raises an error naming
+the function and the argument.
 
-Growable state: ``median``, the quantiles and ``mode`` keep every value
-(8 bytes a row) in a ``fastagg.vector``; ``histogram`` and ``entropy``
-keep every value's text form. ``mode`` breaks ties as DuckDB does, by the
+Growable state: ``median`` and ``quantile_cont`` keep every number (8 bytes
+a row) in a ``fastagg.vector``; ``mode``, ``quantile_disc``, ``histogram``,
+``entropy`` and ``median``'s text keep every value in a value list
+(:mod:`.valuelist`, 17 bytes a number, 9 plus the bytes for text). ``mode`` breaks ties as DuckDB does, by the
 value that occurs first; DuckDB's answer is deterministic only with
 ``mode(x ORDER BY ...)`` (its threads reorder rows), fastagg's follows the
 order in which rows reach the state (SQLite's row order; a window frame's
 order, kept by ``inverse``; for merged partials, this state's rows first).
-``histogram`` orders keys as DuckDB orders its map: numbers by value, then
-text and blobs by their bytes; the JSON is that of Python's ``json.dumps``
+``histogram`` orders keys as DuckDB orders its map, in SQLite's order:
+numbers by value, then text, then blobs, by their bytes; the JSON is that of Python's ``json.dumps``
 (DuckDB's ``to_json`` leaves out the spaces).
 
 Mergeable states: every built-in defines ``merge(self, other)``, so
@@ -100,15 +120,17 @@ One module per family, each state shape in one place:
 - :mod:`.regression`: regr_* (the co-moment state of :mod:`.moments`)
 - :mod:`.shape`: skewness, kurtosis, kurtosis_pop (third and fourth moments)
 - :mod:`.products`: geomean, product, bool_and/or, bit_and/or/xor (counted, exactly invertible)
-- :mod:`.extrema`: arg_min/arg_max and min_by/max_by
+- :mod:`.extrema`: arg_min/arg_max, min_by/max_by and any_value
 - :mod:`.quantiles`: median, quantile_cont, quantile_disc (every value in a vector)
 - :mod:`.keys`: mode, histogram, entropy (counts per distinct value)
 - :mod:`.sketches`: approx_count_distinct (HyperLogLog), approx_quantile (t-digest)
+- :mod:`.frames`: the window form shared by states without an exact inverse
+- :mod:`.valuelist`: a growable list of ``fastagg.Value`` (four vectors)
 """
 
 from __future__ import annotations
 
-from .extrema import ArgMax, ArgMin, MaxBy, MinBy
+from .extrema import AnyValue, ArgMax, ArgMin, MaxBy, MinBy
 from .keys import Entropy, Histogram, Mode
 from .moments import Corr, CovarPop, CovarSamp, Stddev, StddevPop, StddevSamp, Variance, VarPop, VarSamp, WeightedAvg
 from .products import BitAnd, BitOr, BitXor, BoolAnd, BoolOr, Geomean, Product
@@ -125,7 +147,7 @@ __all__ = [
     "RegrSxx", "RegrSyy", "RegrSxy",
     "Skewness", "Kurtosis", "KurtosisPop",
     "Geomean", "Product", "BoolAnd", "BoolOr", "BitAnd", "BitOr", "BitXor",
-    "ArgMin", "ArgMax", "MinBy", "MaxBy", "WeightedAvg",
+    "ArgMin", "ArgMax", "MinBy", "MaxBy", "AnyValue", "WeightedAvg",
     "Median", "QuantileCont", "QuantileDisc", "Mode", "Histogram", "Entropy",
     "ApproxCountDistinct", "ApproxQuantile",
 ]  # fmt: skip
@@ -137,7 +159,7 @@ BUILTINS: tuple[type, ...] = (
     RegrSxx, RegrSyy, RegrSxy,
     Skewness, Kurtosis, KurtosisPop,
     Geomean, Product, BoolAnd, BoolOr, BitAnd, BitOr, BitXor,
-    ArgMin, ArgMax, MinBy, MaxBy, WeightedAvg,
+    ArgMin, ArgMax, MinBy, MaxBy, AnyValue, WeightedAvg,
     Median, QuantileCont, QuantileDisc, Mode, Histogram, Entropy,
     ApproxCountDistinct, ApproxQuantile,
 )  # fmt: skip

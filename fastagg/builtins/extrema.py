@@ -1,7 +1,10 @@
-"""Values picked by another column's extreme: arg_min, arg_max and their aliases min_by, max_by.
+"""Values picked from the rows: arg_min, arg_max, their aliases min_by, max_by, and any_value.
 
-The state is the best (arg, val) pair so far; the first row wins a tie,
-and so does the state merged into.
+Both ``arg`` and ``val`` are any-typed (``fastagg.Value``): ``val`` is
+compared by SQLite's rules (numbers by value, then text, then blobs, as
+``min``/``max`` do) and ``arg`` comes back with its own type. The state is
+the best (arg, val) pair so far; the first row wins a tie, and so does the
+state merged into.
 """
 
 from __future__ import annotations
@@ -9,8 +12,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..compile.spec import aggregate
+from ..compile.value import Value
+from ..compile.vector import vector
+from ..native.anyvalue import value_parts
+from .frames import FRAME_LIMIT, check_rows_kept
+from .valuelist import best_index, find_pair, list_append, list_extend, list_get, list_remove_at, value_compare
 
-__all__ = ["ArgMin", "ArgMax", "MinBy", "MaxBy"]
+__all__ = ["ArgMin", "ArgMax", "MinBy", "MaxBy", "AnyValue"]
 
 
 class _BestRow:
@@ -20,50 +28,102 @@ class _BestRow:
     row replaces the best only when strictly better, so the first of equal
     rows wins, and on a tie in ``merge`` this state's row wins: it comes
     first when partial states are merged in row order.
+
+    The window form (:mod:`.frames`): the rows themselves are kept, in
+    arrival order, while there are at most ``FRAME_LIMIT``, in two value
+    lists (:mod:`.valuelist`); ``inverse`` removes the oldest equal row and
+    marks the best stale, and ``finalize`` finds it again among the kept
+    rows.
     """
 
     n: np.int64
-    arg: np.float64
-    val: np.float64
+    stale: np.bool_
+    arg: Value
+    val: Value
+    arg_tags: vector(np.uint8)
+    arg_payload: vector(np.int64)
+    arg_data: vector(np.uint8)
+    arg_ends: vector(np.int64)
+    val_tags: vector(np.uint8)
+    val_payload: vector(np.int64)
+    val_data: vector(np.uint8)
+    val_ends: vector(np.int64)
 
-    def finalize(self) -> float | None:
-        if self.n == 0:
-            return None
-        return self.arg
+    def inverse(self, arg: Value, val: Value):
+        check_rows_kept(self.n, len(self.val_tags))
+        k = find_pair(
+            self.arg_tags.as_array(), self.arg_payload.as_array(), self.arg_data.as_array(), self.arg_ends.as_array(),
+            self.val_tags.as_array(), self.val_payload.as_array(), self.val_data.as_array(), self.val_ends.as_array(),
+            value_parts(arg), value_parts(val),
+        )
+        if k >= 0:
+            list_remove_at(self.arg_tags, self.arg_payload, self.arg_data, self.arg_ends, k)
+            list_remove_at(self.val_tags, self.val_payload, self.val_data, self.val_ends, k)
+            self.n -= 1
+            self.stale = True
+
+    def finalize(self) -> Value | None:
+        raise NotImplementedError  # each subclass finds its best row
 
 
 @aggregate(name="arg_min")
 class ArgMin(_BestRow):
     """The ``arg`` of the row with the least ``val`` (the first such row).
 
-    SQL: ``arg_min(arg, val)``, DuckDB's order; rows where either is NULL
-    are skipped; NULL for no rows. Both are floats: an integer ``arg``
-    comes back as a float (exact up to 2**53). Not a window function.
+    SQL: ``arg_min(arg, val)``, DuckDB's order, of any types: ``val``
+    compares as SQL's ``min`` does (numbers by value, 1 = 1.0, then text by
+    its bytes, then blobs), ``arg`` comes back with its own type. Rows where
+    either is NULL are skipped; NULL for no rows. A window function (it
+    keeps the frame's rows, see :mod:`.frames`).
 
     Attributes
     ----------
     n : np.int64
         Rows seen.
-    arg, val : np.float64
+    stale : np.bool_
+        ``inverse`` removed a row: ``finalize`` finds the best again.
+    arg, val : fastagg.Value
         The best row so far.
+    arg_*, val_* : fastagg.vector
+        The rows, while there are at most ``FRAME_LIMIT`` (two value lists).
 
     Examples
     --------
-    >>> s = ArgMin(); s.step(10.0, 3.0); s.step(20.0, 1.0); s.step(30.0, 1.0); s.finalize()
-    20.0
+    >>> s = ArgMin(); s.step("x", 3); s.step("y", 1.0); s.step("z", 1); s.finalize()
+    'y'
     """
 
-    def step(self, arg: float, val: float):
-        if self.n == 0 or val < self.val:
-            self.arg = arg
-            self.val = val
+    def step(self, arg: Value, val: Value):
+        if self.n == 0 or value_compare(val, self.val.get()) < 0:
+            self.arg.set(arg)
+            self.val.set(val)
         self.n += 1
+        if self.n <= FRAME_LIMIT:
+            list_append(self.arg_tags, self.arg_payload, self.arg_data, self.arg_ends, arg)
+            list_append(self.val_tags, self.val_payload, self.val_data, self.val_ends, val)
 
     def merge(self, other):
-        if other.n > 0 and (self.n == 0 or other.val < self.val):
-            self.arg = other.arg
-            self.val = other.val
+        if other.n > 0 and (self.n == 0 or value_compare(other.val.get(), self.val.get()) < 0):
+            self.arg.set(other.arg.get())
+            self.val.set(other.val.get())
+        if self.n + other.n <= FRAME_LIMIT:
+            list_extend(self.arg_tags, self.arg_payload, self.arg_data, self.arg_ends,
+                        other.arg_tags, other.arg_payload, other.arg_data, other.arg_ends)
+            list_extend(self.val_tags, self.val_payload, self.val_data, self.val_ends,
+                        other.val_tags, other.val_payload, other.val_data, other.val_ends)
         self.n += other.n
+
+    def finalize(self) -> Value | None:
+        if self.stale:
+            i = best_index(self.val_tags.as_array(), self.val_payload.as_array(), self.val_data.as_array(),
+                           self.val_ends.as_array(), True)
+            if i >= 0:
+                self.arg.set(list_get(self.arg_tags, self.arg_payload, self.arg_data, self.arg_ends, i))
+                self.val.set(list_get(self.val_tags, self.val_payload, self.val_data, self.val_ends, i))
+            self.stale = False
+        if self.n == 0:
+            return None
+        return self.arg.get()
 
 
 @aggregate(name="min_by")
@@ -72,8 +132,8 @@ class MinBy(ArgMin):
 
     Examples
     --------
-    >>> s = MinBy(); s.step(10.0, 3.0); s.step(20.0, 1.0); s.finalize()
-    20.0
+    >>> s = MinBy(); s.step(10, 3.0); s.step(20, 1.0); s.finalize()
+    20
     """
 
 
@@ -81,27 +141,47 @@ class MinBy(ArgMin):
 class ArgMax(_BestRow):
     """The ``arg`` of the row with the greatest ``val`` (the first such row).
 
-    SQL: ``arg_max(arg, val)``; rows where either is NULL are skipped; NULL
-    for no rows. Both are floats. Not a window function. The state is
-    :class:`ArgMin`'s.
+    SQL: ``arg_max(arg, val)`` of any types, compared as SQL's ``max``
+    does; rows where either is NULL are skipped; NULL for no rows. A window
+    function. The state is :class:`ArgMin`'s.
 
     Examples
     --------
-    >>> s = ArgMax(); s.step(10.0, 3.0); s.step(20.0, 1.0); s.finalize()
-    10.0
+    >>> s = ArgMax(); s.step(10, "b"); s.step(20, "a"); s.step(30, 5); s.finalize()
+    10
     """
 
-    def step(self, arg: float, val: float):
-        if self.n == 0 or val > self.val:
-            self.arg = arg
-            self.val = val
+    def step(self, arg: Value, val: Value):
+        if self.n == 0 or value_compare(val, self.val.get()) > 0:
+            self.arg.set(arg)
+            self.val.set(val)
         self.n += 1
+        if self.n <= FRAME_LIMIT:
+            list_append(self.arg_tags, self.arg_payload, self.arg_data, self.arg_ends, arg)
+            list_append(self.val_tags, self.val_payload, self.val_data, self.val_ends, val)
 
     def merge(self, other):
-        if other.n > 0 and (self.n == 0 or other.val > self.val):
-            self.arg = other.arg
-            self.val = other.val
+        if other.n > 0 and (self.n == 0 or value_compare(other.val.get(), self.val.get()) > 0):
+            self.arg.set(other.arg.get())
+            self.val.set(other.val.get())
+        if self.n + other.n <= FRAME_LIMIT:
+            list_extend(self.arg_tags, self.arg_payload, self.arg_data, self.arg_ends,
+                        other.arg_tags, other.arg_payload, other.arg_data, other.arg_ends)
+            list_extend(self.val_tags, self.val_payload, self.val_data, self.val_ends,
+                        other.val_tags, other.val_payload, other.val_data, other.val_ends)
         self.n += other.n
+
+    def finalize(self) -> Value | None:
+        if self.stale:
+            i = best_index(self.val_tags.as_array(), self.val_payload.as_array(), self.val_data.as_array(),
+                           self.val_ends.as_array(), False)
+            if i >= 0:
+                self.arg.set(list_get(self.arg_tags, self.arg_payload, self.arg_data, self.arg_ends, i))
+                self.val.set(list_get(self.val_tags, self.val_payload, self.val_data, self.val_ends, i))
+            self.stale = False
+        if self.n == 0:
+            return None
+        return self.arg.get()
 
 
 @aggregate(name="max_by")
@@ -110,6 +190,74 @@ class MaxBy(ArgMax):
 
     Examples
     --------
-    >>> s = MaxBy(); s.step(10.0, 3.0); s.step(20.0, 1.0); s.finalize()
-    10.0
+    >>> s = MaxBy(); s.step(10, 3.0); s.step(20, 1.0); s.finalize()
+    10
     """
+
+
+@aggregate(name="any_value")
+class AnyValue:
+    """The first non-NULL value, with its own type.
+
+    SQL: ``any_value(x)`` of any type, DuckDB's: rows where ``x`` is NULL
+    are skipped; NULL for no rows. "First" is the order in which rows reach
+    the state (use DuckDB's ``any_value(x ORDER BY ...)`` to compare). A
+    window function (it keeps the frame's rows, see :mod:`.frames`: the
+    frame's first value is the oldest kept); mergeable, this state's value
+    first.
+
+    Attributes
+    ----------
+    n : np.int64
+        Rows seen (in the frame).
+    stale : np.bool_
+        ``inverse`` removed the first row: ``finalize`` takes the next.
+    first : fastagg.Value
+        The first value.
+    tags, payload, data, ends : fastagg.vector
+        The rows, while there are at most ``FRAME_LIMIT``.
+
+    Examples
+    --------
+    >>> s = AnyValue(); s.step("b"); s.step(1); s.finalize()
+    'b'
+    """
+
+    n: np.int64
+    stale: np.bool_
+    first: Value
+    tags: vector(np.uint8)
+    payload: vector(np.int64)
+    data: vector(np.uint8)
+    ends: vector(np.int64)
+
+    def step(self, x: Value):
+        if self.n == 0:
+            self.first.set(x)
+        self.n += 1
+        if self.n <= FRAME_LIMIT:
+            list_append(self.tags, self.payload, self.data, self.ends, x)
+
+    def inverse(self, x: Value):
+        # A frame's rows leave oldest first: the one leaving is the first kept.
+        check_rows_kept(self.n, len(self.tags))
+        if self.n > 0:
+            list_remove_at(self.tags, self.payload, self.data, self.ends, 0)
+            self.n -= 1
+            self.stale = True
+
+    def merge(self, other):
+        if self.n == 0 and other.n > 0:
+            self.first.set(other.first.get())
+        if self.n + other.n <= FRAME_LIMIT:
+            list_extend(self.tags, self.payload, self.data, self.ends, other.tags, other.payload, other.data, other.ends)
+        self.n += other.n
+
+    def finalize(self) -> Value | None:
+        if self.stale:
+            if self.n > 0:
+                self.first.set(list_get(self.tags, self.payload, self.data, self.ends, 0))
+            self.stale = False
+        if self.n == 0:
+            return None
+        return self.first.get()

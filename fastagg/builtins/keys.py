@@ -1,9 +1,10 @@
 """Counting distinct values: mode, histogram, entropy.
 
-``histogram`` and ``entropy`` key each value by its text form (the
-argument is ``bytes``) and count the keys at ``finalize`` with one stable
-sort in DuckDB's map order; ``mode`` keeps the float values in arrival
-order, for its first-occurrence rule on ties.
+Each keeps every value of the group, any-typed (``fastagg.Value``), in a
+value list (:mod:`.valuelist`), in arrival order, and counts distinct
+values at ``finalize`` with one stable sort in SQLite's order (1 = 1.0):
+``mode`` for its first-occurrence rule on ties, ``histogram`` for DuckDB's
+map order, written with each key's SQLite text form.
 """
 
 from __future__ import annotations
@@ -15,223 +16,277 @@ import numpy as np
 
 from ..compile.spec import aggregate
 from ..compile.vector import vector
+from ..compile.value import Value
 from ..native.utf8 import utf8_array_to_str
-from .quantiles import _Values
+from ..native.anyvalue import INTEGER, REAL
+from .valuelist import at_compare, at_parts, list_append, list_extend, list_get, list_remove_first, sorted_order
 
 __all__ = ["Mode", "Histogram", "Entropy"]
 
 
 @numba.njit(cache=True)
-def _remove_keeping_order(a, x):
-    """Move the first element equal to *x* to the end of *a*; return whether found."""
-    n = len(a)
-    for i in range(n):
-        if a[i] == x:
-            for j in range(i, n - 1):
-                a[j] = a[j + 1]
-            a[n - 1] = x
-            return True
-    return False
-
-
-@numba.njit(cache=True)
-def _mode(a):
-    """Most frequent value of *a*; on a tie the one that occurs first in *a*."""
-    n = len(a)
-    order = np.argsort(a, kind="mergesort")  # stable: a run starts at its first occurrence
+def _mode_index(tags, payload, data, ends):
+    """Index of the most frequent value (SQLite's equality); on a tie the one that occurs first."""
+    n = len(tags)
+    order = sorted_order(tags, payload, data, ends)  # stable: a run starts at its first occurrence
     best_first = order[0]
     best_count = 0
     i = 0
     while i < n:
         first = order[i]
         j = i + 1
-        while j < n and a[order[j]] == a[first]:
+        while j < n and at_compare(tags, payload, data, ends, order[j], first) == 0:
             j += 1
         if j - i > best_count or (j - i == best_count and first < best_first):
             best_count = j - i
             best_first = first
         i = j
-    return a[best_first]
+    return best_first
 
 
 @aggregate(name="mode")
-class Mode(_Values):
+class Mode:
     """Most frequent value; on a tie, the value that occurs first (DuckDB's rule).
 
-    SQL: ``mode(x)``; NULL for no rows. ``x`` is a float, so an integer
-    column's mode comes back as a real (exact up to 2**53). "First" is the
-    order of the rows the state received: in a grouped query SQLite's row
-    order, in a window frame the frame's order (``inverse`` removes a row
-    keeping the others in order), and for merged partial states this
-    state's rows, then the other's, so partials merged in row order give the
-    one-pass answer. A window function; mergeable.
+    SQL: ``mode(x)`` of any type; NULL for no rows. The result is the value
+    itself, with its own type (an integer column's mode is an integer, a
+    text column's a text). Values are equal by SQLite's rules, so the
+    integer 1 and the real 1.0 are one value (the first to occur is
+    returned). "First" is the order of the rows the state received: in a
+    grouped query SQLite's row order, in a window frame the frame's order
+    (``inverse`` removes a row keeping the others in order), and for merged
+    partial states this state's rows, then the other's, so partials merged
+    in row order give the one-pass answer. A window function; mergeable.
 
     Attributes
     ----------
-    values : fastagg.vector(np.float64)
-        The values in arrival order.
+    tags, payload, data, ends : fastagg.vector
+        The values in arrival order (see :mod:`.valuelist`).
 
     Examples
     --------
     >>> s = Mode()
-    >>> for x in (3.0, 1.0, 1.0, 3.0, 2.0):
+    >>> for x in (3, "a", "a", 3, 2.5):
     ...     s.step(x)
     >>> s.finalize()
-    3.0
+    3
     """
 
-    def inverse(self, x: float):
-        if _remove_keeping_order(self.values.as_array(), x):
-            self.values.remove(x)  # the last element, which now equals x
+    tags: vector(np.uint8)
+    payload: vector(np.int64)
+    data: vector(np.uint8)
+    ends: vector(np.int64)
 
-    def finalize(self) -> float | None:
-        if len(self.values) == 0:
+    def step(self, x: Value):
+        list_append(self.tags, self.payload, self.data, self.ends, x)
+
+    def inverse(self, x: Value):
+        list_remove_first(self.tags, self.payload, self.data, self.ends, x)
+
+    def merge(self, other):
+        list_extend(self.tags, self.payload, self.data, self.ends, other.tags, other.payload, other.data, other.ends)
+
+    def finalize(self) -> Value | None:
+        if len(self.tags) == 0:
             return None
-        return _mode(self.values.as_array())
+        i = _mode_index(self.tags.as_array(), self.payload.as_array(), self.data.as_array(), self.ends.as_array())
+        return list_get(self.tags, self.payload, self.data, self.ends, i)
 
 
 @numba.njit(cache=True)
-def _parse_number(data, start, end):
-    """Parse SQLite's text form of a number: (is_number, is_integer, int value, float value)."""
-    i = start
-    negative = False
-    if i < end and (data[i] == 45 or data[i] == 43):  # '-' '+'
-        negative = data[i] == 45
-        i += 1
-    if end - i == 3 and data[i] == 73 and data[i + 1] == 110 and data[i + 2] == 102:  # "Inf"
-        return True, False, 0, -math.inf if negative else math.inf
-    mantissa = 0
-    digits = 0
-    shift = 0  # decimal exponent of the last digit kept in mantissa
-    is_int = True
-    while i < end and 48 <= data[i] <= 57:
-        if digits < 18:
-            mantissa = mantissa * 10 + (data[i] - 48)
-            digits += 1
-        else:
-            shift += 1
-            is_int = False
-        i += 1
-    seen = digits + shift
-    if i < end and data[i] == 46:  # '.'
-        is_int = False
-        i += 1
-        while i < end and 48 <= data[i] <= 57:
-            if digits < 18:
-                mantissa = mantissa * 10 + (data[i] - 48)
-                digits += 1
-                shift -= 1
-            i += 1
-            seen += 1
-    if seen == 0:
-        return False, False, 0, 0.0
-    if i < end and (data[i] == 101 or data[i] == 69):  # 'e' 'E'
-        is_int = False
-        i += 1
-        esign = 1
-        if i < end and (data[i] == 45 or data[i] == 43):
-            esign = -1 if data[i] == 45 else 1
-            i += 1
-        if i == end:
-            return False, False, 0, 0.0
-        e = 0
-        while i < end and 48 <= data[i] <= 57:
-            e = min(e * 10 + (data[i] - 48), 100000)
-            i += 1
-        shift += esign * e
-    if i != end:
-        return False, False, 0, 0.0
-    value = float(mantissa)
-    if shift > 0:
-        value *= 10.0 ** min(shift, 400)
-    elif shift < 0:
-        value /= 10.0 ** min(-shift, 400)
+def _put_int(out, p, i):
+    """Write integer *i* in decimal at ``out[p:]``; return the end."""
+    if i == 0:
+        out[p] = 48
+        return p + 1
+    digits = np.empty(20, np.uint8)
+    nd = 0
+    negative = i < 0
+    while i != 0:
+        d = i % 10
+        if negative and d > 0:  # floor modulo: the digit of the magnitude
+            d -= 10
+        digits[nd] = 48 + abs(d)
+        nd += 1
+        i = (i - d) // 10
     if negative:
-        mantissa = -mantissa
-        value = -value
-    return True, is_int, mantissa, value
+        out[p] = 45
+        p += 1
+    for k in range(nd - 1, -1, -1):
+        out[p] = digits[k]
+        p += 1
+    return p
 
 
 @numba.njit(cache=True)
-def _key_compare(data, starts, ends, is_num, is_int, ivals, fvals, i, j):
-    """Order keys *i* and *j*: numbers by value before text by bytes; ties by bytes."""
-    if is_num[i] != is_num[j]:
-        return -1 if is_num[i] else 1
-    if is_num[i]:
-        if is_int[i] and is_int[j]:
-            if ivals[i] != ivals[j]:
-                return -1 if ivals[i] < ivals[j] else 1
-        elif fvals[i] != fvals[j]:
-            return -1 if fvals[i] < fvals[j] else 1
-    a = starts[i]
-    b = starts[j]
-    la = ends[i] - a
-    lb = ends[j] - b
-    for k in range(min(la, lb)):
-        if data[a + k] != data[b + k]:
-            return -1 if data[a + k] < data[b + k] else 1
-    if la != lb:
-        return -1 if la < lb else 1
-    return 0
+def _two_product(a, b):
+    """``a * b`` as an unevaluated sum ``hi + lo``, exactly (Dekker, Veltkamp's split)."""
+    p = a * b
+    c = 134217729.0 * a
+    ah = c - (c - a)
+    al = a - ah
+    c = 134217729.0 * b
+    bh = c - (c - b)
+    bl = b - bh
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
 
 
 @numba.njit(cache=True)
-def _key_counts(data, ends):
-    """Distinct keys (byte strings ``data[start:end]``) in SQL order: (starts, ends, firsts, counts).
+def _scaled15(a, e):
+    """``round(a * 10**(14 - e))``: the 15 significant digits of *a* given its decimal exponent.
 
-    A stable merge sort of the keys with :func:`_key_compare`, then runs of
-    equal keys; ``firsts`` indexes a representative of each run.
+    For ``1e-8 <= a < 1e15`` the power of ten is exact and the product is
+    formed exactly, so the digits are correctly rounded, as SQLite's;
+    elsewhere within an ulp of a rounding tie they may differ in the last.
     """
-    n = len(ends)
-    starts = np.empty(n, np.int64)
-    stops = np.empty(n, np.int64)
-    is_num = np.empty(n, np.bool_)
-    is_int = np.empty(n, np.bool_)
-    ivals = np.empty(n, np.int64)
-    fvals = np.empty(n, np.float64)
-    prev = 0
-    for i in range(n):
-        starts[i] = prev
-        stops[i] = ends[i]
-        prev = ends[i]
-        is_num[i], is_int[i], ivals[i], fvals[i] = _parse_number(data, starts[i], stops[i])
-    idx = np.arange(n)
-    tmp = np.empty(n, np.int64)
-    width = 1
-    while width < n:
-        for lo in range(0, n, 2 * width):
-            mid = min(lo + width, n)
-            hi = min(lo + 2 * width, n)
-            i = lo
-            j = mid
-            k = lo
-            while i < mid and j < hi:
-                if _key_compare(data, starts, stops, is_num, is_int, ivals, fvals, idx[j], idx[i]) < 0:
-                    tmp[k] = idx[j]
-                    j += 1
-                else:
-                    tmp[k] = idx[i]
-                    i += 1
-                k += 1
-            while i < mid:
-                tmp[k] = idx[i]
-                i += 1
-                k += 1
-            while j < hi:
-                tmp[k] = idx[j]
-                j += 1
-                k += 1
-        idx, tmp = tmp, idx
-        width *= 2
+    k = 14 - e
+    if 0 <= k <= 22:
+        hi, lo = _two_product(a, 10.0**k)
+        base = math.floor(hi)
+        frac = (hi - base) + lo
+        if frac >= 0.5:
+            return base + 1.0
+        if frac < -0.5:
+            return base - 1.0
+        if frac < 0.0 and frac >= -0.5:
+            return base if frac > -0.5 else base - 1.0
+        return base
+    if k > 300:
+        return round(a * 1e300 * 10.0 ** (k - 300))
+    if k >= 0:
+        return round(a * 10.0**k)
+    return round(a / 10.0 ** (-k))
+
+
+@numba.njit(cache=True)
+def _put_real(out, p, f):
+    """Write real *f* at ``out[p:]`` as SQLite's text form, ``%!.15g``; return the end.
+
+    15 significant digits, trailing zeros dropped but a ``.0`` kept
+    (``3.0``, ``1.0e+20``, ``2.5e-07``), ``Inf``/``-Inf``. The digits are
+    those of the double scaled by an exact power of ten and rounded, which
+    is SQLite's answer except within an ulp of a rounding tie.
+    """
+    if f != f:
+        return p  # SQLite stores no NaN
+    if f < 0:
+        out[p] = 45
+        p += 1
+        f = -f
+    if f == math.inf:
+        for b in (73, 110, 102):  # Inf
+            out[p] = b
+            p += 1
+        return p
+    if f == 0.0:
+        out[p] = 48
+        out[p + 1] = 46
+        out[p + 2] = 48
+        return p + 3
+    e = int(math.floor(math.log10(f)))
+    m = _scaled15(f, e)
+    if m >= 1e15:
+        e += 1
+        m = _scaled15(f, e)
+    elif m < 1e14:
+        e -= 1
+        m = _scaled15(f, e)
+    mi = np.int64(m)
+    if mi >= 1000000000000000:  # rounding carried into a 16th digit
+        mi //= 10
+        e += 1
+    digits = np.empty(15, np.uint8)
+    for k in range(14, -1, -1):
+        digits[k] = 48 + mi % 10
+        mi //= 10
+    nd = 15
+    while nd > 1 and digits[nd - 1] == 48:
+        nd -= 1
+    if e < -4 or e >= 15:
+        out[p] = digits[0]
+        out[p + 1] = 46
+        p += 2
+        if nd == 1:
+            out[p] = 48
+            p += 1
+        for k in range(1, nd):
+            out[p] = digits[k]
+            p += 1
+        out[p] = 101  # e
+        out[p + 1] = 45 if e < 0 else 43
+        p += 2
+        ae = abs(e)
+        if ae < 10:
+            out[p] = 48
+            p += 1
+        return _put_int(out, p, ae)
+    if e >= 0:
+        for k in range(e + 1):
+            out[p] = digits[k] if k < nd else 48
+            p += 1
+        out[p] = 46
+        p += 1
+        if nd <= e + 1:
+            out[p] = 48
+            return p + 1
+        for k in range(e + 1, nd):
+            out[p] = digits[k]
+            p += 1
+        return p
+    out[p] = 48
+    out[p + 1] = 46
+    p += 2
+    for k in range(-e - 1):
+        out[p] = 48
+        p += 1
+    for k in range(nd):
+        out[p] = digits[k]
+        p += 1
+    return p
+
+
+@numba.njit(cache=True)
+def _distinct_runs(tags, payload, data, ends):
+    """Distinct values in SQLite's order: (first index of each, count of each).
+
+    Equal by SQLite's rules (1 = 1.0); each run is represented by its
+    first occurrence.
+    """
+    n = len(tags)
+    order = sorted_order(tags, payload, data, ends)
     firsts = np.empty(n, np.int64)
     counts = np.zeros(n, np.int64)
     m = 0
     for k in range(n):
-        if k == 0 or _key_compare(data, starts, stops, is_num, is_int, ivals, fvals, idx[k], idx[k - 1]) != 0:
-            firsts[m] = idx[k]
+        if k == 0 or at_compare(tags, payload, data, ends, order[k], order[k - 1]) != 0:
+            firsts[m] = order[k]
             m += 1
         counts[m - 1] += 1
-    return starts, stops, firsts[:m], counts[:m]
+    return firsts[:m], counts[:m]
+
+
+@numba.njit(cache=True)
+def _key_texts(tags, payload, data, ends, firsts):
+    """The text form of each value ``firsts[k]``, concatenated: (bytes, starts, stops)."""
+    size = 0
+    for r in firsts:
+        size += 32 + ends[r] - (ends[r - 1] if r > 0 else 0)
+    out = np.empty(size, np.uint8)
+    starts = np.empty(len(firsts), np.int64)
+    stops = np.empty(len(firsts), np.int64)
+    p = 0
+    for k in range(len(firsts)):
+        starts[k] = p
+        tag, ival, fval, b = at_parts(tags, payload, data, ends, firsts[k])
+        if tag == INTEGER:
+            p = _put_int(out, p, ival)
+        elif tag == REAL:
+            p = _put_real(out, p, fval)
+        else:
+            out[p : p + len(b)] = b
+            p += len(b)
+        stops[k] = p
+    return out[:p], starts, stops
 
 
 @numba.njit(cache=True)
@@ -304,26 +359,26 @@ def _entropy(counts):
 
 
 class _Keys:
-    """Every value's text form, concatenated, and where each ends (not registered).
+    """Every value of the group, in a value list (not registered).
 
-    The argument is ``bytes``: SQLite hands text and blobs over as they are
-    and numbers in their text form (``CAST(x AS TEXT)``: ``3``, ``1.5``,
-    ``1.0e+20``), so values are keyed by that form.
+    Values are any-typed (``fastagg.Value``) and counted by SQLite's
+    equality at ``finalize``: the integer 1 and the real 1.0 are one value,
+    the text '1' another.
     """
 
+    tags: vector(np.uint8)
+    payload: vector(np.int64)
     data: vector(np.uint8)
     ends: vector(np.int64)
 
-    def step(self, x: bytes):
-        for b in x:
-            self.data.append(b)
-        self.ends.append(len(self.data))
+    def step(self, x: Value):
+        list_append(self.tags, self.payload, self.data, self.ends, x)
+
+    def inverse(self, x: Value):
+        list_remove_first(self.tags, self.payload, self.data, self.ends, x)
 
     def merge(self, other):
-        base = len(self.data)
-        self.data.extend(other.data.as_array())
-        for e in other.ends.as_array():
-            self.ends.append(e + base)
+        list_extend(self.tags, self.payload, self.data, self.ends, other.tags, other.payload, other.data, other.ends)
 
     def finalize(self) -> str | None:
         raise NotImplementedError
@@ -333,61 +388,65 @@ class _Keys:
 class Histogram(_Keys):
     """Count of each distinct value, as JSON object text ``{"1": 3, "2": 1}``.
 
-    SQL: ``histogram(x)``; NULL for no rows (as DuckDB). Keys are the
-    values' text form (SQLite's ``CAST(x AS TEXT)``: integers ``3``, reals
-    ``3.0``, ``1.5``, ``1.0e+20`` with 15 significant digits, text as it
-    is, JSON-escaped). They are ordered as DuckDB orders its map: numbers by
-    value, then text and blobs by their bytes (``B`` < ``a``); keys that are
-    equal numbers but differ in form (the integer ``1`` and the real ``1.0``
-    in a mixed column) are distinct and ordered by their text. DuckDB's
-    ``to_json(histogram(x))`` has the same keys and counts for integer and
-    text columns (its JSON has no spaces; reals print in its own shortest
-    form there). Not a window function; mergeable.
+    SQL: ``histogram(x)`` of any type; NULL for no rows (as DuckDB).
+    Values are distinct by SQLite's equality, so the integer 1 and the real
+    1.0 are one key (written as the first to occur), the text '1' another.
+    Keys are in SQLite's order, as DuckDB orders its map: numbers by value,
+    then text, then blobs, each by its bytes; a key is the value's text form
+    (SQLite's ``CAST(x AS TEXT)``: integers ``3``, reals ``3.0``, ``1.5``,
+    ``1.0e+20`` with 15 significant digits, text as it is), JSON-escaped.
+    DuckDB's ``to_json(histogram(x))`` has the same keys and counts for
+    integer and text columns (its JSON has no spaces; reals print in its
+    own shortest form there). A window function (``inverse`` removes one
+    equal value); mergeable.
 
     Attributes
     ----------
-    data : fastagg.vector(np.uint8)
-        The values' bytes, concatenated.
-    ends : fastagg.vector(np.int64)
-        Where each value's bytes end in ``data``.
+    tags, payload, data, ends : fastagg.vector
+        The values (see :mod:`.valuelist`).
 
     Examples
     --------
     >>> s = Histogram()
-    >>> for x in (b"3", b"1", b"1", b"10"):
+    >>> for x in (3, 1, 1.0, 10, "1"):
     ...     s.step(x)
     >>> s.finalize()
-    '{"1": 2, "3": 1, "10": 1}'
+    '{"1": 2, "3": 1, "10": 1, "1": 1}'
     """
 
     def finalize(self) -> str | None:
-        if len(self.ends) == 0:
+        if len(self.tags) == 0:
             return None
+        tags = self.tags.as_array()
+        payload = self.payload.as_array()
         data = self.data.as_array()
-        starts, stops, firsts, counts = _key_counts(data, self.ends.as_array())
-        return _histogram_json(data, starts, stops, firsts, counts)
+        ends = self.ends.as_array()
+        firsts, counts = _distinct_runs(tags, payload, data, ends)
+        text, starts, stops = _key_texts(tags, payload, data, ends, firsts)
+        return _histogram_json(text, starts, stops, np.arange(len(firsts)), counts)
 
 
 @aggregate(name="entropy")
 class Entropy(_Keys):
     """Shannon entropy in bits of the distinct values, ``-sum p log2 p``.
 
-    SQL: ``entropy(x)``, with ``p = count / n`` per distinct value (keyed
-    by text form, as :class:`Histogram`); 0.0 for no rows, as DuckDB. Not a
-    window function; mergeable.
+    SQL: ``entropy(x)`` of any type, with ``p = count / n`` per distinct
+    value (by SQLite's equality, as :class:`Histogram`); 0.0 for no rows,
+    as DuckDB. A window function; mergeable.
 
     Examples
     --------
     >>> s = Entropy()
-    >>> for x in (b"1", b"2", b"2", b"3"):
+    >>> for x in (1, 2, 2.0, "3"):
     ...     s.step(x)
     >>> s.finalize()
     1.5
     """
 
     def finalize(self) -> float:
-        if len(self.ends) == 0:
+        if len(self.tags) == 0:
             return 0.0
-        starts, stops, firsts, counts = _key_counts(self.data.as_array(), self.ends.as_array())
+        firsts, counts = _distinct_runs(
+            self.tags.as_array(), self.payload.as_array(), self.data.as_array(), self.ends.as_array()
+        )
         return _entropy(counts)
-

@@ -1,8 +1,10 @@
 """Exact order statistics: median, quantile_cont, quantile_disc.
 
-Every value of the group is kept in a growable ``fastagg.vector`` (8 bytes
-a row), so ``inverse`` removes one equal value and ``merge`` appends the
-other state's values; ``finalize`` sorts (or partitions) in place.
+Every value of the group is kept: numbers in a growable ``fastagg.vector``
+(8 bytes a row), any-typed values (``quantile_disc``, ``median`` of text)
+in a value list (:mod:`.valuelist`), so ``inverse`` removes one equal value
+and ``merge`` appends the other state's values; ``finalize`` sorts (or
+partitions).
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ import numba
 import numpy as np
 
 from ..compile.spec import aggregate
+from ..compile.value import Value
 from ..compile.vector import vector
+from ..native.anyvalue import REAL, make_value, value_parts
+from .valuelist import is_number, list_append, list_extend, list_get, list_remove_first, sorted_order
 
 __all__ = ["Median", "QuantileCont", "QuantileDisc"]
 
@@ -44,61 +49,92 @@ def _quantile_disc_index(n, q):
     return max(int(math.ceil(r)) - 1, 0)
 
 
+# A bad quantile is reported at the first row (an aggregate has no bind
+# step); numba's exceptions take constant messages, so one check per name.
 @numba.njit(cache=True)
-def _check_q(q):
+def _check_q_cont(q):
     if not (0.0 <= q <= 1.0):
-        raise ValueError("q must be between 0 and 1")
+        raise ValueError("quantile_cont(x, q): argument 'q' is out of range: q must be between 0 and 1")
 
 
-class _Values:
-    """Every value of the group, in arrival order until ``inverse`` (not registered).
-
-    ``inverse`` removes one equal value, moving the last into its place;
-    :class:`.keys.Mode`, which needs the order, removes its own way.
-    """
-
-    values: vector(np.float64)
-
-    def step(self, x: float):
-        self.values.append(x)
-
-    def inverse(self, x: float):
-        self.values.remove(x)
-
-    def merge(self, other):
-        self.values.extend(other.values.as_array())
-
-    def finalize(self) -> float | None:
-        raise NotImplementedError
+@numba.njit(cache=True)
+def _check_q_disc(q):
+    if not (0.0 <= q <= 1.0):
+        raise ValueError("quantile_disc(x, q): argument 'q' is out of range: q must be between 0 and 1")
 
 
 @aggregate(name="median")
-class Median(_Values):
-    """Exact median: the mean of the middle two values for an even count.
+class Median:
+    """Exact median: of numbers the mean of the middle two for an even count; else the middle value.
 
-    SQL: ``median(x)``, DuckDB's ``quantile_cont(x, 0.5)``; NULL for no
-    rows. The values are kept in a growable vector (8 bytes a row) and
-    sorted in place by ``finalize``. A window function (``inverse``
+    SQL: ``median(x)``; NULL for no rows. Of numbers it is DuckDB's
+    ``quantile_cont(x, 0.5)``, a real. Of text or blobs (ISO dates, names)
+    it is the middle value itself in SQLite's order, the lower of the middle
+    two for an even count, as DuckDB's median of an ordinal type (its
+    ``quantile_disc(x, 0.5)``); a column mixing numbers and text takes the
+    middle value of all, numbers first (a number comes back as a real).
+    Numbers are kept in a float vector (8 bytes a row), text and blobs in a
+    value list (:mod:`.valuelist`). A window function (``inverse``
     removes one equal value); mergeable.
 
     Attributes
     ----------
     values : fastagg.vector(np.float64)
-        The values of the group (or window frame).
+        The numbers of the group (or window frame).
+    tags, payload, data, ends : fastagg.vector
+        Its text and blob values.
 
     Examples
     --------
     >>> s = Median()
-    >>> for x in (4.0, 1.0, 10.0, 2.0):
+    >>> for x in (4.0, 1, 10.0, 2.0):
     ...     s.step(x)
     >>> s.finalize()
     3.0
+    >>> s = Median()
+    >>> for x in ("2024-03-01", "2023-12-31", "2024-01-15", "2025-01-01"):
+    ...     s.step(x)
+    >>> s.finalize()
+    '2024-01-15'
     """
 
-    def finalize(self) -> float | None:
-        if len(self.values) == 0:
+    values: vector(np.float64)
+    tags: vector(np.uint8)
+    payload: vector(np.int64)
+    data: vector(np.uint8)
+    ends: vector(np.int64)
+
+    def step(self, x: Value):
+        tag, ival, fval, b = value_parts(x)
+        if is_number(tag):
+            self.values.append(fval)
+        else:
+            list_append(self.tags, self.payload, self.data, self.ends, x)
+
+    def inverse(self, x: Value):
+        tag, ival, fval, b = value_parts(x)
+        if is_number(tag):
+            self.values.remove(fval)
+        else:
+            list_remove_first(self.tags, self.payload, self.data, self.ends, x)
+
+    def merge(self, other):
+        self.values.extend(other.values.as_array())
+        list_extend(self.tags, self.payload, self.data, self.ends, other.tags, other.payload, other.data, other.ends)
+
+    def finalize(self) -> Value | None:
+        numbers = len(self.values)
+        others = len(self.tags)
+        if numbers + others == 0:
             return None
-        return _quantile_cont(self.values.as_array(), 0.5)
+        if others == 0:
+            return make_value(REAL, 0, _quantile_cont(self.values.as_array(), 0.5), np.empty(0, np.uint8))
+        k = _quantile_disc_index(numbers + others, 0.5)
+        if k < numbers:
+            a = self.values.as_array()
+            return make_value(REAL, 0, float(np.partition(a, k)[k]), np.empty(0, np.uint8))
+        order = sorted_order(self.tags.as_array(), self.payload.as_array(), self.data.as_array(), self.ends.as_array())
+        return list_get(self.tags, self.payload, self.data, self.ends, order[k - numbers])
 
 
 class _ValuesQ:
@@ -108,10 +144,7 @@ class _ValuesQ:
     q: np.float64
 
     def step(self, x: float, q: float):
-        if len(self.values) == 0:
-            _check_q(q)
-            self.q = q
-        self.values.append(x)
+        raise NotImplementedError  # each subclass checks q with its own message
 
     def inverse(self, x: float, q: float):
         self.values.remove(x)
@@ -150,6 +183,12 @@ class QuantileCont(_ValuesQ):
     1.9
     """
 
+    def step(self, x: float, q: float):
+        if len(self.values) == 0:
+            _check_q_cont(q)
+            self.q = q
+        self.values.append(x)
+
     def finalize(self) -> float | None:
         if len(self.values) == 0:
             return None
@@ -157,27 +196,48 @@ class QuantileCont(_ValuesQ):
 
 
 @aggregate(name="quantile_disc")
-class QuantileDisc(_ValuesQ):
+class QuantileDisc:
     """Exact discrete quantile ``q``: the value at sorted index ``ceil(n q) - 1``.
 
-    SQL: ``quantile_disc(x, q)`` with a scalar ``0 <= q <= 1``; NULL for no
-    rows. Always one of the values (the smallest for ``q = 0``), as DuckDB;
-    the result is a float. A window function; mergeable.
+    SQL: ``quantile_disc(x, q)`` of any type, with a scalar ``0 <= q <= 1``;
+    NULL for no rows. Always one of the values, with its own type (an
+    integer column gives an integer, a text column text), in SQLite's order
+    (numbers by value, then text and blobs by their bytes), as DuckDB. The
+    values are kept in a value list (:mod:`.valuelist`). A window function;
+    mergeable.
 
     Examples
     --------
     >>> s = QuantileDisc()
-    >>> for x in (1.0, 2.0, 4.0, 10.0):
+    >>> for x in (1, 2, 4, 10):
     ...     s.step(x, 0.5)
     >>> s.finalize()
-    2.0
+    2
     """
 
-    def finalize(self) -> float | None:
-        n = len(self.values)
+    tags: vector(np.uint8)
+    payload: vector(np.int64)
+    data: vector(np.uint8)
+    ends: vector(np.int64)
+    q: np.float64
+
+    def step(self, x: Value, q: float):
+        if len(self.tags) == 0:
+            _check_q_disc(q)
+            self.q = q
+        list_append(self.tags, self.payload, self.data, self.ends, x)
+
+    def inverse(self, x: Value, q: float):
+        list_remove_first(self.tags, self.payload, self.data, self.ends, x)
+
+    def merge(self, other):
+        if len(self.tags) == 0:
+            self.q = other.q
+        list_extend(self.tags, self.payload, self.data, self.ends, other.tags, other.payload, other.data, other.ends)
+
+    def finalize(self) -> Value | None:
+        n = len(self.tags)
         if n == 0:
             return None
-        a = self.values.as_array()
-        k = _quantile_disc_index(n, self.q)
-        return float(np.partition(a, k)[k])
-
+        order = sorted_order(self.tags.as_array(), self.payload.as_array(), self.data.as_array(), self.ends.as_array())
+        return list_get(self.tags, self.payload, self.data, self.ends, order[_quantile_disc_index(n, self.q)])

@@ -7,6 +7,9 @@ SQL:2003 and DuckDB. ``regr_count`` keeps only the count.
 
 from __future__ import annotations
 
+import math
+
+import numba
 import numpy as np
 
 from ..compile.spec import aggregate
@@ -16,6 +19,19 @@ __all__ = [
     "RegrSlope", "RegrIntercept", "RegrR2", "RegrCount", "RegrAvgX", "RegrAvgY",
     "RegrSxx", "RegrSyy", "RegrSxy",
 ]  # fmt: skip
+
+
+@numba.njit(cache=True)
+def _slope(n, sxx, sxy):
+    """``Cxy / Sxx`` as DuckDB computes it; NaN where DuckDB gives NULL or NaN.
+
+    NULL for no pairs; NaN for constant x or one pair; a slope of 0 when
+    only Sxx overflows (``regr_slope(y, 1e230 x)``), NaN when both do.
+    The callers return NULL for NaN.
+    """
+    if n == 0 or not sxx > 0.0:
+        return math.nan
+    return (sxy / n) / (sxx / n)
 
 
 @aggregate(name="regr_slope")
@@ -32,9 +48,8 @@ class RegrSlope(_CoMoments):
     """
 
     def finalize(self) -> float | None:
-        if self.n == 0 or self.sxx <= 0.0:
-            return None
-        return self.sxy / self.sxx
+        slope = _slope(self.n, self.sxx, self.sxy)
+        return None if math.isnan(slope) else slope
 
 
 @aggregate(name="regr_intercept")
@@ -51,9 +66,10 @@ class RegrIntercept(_CoMoments):
     """
 
     def finalize(self) -> float | None:
-        if self.n == 0 or self.sxx <= 0.0:
+        slope = _slope(self.n, self.sxx, self.sxy)
+        if math.isnan(slope):
             return None
-        return self.mean_y - self.sxy / self.sxx * self.mean_x
+        return self.mean_y - slope * self.mean_x
 
 
 @aggregate(name="regr_r2")
@@ -70,11 +86,18 @@ class RegrR2(_CoMoments):
     """
 
     def finalize(self) -> float | None:
-        if self.n == 0 or self.sxx <= 0.0:
-            return None
-        if self.syy <= 0.0:
-            return 1.0
-        return self.sxy * self.sxy / (self.sxx * self.syy)
+        # DuckDB's order of operations: population variances, then the
+        # correlation, squared. Squaring Cxy first would overflow where the
+        # correlation does not (y = 1e230 x: Syy is inf, r2 is 0 as in DuckDB).
+        if self.n < 2 or not self.sxx > 0.0:
+            return None  # DuckDB: var_pop(x) = 0 (or one row)
+        if not self.syy > 0.0:
+            return 1.0  # DuckDB: constant y, varying x
+        n = float(self.n)
+        r = (self.sxy / n) / (math.sqrt(self.sxx / n) * math.sqrt(self.syy / n))
+        if math.isnan(r):
+            return None  # DuckDB's NaN (both variances overflow)
+        return r * r
 
 
 @aggregate(name="regr_avgx")

@@ -1,7 +1,9 @@
 """Fixed-size sketches: approx_count_distinct (HyperLogLog) and approx_quantile (t-digest).
 
-Their state does not grow with the group and merges across processes; they
-have no ``inverse``.
+Their state does not grow with the group and merges across processes. As
+window functions they also keep the frame's rows (up to
+:data:`.frames.FRAME_LIMIT`) and rebuild the sketch from them after a row
+leaves the frame: a sketch has no exact inverse.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ import numba
 import numpy as np
 
 from ..compile.spec import aggregate, array
+from ..compile.value import Value
+from ..native.anyvalue import parts_hash, value_parts
+from ..compile.vector import vector
+from .frames import FRAME_LIMIT, check_rows_kept, move_to_end
 
 __all__ = ["ApproxCountDistinct", "ApproxQuantile", "HLL_P"]
 
@@ -20,124 +26,92 @@ __all__ = ["ApproxCountDistinct", "ApproxQuantile", "HLL_P"]
 # approx_count_distinct: HyperLogLog
 
 HLL_P = 14  # 2**14 registers: standard error 1.04 / 128 = 0.81%
-# xxHash64's primes (Collet's reference, xxhash.h), as uint64 so that
-# compiled arithmetic stays in uint64 and wraps.
-_P1 = np.uint64(0x9E3779B185EBCA87)
-_P2 = np.uint64(0xC2B2AE3D27D4EB4F)
-_P3 = np.uint64(0x165667B19E3779F9)
-_P4 = np.uint64(0x85EBCA77C2B2AE63)
-_P5 = np.uint64(0x27D4EB2F165667C5)
-_ZERO = np.uint64(0)
-
-
 @numba.njit(cache=True)
-def _rotl(x, r):
-    return (x << np.uint64(r)) | (x >> np.uint64(64 - r))
-
-
-@numba.njit(cache=True)
-def _read_le(v, i, nbytes):
-    """The *nbytes* bytes of *v* from index *i*, as a little-endian unsigned integer."""
-    k = _ZERO
-    for j in range(nbytes):
-        k |= np.uint64(v[i + j]) << np.uint64(8 * j)
-    return k
-
-
-@numba.njit(cache=True)
-def _xxh_round(acc, lane):
-    """xxHash64's round: mix 8 input bytes *lane* into accumulator *acc*."""
-    return np.multiply(_rotl(np.add(acc, np.multiply(lane, _P2)), 31), _P1)
-
-
-@numba.njit(cache=True)
-def _xxhash64(v):
-    """xxHash64 (seed 0) of the bytes *v*: 32-byte stripes in four lanes, then the tail."""
-    n = len(v)
-    i = 0
-    if n >= 32:
-        a1 = np.add(_P1, _P2)
-        a2 = _P2
-        a3 = _ZERO
-        a4 = np.subtract(_ZERO, _P1)
-        while i + 32 <= n:
-            a1 = _xxh_round(a1, _read_le(v, i, 8))
-            a2 = _xxh_round(a2, _read_le(v, i + 8, 8))
-            a3 = _xxh_round(a3, _read_le(v, i + 16, 8))
-            a4 = _xxh_round(a4, _read_le(v, i + 24, 8))
-            i += 32
-        h = np.add(np.add(_rotl(a1, 1), _rotl(a2, 7)), np.add(_rotl(a3, 12), _rotl(a4, 18)))
-        for acc in (a1, a2, a3, a4):
-            h = np.add(np.multiply(h ^ _xxh_round(_ZERO, acc), _P1), _P4)
-    else:
-        h = _P5
-    h = np.add(h, np.uint64(n))
-    while i + 8 <= n:
-        h = np.add(np.multiply(_rotl(h ^ _xxh_round(_ZERO, _read_le(v, i, 8)), 27), _P1), _P4)
-        i += 8
-    if i + 4 <= n:
-        h = np.add(np.multiply(_rotl(h ^ np.multiply(_read_le(v, i, 4), _P1), 23), _P2), _P3)
-        i += 4
-    while i < n:
-        h = np.multiply(_rotl(h ^ np.multiply(np.uint64(v[i]), _P5), 11), _P1)
-        i += 1
-    h ^= h >> np.uint64(33)
-    h = np.multiply(h, _P2)
-    h ^= h >> np.uint64(29)
-    h = np.multiply(h, _P3)
-    h ^= h >> np.uint64(32)
-    return h
+def _hll_add(registers, h):
+    """Add hash *h*: the first HLL_P bits pick a register, which keeps the rank of the rest."""
+    index = int(h >> np.uint64(64 - HLL_P))
+    rest = h << np.uint64(HLL_P)
+    rank = 1
+    top = np.uint64(1) << np.uint64(63)
+    while rank <= 64 - HLL_P and (rest & top) == np.uint64(0):
+        rest = rest << np.uint64(1)
+        rank += 1
+    if rank > registers[index]:
+        registers[index] = rank
 
 
 @aggregate(name="approx_count_distinct")
 class ApproxCountDistinct:
     """Approximate number of distinct values, by HyperLogLog.
 
-    SQL: ``approx_count_distinct(v)``; 0 for no rows. Each value's bytes are
-    hashed with xxHash64 (seed 0), a fixed hash, so registers built in
-    different processes merge (element-wise maximum). The first 14 bits of
+    SQL: ``approx_count_distinct(v)`` of any type; 0 for no rows. Each value
+    is hashed with the fixed hash of :func:`fastagg.native.anyvalue.parts_hash`
+    (xxHash64, seed 0, of a blob's bytes; numbers by value, so the integer 1
+    and the real 1.0 are one value; text apart from blobs), so registers
+    built in different processes merge (element-wise maximum). The first 14 bits of
     the hash pick one of 16,384 registers, which keeps the longest run of
     leading zeros (+1) of the other 50 bits. The estimate is Ertl's improved
     raw estimator (arXiv:1702.01284), unbiased from 0 to well beyond 10**9
-    without bias tables; standard error 0.81%. Not a window function.
+    without bias tables; standard error 0.81%. A window function: the
+    state also keeps each row's hash (while it has seen at most
+    ``FRAME_LIMIT`` rows, see :mod:`.frames`), and after ``inverse`` the
+    registers are rebuilt from the hashes of the frame's rows.
 
-    ``v`` is ``bytes``: text and blobs are hashed as they are, numbers in
-    SQLite's text form (so the integer 1 and the real 1.0 are distinct).
 
     Attributes
     ----------
     registers : fastagg.array(np.uint8, 16384)
         Leading-zero ranks, 0 for an empty register.
+    n : np.int64
+        Rows seen (in the frame).
+    stale : np.bool_
+        A row left the frame: the registers need rebuilding.
+    hashes : fastagg.vector(np.uint64)
+        Every row's hash, while there are at most ``FRAME_LIMIT``.
 
     Examples
     --------
     >>> s = ApproxCountDistinct()
-    >>> for v in (b"a", b"b", b"a", b"c"):
+    >>> for v in ("a", "b", "a", 1, 1.0):
     ...     s.step(v)
     >>> s.finalize()
     3
     """
 
     registers: array(np.uint8, 2**HLL_P)
+    n: np.int64
+    stale: np.bool_
+    hashes: vector(np.uint64)
 
-    def step(self, v: bytes):
-        h = np.uint64(_xxhash64(v))  # numba hands a plain Python caller an int
-        index = int(h >> np.uint64(64 - HLL_P))
-        rest = h << np.uint64(HLL_P)
-        rank = 1
-        top = np.uint64(1) << np.uint64(63)
-        while rank <= 64 - HLL_P and (rest & top) == np.uint64(0):
-            rest = rest << np.uint64(1)
-            rank += 1
-        if rank > self.registers[index]:
-            self.registers[index] = rank
+    def step(self, v: Value):
+        tag, ival, fval, data = value_parts(v)
+        h = np.uint64(parts_hash(tag, ival, fval, data))  # numba hands a plain Python caller an int
+        _hll_add(self.registers, h)
+        self.n += 1
+        if self.n <= FRAME_LIMIT:
+            self.hashes.append(h)
+
+    def inverse(self, v: Value):
+        check_rows_kept(self.n, len(self.hashes))
+        tag, ival, fval, data = value_parts(v)
+        if self.hashes.remove(np.uint64(parts_hash(tag, ival, fval, data))):
+            self.n -= 1
+            self.stale = True
 
     def merge(self, other):
         for i in range(2**HLL_P):
             if other.registers[i] > self.registers[i]:
                 self.registers[i] = other.registers[i]
+        if self.n + other.n <= FRAME_LIMIT:
+            self.hashes.extend(other.hashes.as_array())
+        self.n += other.n
 
     def finalize(self) -> int:
+        if self.stale:  # a row left the frame: the registers of the rows still in it
+            self.registers[:] = 0
+            for h in self.hashes.as_array():
+                _hll_add(self.registers, h)
+            self.stale = False
         m = 2**HLL_P
         q = 64 - HLL_P
         counts = np.zeros(q + 2, np.int64)
@@ -224,6 +198,30 @@ def _tdigest_compress(means, weights, k, extra_means, extra_weights, count):
     return c + 1
 
 
+@numba.njit(cache=True)
+def _tdigest_rebuild(means, weights, buffer, values):
+    """Digest *values* from scratch as ``step`` does row by row: (ncentroids, nbuffer, lo, hi)."""
+    k = 0
+    nb = 0
+    lo = 0.0
+    hi = 0.0
+    for i in range(len(values)):
+        x = values[i]
+        if i == 0:
+            lo = x
+            hi = x
+        elif x < lo:
+            lo = x
+        elif x > hi:
+            hi = x
+        buffer[nb] = x
+        nb += 1
+        if nb == TDIGEST_BUFFER:
+            k = _tdigest_compress(means, weights, k, buffer, np.ones(TDIGEST_BUFFER), float(i + 1))
+            nb = 0
+    return k, nb, lo, hi
+
+
 @aggregate(name="approx_quantile")
 class ApproxQuantile:
     """Approximate quantile ``q`` of ``x``, from a bounded-size t-digest.
@@ -235,8 +233,10 @@ class ApproxQuantile:
     error of the answer to about half a centroid, 0.25% of n. The answer
     interpolates linearly between centroid centres (and the exact minimum
     and maximum), which is ``quantile_cont`` exactly while every centroid
-    is a single row (fewer than 200 rows). State: 14.5 KB. Not a window
-    function.
+    is a single row (fewer than 200 rows). State: 14.5 KB. A window
+    function: the state also keeps the rows (while it has seen at most
+    ``FRAME_LIMIT``, see :mod:`.frames`) and after ``inverse`` digests the
+    frame's rows again, in order, as a fresh state would.
 
     Attributes
     ----------
@@ -250,6 +250,10 @@ class ApproxQuantile:
         Exact minimum and maximum.
     q : np.float64
         The quantile asked for.
+    stale : np.bool_
+        A row left the frame: the digest needs rebuilding.
+    values : fastagg.vector(np.float64)
+        The rows in arrival order, while there are at most ``FRAME_LIMIT``.
 
     Examples
     --------
@@ -269,11 +273,13 @@ class ApproxQuantile:
     lo: np.float64
     hi: np.float64
     q: np.float64
+    stale: np.bool_
+    values: vector(np.float64)
 
     def step(self, x: float, q: float):
         if self.count == 0.0:
             if not (0.0 <= q <= 1.0):
-                raise ValueError("approx_quantile: q must be between 0 and 1")
+                raise ValueError("approx_quantile(x, q): argument 'q' is out of range: q must be between 0 and 1")
             self.q = q
             self.lo = x
             self.hi = x
@@ -289,8 +295,19 @@ class ApproxQuantile:
                 self.means, self.weights, self.ncentroids, self.buffer, np.ones(TDIGEST_BUFFER), self.count
             )
             self.nbuffer = 0
+        if self.count <= FRAME_LIMIT:
+            self.values.append(x)
+
+    def inverse(self, x: float, q: float):
+        check_rows_kept(int(self.count), len(self.values))
+        if move_to_end(self.values.as_array(), x):
+            self.values.remove(x)
+            self.count -= 1.0
+            self.stale = True
 
     def merge(self, other):
+        if self.count + other.count <= FRAME_LIMIT:
+            self.values.extend(other.values.as_array())
         if other.count == 0.0:
             return
         if self.count == 0.0:
@@ -316,6 +333,12 @@ class ApproxQuantile:
         self.nbuffer = 0
 
     def finalize(self) -> float | None:
+        if self.stale:  # a row left the frame: the digest of the rows still in it, in order
+            self.ncentroids, self.nbuffer, self.lo, self.hi = _tdigest_rebuild(
+                self.means, self.weights, self.buffer, self.values.as_array()
+            )
+            self.count = float(len(self.values))
+            self.stale = False
         if self.count == 0.0:
             return None
         if self.nbuffer > 0:

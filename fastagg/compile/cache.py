@@ -216,6 +216,7 @@ def _compile_cfuncs(spec: AggregateSpec | FunctionSpec) -> dict:
     from numba import cfunc, njit, types
 
     from . import float_repr  # noqa: F401 - gives floats str()/repr() before user code compiles
+    from . import value_ops  # noqa: F401 - registers the fastagg.Value field methods likewise
     from . import vector_ops  # noqa: F401 - registers the vector methods before user code compiles
     from .trap import make_trap
 

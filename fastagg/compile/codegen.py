@@ -31,6 +31,7 @@ _READERS = {
     "bool": "sqlite3_value_double(v{i}) != 0.0",
     "str": "read_text(v{i})",
     "bytes": "read_blob(v{i})",
+    "value": "read_value(v{i})",
 }
 
 _WRITERS = {
@@ -39,6 +40,7 @@ _WRITERS = {
     "bool": "write_int",
     "str": "write_str",
     "bytes": "write_bytes",
+    "value": "write_value",
 }
 
 _HEADER = '''\
@@ -50,6 +52,7 @@ from fastagg.compile.vector_ops import free_vector, forget_vector_memory, vector
 from fastagg.native.intrinsics import is_null, as_voidptr
 from fastagg.native.values import read_text, read_blob, write_float, write_int, write_str, write_bytes
 from fastagg.compile.results import blob_result, bool_result, int_result
+from fastagg.native.anyvalue import read_value, write_value
 from fastagg.sqlite.declarations import (
     sqlite3_aggregate_context, sqlite3_result_error_nomem, sqlite3_result_null,
     sqlite3_value_double, sqlite3_value_int64, sqlite3_value_type,
@@ -96,7 +99,9 @@ def _argument_lines(args, on_null: list[str]) -> tuple[list[str], list[str]]:
         ):
             read = f"np.{arg.dtype.name}({read})"
         lines.append(f"    v{i} = argv[{i}]")
-        if arg.optional:
+        if arg.kind == "value" and arg.optional:
+            lines.append(f"    a{i} = {read}")  # `Value | None`: NULL arrives as a NULL value
+        elif arg.optional:
             lines += [
                 f"    if sqlite3_value_type(v{i}) == 5:",
                 f"        a{i} = None",

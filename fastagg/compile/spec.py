@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .value import Value, ValueSlot, is_value_record, value_dtype
 from .vector import Vector, VectorField, vector_dtype, vector_element
 from ..errors import CompileError, Error
 
@@ -31,11 +32,11 @@ _SCALAR_KINDS = {
     bytes: ("bytes", None),
 }
 
-ARGUMENT_HINT = "use float, int, str, bytes, bool or a numpy scalar type, optionally `| None`"
+ARGUMENT_HINT = "use float, int, str, bytes, bool, fastagg.Value or a numpy scalar type, optionally `| None`"
 STATE_HINT = (
     "use a numpy scalar type (np.float64, np.int32, ...), float, int, bool, "
-    "fastagg.array(dtype, shape) for a fixed-size array, or fastagg.vector(dtype) "
-    "for a growable one"
+    "fastagg.array(dtype, shape) for a fixed-size array, fastagg.vector(dtype) "
+    "for a growable one, or fastagg.Value for one any-typed SQL value"
 )
 
 
@@ -44,8 +45,8 @@ class ValueSpec:
     """One SQL argument or result: its kind, numpy dtype and NULL handling."""
 
     name: str
-    kind: str  # "float", "int", "bool", "str", "bytes"
-    dtype: np.dtype | None  # the numeric dtype user code sees (None for str/bytes)
+    kind: str  # "float", "int", "bool", "str", "bytes", "value" (fastagg.Value)
+    dtype: np.dtype | None  # the numeric dtype user code sees (None for str/bytes/value)
     optional: bool  # receives/returns None for SQL NULL
 
 
@@ -174,8 +175,18 @@ class AggregateSpec(_SQLFunction):
 
     @property
     def vector_fields(self) -> tuple[str, ...]:
-        """Names of the growable (``fastagg.vector``) fields of the state."""
-        return tuple(n for n in self.state.names if vector_element(self.state.fields[n][0]) is not None)
+        """Paths of the growable (``fastagg.vector``) fields of the state.
+
+        A ``fastagg.Value`` field ``x`` keeps its bytes in the vector ``x.bytes``.
+        """
+        out = []
+        for n in self.state.names:
+            base = self.state.fields[n][0]
+            if vector_element(base) is not None:
+                out.append(n)
+            elif is_value_record(base):
+                out.append(f"{n}.bytes")
+        return tuple(out)
 
     @property
     def is_window(self) -> bool:
@@ -285,6 +296,8 @@ def _split_optional(annotation) -> tuple[Any, bool]:
 
 
 def _value_kind(annotation) -> tuple[str, np.dtype | None] | None:
+    if annotation is Value:
+        return "value", None
     if annotation in _SCALAR_KINDS:
         return _SCALAR_KINDS[annotation]
     try:
@@ -329,6 +342,8 @@ def _type_name(annotation) -> str:
 
 
 def _state_field(owner: str, name: str, annotation):
+    if annotation is Value:
+        return (name, value_dtype())
     if isinstance(annotation, VectorField):
         return (name, vector_dtype(annotation.dtype))
     if isinstance(annotation, ArrayField):
@@ -353,7 +368,7 @@ def _check_state_dtype(owner: str, dtype: np.dtype) -> np.dtype:
         )
     for field in dtype.names:
         base = dtype.fields[field][0]
-        if vector_element(base) is not None:
+        if vector_element(base) is not None or is_value_record(base):
             continue
         base = base.subdtype[0] if base.subdtype else base
         if base.kind not in "biuf" or base.itemsize > 8:
@@ -618,6 +633,8 @@ def aggregate(cls=None, *, name: str | None = None, state=None):
 
 
 def _zero(field_dtype: np.dtype):
+    if is_value_record(field_dtype):
+        return ValueSlot()
     element = vector_element(field_dtype)
     if element is not None:
         return Vector(element)
