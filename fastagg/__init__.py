@@ -10,7 +10,7 @@ from __future__ import annotations
 from . import accessor as _accessor  # noqa: F401 - registers DataFrame.sqlagg
 from .compile.spec import aggregate, array, function
 from .compile.vector import vector
-from .database import Database, connect, query, sql
+from .database import Database, connect, explain, query, sql
 from .registry import register
 from .errors import (
     AggregateError,
@@ -32,6 +32,7 @@ __all__ = [
     "aggregate",
     "array",
     "connect",
+    "explain",
     "function",
     "query",
     "register",

@@ -21,7 +21,7 @@ from .options import QueryOptions, check_sql
 from .output import convert
 from .registry import register, register_specs, unregister_specs
 
-__all__ = ["Database", "connect", "query", "register", "sql"]
+__all__ = ["Database", "connect", "explain", "query", "register", "sql"]
 
 def _is_frame(obj) -> bool:
     pd = sys.modules.get("pandas")
@@ -157,7 +157,7 @@ class Database:
     # -- queries ----------------------------------------------------------
 
     def query(self, sql: str, aggregates: Iterable[type] = (), *, functions: Iterable = (), params=None,
-              output: str = "pandas", builtins: bool = True, workers: int | None = None):
+              output: str = "pandas", builtins: bool = True, workers: int | None = None, engine: str = "auto"):
         """Run *sql* and return its result as a DataFrame, an Arrow table or a polars DataFrame.
 
         The keyword arguments build one :class:`fastagg.options.QueryOptions`,
@@ -189,12 +189,32 @@ class Database:
             define ``merge``. Other statements run on one connection, with
             the same result. ``None``: 1 below a million rows, else
             ``min(os.cpu_count(), 4)``. See :mod:`fastagg.engine.parallel`.
+        engine : {"auto", "sqlite", "native"}, default "auto"
+            ``"auto"``: statements in the native grouped engine's shape run
+            in compiled code over the frame's buffers (the same answers);
+            ``"sqlite"`` forces SQLite. See :meth:`explain`.
         """
         self._check_open()
         options = QueryOptions(
-            aggregates, functions, params=params, output=output, builtins=builtins, workers=workers
+            aggregates, functions, params=params, output=output, builtins=builtins, workers=workers, engine=engine
         )
         return self._run(sql, options)
+
+    def explain(self, sql: str, aggregates: Iterable[type] = (), *, functions: Iterable = (),
+                builtins: bool = True, engine: str = "auto"):
+        """Say which engine runs *sql* and, for SQLite, the first construct the native engine does not handle.
+
+        Returns
+        -------
+        fastagg.engine.native.Explanation
+            ``engine`` (``"native"`` or ``"sqlite"``) and ``reason``.
+        """
+        self._check_open()
+        check_sql(sql)
+        options = QueryOptions(aggregates, functions, builtins=builtins, engine=engine)
+        from .engine.native import explain_statement
+
+        return explain_statement(self, sql, options.specs(sql), options.engine)
 
     def _run(self, sql: str, options: QueryOptions):
         """Run *sql* with *options*: register, read into Arrow, unregister, convert."""
@@ -206,7 +226,12 @@ class Database:
         register_specs(self._con, specs)
         try:
             table = None
-            if options.workers is None or options.workers > 1:
+            # The native grouped engine (issue 13): None when it does not apply.
+            if options.engine != "sqlite" and self._tables:
+                from .engine.native import native_query
+
+                table = native_query(self, sql, specs, options)
+            if table is None and (options.workers is None or options.workers > 1):
                 from .engine.parallel import query_parallel
 
                 registered = {name: (self._frames[name], reg) for name, reg in self._tables.items()}
@@ -239,7 +264,7 @@ def connect(path: str | os.PathLike = ":memory:") -> Database:
 
 
 def query(data, sql: str, aggregates: Iterable[type] = (), *, functions: Iterable = (), params=None,
-          output: str = "pandas", builtins: bool = True, workers: int | None = None):
+          output: str = "pandas", builtins: bool = True, workers: int | None = None, engine: str = "auto"):
     """Run one SQL statement over *data* with compiled aggregates.
 
     Parameters
@@ -253,7 +278,7 @@ def query(data, sql: str, aggregates: Iterable[type] = (), *, functions: Iterabl
         One SQL statement.
     aggregates : iterable of aggregate classes
         Registered for this call only.
-    functions, params, output, builtins, workers
+    functions, params, output, builtins, workers, engine
         As for :meth:`Database.query` (and :class:`fastagg.options.QueryOptions`):
         ``output="pandas"`` (default), ``"arrow"`` or ``"polars"``.
 
@@ -282,7 +307,9 @@ def query(data, sql: str, aggregates: Iterable[type] = (), *, functions: Iterabl
     >>> df.pipe(fastagg.query, "SELECT count(*) AS n FROM df")["n"].tolist()
     [3]
     """
-    options = QueryOptions(aggregates, functions, params=params, output=output, builtins=builtins, workers=workers)
+    options = QueryOptions(
+        aggregates, functions, params=params, output=output, builtins=builtins, workers=workers, engine=engine
+    )
     if isinstance(data, Database):
         return data._run(sql, options)
     if isinstance(data, sqlite3.Connection):
@@ -307,6 +334,35 @@ def query(data, sql: str, aggregates: Iterable[type] = (), *, functions: Iterabl
         for name, frame in frames.items():
             db.register(name, frame)
         return db._run(sql, options)
+
+
+def explain(data, sql: str, aggregates: Iterable[type] = (), **kw):
+    """Say which engine :func:`query` would use for *sql* over *data*, and why.
+
+    *data* and the keywords are those of :func:`query` (``functions``,
+    ``builtins``, ``engine``). Returns a
+    :class:`fastagg.engine.native.Explanation`.
+
+    Examples
+    --------
+    >>> import pandas as pd, fastagg
+    >>> df = pd.DataFrame({"g": [1, 2], "x": [1.0, 2.0]})
+    >>> fastagg.explain(df, "SELECT g, sum(x) FROM df GROUP BY g").engine
+    'native'
+    >>> print(fastagg.explain(df, "SELECT DISTINCT g FROM df"))
+    sqlite: SELECT DISTINCT
+    """
+    if isinstance(data, Database):
+        return data.explain(sql, aggregates, **kw)
+    frames = dict(data) if isinstance(data, Mapping) else {"df": data} if _is_frame(data) else None
+    if frames is None:
+        from .engine.native import Explanation
+
+        return Explanation("sqlite", "the data is not a frame: no frame is registered")
+    with Database() as db:
+        for name, frame in frames.items():
+            db.register(name, frame)
+        return db.explain(sql, aggregates, **kw)
 
 
 _NO_SUCH_TABLE = re.compile(r"no such table: (?:main\.)?(\S+)")

@@ -1,0 +1,82 @@
+"""Which engine runs a statement, and running it natively when it can.
+
+The front end calls :func:`native_query` before its SQLite path: None means
+"run on SQLite" (the statement is outside the shape, or the native run
+stopped on an error SQLite must report itself). :func:`explain_statement`
+says which engine runs and why. Imports no numba until a statement is in
+the shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+__all__ = ["Explanation", "explain_statement", "native_query", "ENGINES"]
+
+ENGINES = ("auto", "sqlite", "native")
+
+
+@dataclasses.dataclass(frozen=True)
+class Explanation:
+    """Which engine runs a statement.
+
+    Attributes
+    ----------
+    engine : {"native", "sqlite"}
+    reason : str
+        For SQLite, the first construct the native engine does not handle
+        (or that ``engine="sqlite"`` forced it); for native, what it runs.
+    """
+
+    engine: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.engine}: {self.reason}"
+
+
+def _plan(db, sql: str, specs):
+    from .shape import analyse
+
+    tables = {name: reg.columns for name, reg in db._tables.items()}
+    if not tables:
+        return "no frame is registered in this session"
+    return analyse(sql, tables, specs)
+
+
+def explain_statement(db, sql: str, specs, engine: str = "auto") -> Explanation:
+    """Return the :class:`Explanation` for *sql* on session *db* with *specs* registered."""
+    if engine == "sqlite":
+        return Explanation("sqlite", 'engine="sqlite"')
+    plan = _plan(db, sql, specs)
+    if isinstance(plan, str):
+        return Explanation("sqlite", plan)
+    what = f"{len(plan.aggregates)} aggregate(s) over {plan.table!r}"
+    what += f" grouped by {len(plan.keys)} key(s)" if plan.grouped else " without GROUP BY"
+    if plan.where is not None:
+        what += ", WHERE in compiled code"
+    return Explanation("native", what)
+
+
+def native_query(db, sql: str, specs, options):
+    """Run *sql* natively on session *db*: a pyarrow Table, or None to run it on SQLite.
+
+    Raises
+    ------
+    fastagg.Error
+        ``engine="native"`` and the statement is outside the shape.
+    """
+    plan = _plan(db, sql, specs)
+    if isinstance(plan, str):
+        if options.engine == "native":
+            from ..errors import Error
+
+            raise Error(f'engine="native": the statement is outside the native shape: {plan}')
+        return None
+    from .grouped import NativeFailed, run_native
+
+    try:
+        return run_native(db._con, sql, plan, db._frames[plan.table], db._tables[plan.table],
+                          options.params, options.workers)
+    except NativeFailed:
+        return None  # SQLite runs it and reports its own error, if any
