@@ -10,8 +10,16 @@ the shape.
 from __future__ import annotations
 
 import dataclasses
+import threading
 
-__all__ = ["Explanation", "explain_statement", "native_query", "ENGINES"]
+__all__ = ["Explanation", "explain_statement", "last_run", "native_query", "ENGINES"]
+
+_last = threading.local()
+
+
+def last_run():
+    """The :class:`Explanation` of this thread's latest :func:`native_query` (what actually ran), or None."""
+    return getattr(_last, "value", None)
 
 ENGINES = ("auto", "sqlite", "native")
 
@@ -67,6 +75,7 @@ def native_query(db, sql: str, specs, options):
         ``engine="native"`` and the statement is outside the shape.
     """
     plan = _plan(db, sql, specs)
+    _last.value = Explanation("sqlite", plan) if isinstance(plan, str) else None
     if isinstance(plan, str):
         if options.engine == "native":
             from ..errors import Error
@@ -76,7 +85,10 @@ def native_query(db, sql: str, specs, options):
     from .grouped import NativeFailed, run_native
 
     try:
-        return run_native(db._con, sql, plan, db._frames[plan.table], db._tables[plan.table],
-                          options.params, options.workers)
-    except NativeFailed:
+        table = run_native(db._con, sql, plan, db._frames[plan.table], db._tables[plan.table],
+                           options.params, options.workers)
+    except NativeFailed as exc:
+        _last.value = Explanation("sqlite", f"the native run stopped: {exc}")
         return None  # SQLite runs it and reports its own error, if any
+    _last.value = Explanation("native", "ran natively")
+    return table
