@@ -295,12 +295,11 @@ _ARRAY_READERS = {
 def generate_array_source(spec: AggregateSpec) -> str:
     """Return the source of *spec*'s array entry points (numeric arguments only).
 
-    ``array_init(arena, seen, gids, lo, hi)`` runs ``__init__`` once on each
-    group that rows ``lo:hi`` reach (marking ``seen``); ``array_fresh``
-    initialises the groups no row reached; ``array_step(arena, gids, lo, hi,
-    x0, m0, ...)`` calls ``step`` per row with argument arrays ``x`` and NULL
-    masks ``m`` (a NULL in a non-optional argument skips the row, an optional
-    one receives None); ``array_finalize(arena, out, null)``; and, for a
+    ``array_step(arena, seen, gids, lo, hi, x0, m0, ...)`` runs ``__init__``
+    at each group's first row (marking ``seen``), then calls ``step`` per row
+    with argument arrays ``x`` and NULL masks ``m`` (a NULL in a non-optional
+    argument skips the row, an optional one receives None); ``array_fresh``
+    initialises the groups no row reached; ``array_finalize(arena, out, null)``; and, for a
     mergeable class, ``array_merge(dst, dseen, src, sseen)`` merging the groups
     both reached. Arguments of kind str/bytes get no entry points (the engine
     leaves such aggregates to SQLite).
@@ -308,22 +307,22 @@ def generate_array_source(spec: AggregateSpec) -> str:
     if any(a.kind not in _ARRAY_READERS for a in spec.args) or spec.result.kind not in ("float", "int", "bool"):
         return "ARRAY_ENTRY_POINTS = False\n"
     params = "".join(f", x{i}, m{i}" for i in range(len(spec.args)))
-    lines = ["ARRAY_ENTRY_POINTS = True", "", "def array_init(arena, seen, gids, lo, hi):"]
-    lines += [
-        "    for i in range(lo, hi):",
-        "        g = gids[i]",
-        "        if seen[g] == 0:",
-        "            seen[g] = 1",
-        "            user_init(arena[g])" if spec.init is not None else "            pass",
+    init = ["            user_init(arena[g])"] if spec.init is not None else []
+    lines = [
+        "ARRAY_ENTRY_POINTS = True",
         "",
         "def array_fresh(arena, seen):",
         "    for g in range(len(arena)):",
         "        if seen[g] == 0:",
         "            seen[g] = 1",
-        "            user_init(arena[g])" if spec.init is not None else "            pass",
+        *init,
         "",
-        f"def array_step(arena, gids, lo, hi{params}):",
+        f"def array_step(arena, seen, gids, lo, hi{params}):",
         "    for i in range(lo, hi):",
+        "        g = gids[i]",
+        "        if seen[g] == 0:",  # __init__ at the group's first row, as the SQLite callback does
+        "            seen[g] = 1",
+        *init,
     ]
     names = []
     for i, arg in enumerate(spec.args):
@@ -339,7 +338,7 @@ def generate_array_source(spec: AggregateSpec) -> str:
             lines += [f"        if m{i}[i] != 0:", "            continue", f"        a{i} = {read}"]
         names.append(f"a{i}")
     packed = "".join(f", {n}" for n in names)
-    lines += [f"        user_step(arena[gids[i]]{packed})", ""]
+    lines += [f"        user_step(arena[g]{packed})", ""]
     lines += [
         "def array_finalize(arena, out, null):",
         "    for g in range(len(arena)):",

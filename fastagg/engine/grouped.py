@@ -27,6 +27,7 @@ which raises exactly its own error (the first in its order, also under
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
 import itertools
 import os
 import sys
@@ -165,7 +166,7 @@ def _array_entry_points(spec):
     if not ns.get("ARRAY_ENTRY_POINTS"):
         raise NativeFailed(f"{spec.name}() has no array entry points")
     funcs = {}
-    for name in ("array_init", "array_fresh", "array_step", "array_finalize", "array_merge"):
+    for name in ("array_fresh", "array_step", "array_finalize", "array_merge"):
         if callable(ns.get(name)):
             funcs[name] = njit(nogil=True, cache=cacheable)(ns[name])
     _entry_cache[id(spec)] = (spec, funcs)
@@ -193,8 +194,7 @@ def _user_aggregate(agg, gids, ngroups, value, nthreads):
         arena = np.zeros(ngroups, spec.state)
         seen = np.zeros(ngroups, np.uint8)
         lo, hi = bounds[t], bounds[t + 1]
-        _call(funcs["array_init"], f"{where}.__init__", arena, seen, gids, lo, hi)
-        _call(funcs["array_step"], f"{where}.step", arena, gids, lo, hi, *arrays)
+        _call(funcs["array_step"], f"{where}.step", arena, seen, gids, lo, hi, *arrays)
         return arena, seen
 
     if nthreads == 1:
@@ -227,6 +227,35 @@ def _call(fn, where, *args):
 # The statement
 
 
+class _Rows:
+    """All rows 0..n-1, made into an array only if a kernel needs one."""
+
+    def __init__(self, n):
+        self.n = n
+        self._array = None
+
+    def __len__(self):
+        return self.n
+
+    def array(self):
+        if self._array is None:
+            self._array = np.arange(self.n, dtype=np.int64)
+        return self._array
+
+
+def _as_array(rows):
+    return rows.array() if isinstance(rows, _Rows) else rows
+
+
+def _plain_buffer(column, dtype):
+    """The column's values as a zero-copy numpy array when they are plain *dtype* (no NULL mask, no codes)."""
+    kind = {np.dtype(np.int64): 4, np.dtype(np.float64): 10}[np.dtype(dtype)]
+    if column.kind != kind or column.validity_kind != 0 or column.codes != 0 or not column.data or column.nrows == 0:
+        return None
+    buf = (ctypes.c_char * (8 * column.nrows)).from_address(column.data)
+    return np.frombuffer(buf, dtype)
+
+
 def compute_grouped(plan: Plan, frame, registration, params, workers):
     """Compute the grouped result of *plan* over *frame*: a frame of keys and ``__faN`` columns."""
     from . import kernels
@@ -241,17 +270,30 @@ def compute_grouped(plan: Plan, frame, registration, params, workers):
         mask = where_mask(plan.where, columns, index, lambda i: _column_array(frame, i), params)
         rows = np.flatnonzero(mask).astype(np.int64)
     else:
-        rows = np.arange(nrows, dtype=np.int64)
-    if plan.grouped:
-        gids, ngroups, first = kernels.group_rows(cols, np.array(plan.keys, np.int64), rows)
+        rows = _Rows(nrows)
+    ngroups = -1
+    if plan.grouped and plan.where is None and len(plan.keys) == 1:
+        plain = _plain_buffer(columns[plan.keys[0]], np.int64)
+        if plain is not None:
+            gids, ngroups, first = kernels.dense_int_groups(plain)
+    if ngroups >= 0:
+        pass
+    elif plan.grouped:
+        gids, ngroups, first = kernels.group_rows(cols, np.array(plan.keys, np.int64), _as_array(rows))
     else:
         gids, ngroups, first = np.zeros(len(rows), np.int64), 1, None
     loaded = {}
 
     def value(how, i):
         if (how, i) not in loaded:
-            fn = kernels.column_f64 if how == "f64" else kernels.column_i64
-            loaded[how, i] = fn(cols[i], rows)
+            plain = None if plan.where is not None else _plain_buffer(columns[i], np.float64 if how == "f64" else np.int64)
+            if plain is not None:
+                # Zero-copy: the frame's own buffer (NaN is NULL, as the virtual table reads it).
+                null = np.isnan(plain).view(np.uint8) if how == "f64" else np.zeros(len(plain), np.uint8)
+                loaded[how, i] = plain, null
+            else:
+                fn = kernels.column_f64 if how == "f64" else kernels.column_i64
+                loaded[how, i] = fn(cols[i], _as_array(rows))
         return loaded[how, i]
 
     nthreads = threads_for(len(rows), workers)
@@ -267,7 +309,7 @@ def compute_grouped(plan: Plan, frame, registration, params, workers):
     keys = None
     if plan.grouped:
         positions = list(dict.fromkeys(plan.keys))
-        keys = _key_frame(frame, positions, rows[first])
+        keys = _key_frame(frame, positions, first if isinstance(rows, _Rows) else rows[first])
     return _with_columns(keys, is_pandas, results, ngroups)
 
 

@@ -20,7 +20,7 @@ from ..table.columns import K_F32, K_F64
 from ..table.ordering import _dense_ranks, _sort_keys
 from ..table.values import float_value, int_value, value_row
 
-__all__ = ["group_rows", "column_f64", "column_i64", "count_rows", "sum_int", "sum_float", "extreme_int",
+__all__ = ["group_rows", "dense_int_groups", "column_f64", "column_i64", "count_rows", "sum_int", "sum_float", "extreme_int",
            "extreme_float"]
 
 
@@ -32,6 +32,24 @@ def group_rows(cols, keycols, rows):
     *rows* of group g's first row (SQLite shows that row's key values).
     """
     n = len(rows)
+    if len(keycols) == 1:
+        # One key: its dense ranks are the group ids (rank 0 is NULL, used or not).
+        keys, isnull = _sort_keys(cols[keycols[0]], rows)
+        r, m = _dense_ranks(keys, isnull)
+        shift = 1
+        for i in range(n):
+            if isnull[i] != 0:
+                shift = 0
+                break
+        g = m - shift
+        gids = np.empty(n, np.int64)
+        first = np.full(max(g, 0), -1, np.int64)
+        for i in range(n):
+            k = r[i] - shift
+            gids[i] = k
+            if first[k] < 0:
+                first[k] = i
+        return gids, g, first
     comb = np.zeros(n, np.int64)
     budget = 2 * n + 1024
     prod = np.int64(1)
@@ -50,6 +68,48 @@ def group_rows(cols, keycols, rows):
     first = np.full(max(g, 0), -1, np.int64)
     for i in range(n):
         k = ranks[i] - 1
+        gids[i] = k
+        if first[k] < 0:
+            first[k] = i
+    return gids, g, first
+
+
+@njit(cache=True, nogil=True)
+def dense_int_groups(x):
+    """Group ids of a plain int64 key with a small value range: (gids, ngroups, first), or ngroups -1.
+
+    The common case (an integer key without NULLs) in two passes over the
+    buffer, without copying it; the ids are the keys' dense ranks, as
+    :func:`group_rows` gives.
+    """
+    n = len(x)
+    if n == 0:
+        return np.zeros(0, np.int64), 0, np.zeros(0, np.int64)
+    lo = x[0]
+    hi = x[0]
+    for i in range(n):
+        v = x[i]
+        if v < lo:
+            lo = v
+        elif v > hi:
+            hi = v
+    span = hi - lo
+    if span < 0 or span > 2 * n + 1024:
+        return np.zeros(0, np.int64), -1, np.zeros(0, np.int64)
+    mark = np.zeros(span + 1, np.int64)
+    for i in range(n):
+        mark[x[i] - lo] = 1
+    g = 0
+    for j in range(span + 1):
+        if mark[j] != 0:
+            mark[j] = g
+            g += 1
+        else:
+            mark[j] = -1
+    gids = np.empty(n, np.int64)
+    first = np.full(g, -1, np.int64)
+    for i in range(n):
+        k = mark[x[i] - lo]
         gids[i] = k
         if first[k] < 0:
             first[k] = i
