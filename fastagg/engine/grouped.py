@@ -35,7 +35,8 @@ import threading
 
 import numpy as np
 
-from .shape import FLOAT_KINDS, NotInShape, Plan
+from .kinds import FLOAT_KINDS, NotInShape
+from .shape import Plan
 
 __all__ = ["run_native", "NativeFailed"]
 

@@ -49,7 +49,10 @@ def _plan(db, sql: str, specs):
     tables = {name: reg.columns for name, reg in db._tables.items()}
     if not tables:
         return "no frame is registered in this session"
-    return analyse(sql, tables, specs)
+    plan = analyse(sql, tables, specs)
+    if not isinstance(plan, str) and not _takes_rows(db._frames[plan.table]):
+        return f"{plan.table!r} is an Arrow stream (read once at registration), not a DataFrame or Table"
+    return plan
 
 
 def explain_statement(db, sql: str, specs, engine: str = "auto") -> Explanation:
@@ -64,6 +67,17 @@ def explain_statement(db, sql: str, specs, engine: str = "auto") -> Explanation:
     if plan.where is not None:
         what += ", WHERE in compiled code"
     return Explanation("native", what)
+
+
+def _takes_rows(frame) -> bool:
+    """Whether the engine can read key rows back from *frame* (pandas DataFrame, Arrow Table / RecordBatch)."""
+    import sys
+
+    pd = sys.modules.get("pandas")
+    pa = sys.modules.get("pyarrow")
+    return (pd is not None and isinstance(frame, pd.DataFrame)) or (
+        pa is not None and isinstance(frame, (pa.Table, pa.RecordBatch))
+    )
 
 
 def native_query(db, sql: str, specs, options):

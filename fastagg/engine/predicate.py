@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .shape import FLOAT_KINDS, NUMERIC_KINDS, NotInShape
+from .kinds import FLOAT_KINDS, NUMERIC_KINDS, TEXT_KINDS, NotInShape
 
 __all__ = ["check_where", "where_mask"]
-
-TEXT_KINDS = {12, 13}
 _FLIP = {"EQ": "EQ", "NEQ": "NEQ", "LT": "GT", "LTE": "GTE", "GT": "LT", "GTE": "LTE"}
 _PC = {"EQ": "equal", "NEQ": "not_equal", "LT": "less", "LTE": "less_equal", "GT": "greater", "GTE": "greater_equal"}
 

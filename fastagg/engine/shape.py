@@ -31,6 +31,8 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 
+from .kinds import FLOAT_KINDS, KEY_KINDS, NUMERIC_KINDS, NotInShape  # noqa: F401 - re-exported
+
 __all__ = ["Aggregate", "Plan", "analyse", "SQLITE_AGGREGATES"]
 
 #: SQLite's aggregates the engine runs itself (name -> accepted argument counts).
@@ -45,10 +47,6 @@ KBN_SUMMATION = sqlite3.sqlite_version_info >= (3, 43, 0)
 _OUTER_FUNCTIONS = {"round", "abs", "coalesce", "ifnull", "nullif", "iif", "typeof", "sqrt", "length",
                     "upper", "lower", "cast", "max", "min"}
 
-# Column kinds (fastagg.table.columns), repeated to keep this module free of numba.
-NUMERIC_KINDS = {1, 2, 3, 4, 5, 6, 7, 9, 10, 11}  # ints (not uint64), floats, Arrow bool
-KEY_KINDS = NUMERIC_KINDS | {12, 13, 14, 15, 16, 17}  # + text, blob, datetime, date
-FLOAT_KINDS = {9, 10}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,10 +68,6 @@ class Plan:
     where: object  # sqlglot expression or None
     outer: object  # sqlglot Select over the grouped table (FROM filled in by the engine)
     grouped: bool
-
-
-class NotInShape(Exception):
-    """The statement is outside the shape; the message is the reason."""
 
 
 def analyse(sql: str, tables: dict, specs) -> Plan | str:
