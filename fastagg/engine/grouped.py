@@ -128,7 +128,7 @@ def _sqlite_aggregate(agg, kind, gids, ngroups, value, kernels):
     """One of SQLite's aggregates: (values, null mask)."""
     name = agg.name
     if name == "count":
-        null = np.zeros(len(gids), np.uint8) if not agg.args else value("f64", agg.args[0])[1]
+        null = _zeros(len(gids), np.uint8) if not agg.args else value("f64", agg.args[0])[1]
         return kernels.count_rows(gids, ngroups, null), None
     is_float = kind in FLOAT_KINDS
     x, null = value("f64" if is_float else "i64", agg.args[0])
@@ -244,6 +244,11 @@ class _Rows:
         return self._array
 
 
+def _zeros(n, dtype):
+    """n zeros without allocating them (a read-only zero-stride view)."""
+    return np.broadcast_to(np.zeros(1, dtype), (n,))
+
+
 def _as_array(rows):
     return rows.array() if isinstance(rows, _Rows) else rows
 
@@ -282,7 +287,7 @@ def compute_grouped(plan: Plan, frame, registration, params, workers):
     elif plan.grouped:
         gids, ngroups, first = kernels.group_rows(cols, np.array(plan.keys, np.int64), _as_array(rows))
     else:
-        gids, ngroups, first = np.zeros(len(rows), np.int64), 1, None
+        gids, ngroups, first = _zeros(len(rows), np.int64), 1, None
     loaded = {}
 
     def value(how, i):
@@ -290,7 +295,7 @@ def compute_grouped(plan: Plan, frame, registration, params, workers):
             plain = None if plan.where is not None else _plain_buffer(columns[i], np.float64 if how == "f64" else np.int64)
             if plain is not None:
                 # Zero-copy: the frame's own buffer (NaN is NULL, as the virtual table reads it).
-                null = np.isnan(plain).view(np.uint8) if how == "f64" else np.zeros(len(plain), np.uint8)
+                null = np.isnan(plain).view(np.uint8) if how == "f64" else _zeros(len(plain), np.uint8)
                 loaded[how, i] = plain, null
             else:
                 fn = kernels.column_f64 if how == "f64" else kernels.column_i64
