@@ -19,9 +19,25 @@ For a statement in the shape (:mod:`.shape`), :func:`run_native`
    ``LIMIT``, names), so result names and types are SQLite's own.
 
 Any error (an aggregate raising, integer overflow, a value the WHERE cannot
-compare exactly) returns None: the caller runs the statement on SQLite,
-which raises exactly its own error (the first in its order, also under
-``LIMIT``, where SQLite may never reach the failing group).
+compare exactly) raises :class:`NativeFailed`: the caller runs the statement
+on SQLite, which raises exactly its own error (the first in its order, also
+under ``LIMIT``, where SQLite may never reach the failing group). A failing
+statement therefore costs the native attempt plus the SQLite run.
+
+Exactness. SQLite here is 3.40: ``sum``/``total``/``avg`` add doubles in row
+order; 3.43 added Kahan-Babuska-Neumaier compensation, so on SQLite >= 3.43
+the shape check (:data:`.shape.KBN_SUMMATION`) leaves those three to SQLite.
+Rows reach SQLite's aggregates in frame order within each group only when
+the virtual table scans once: ``IN`` on a numeric column (and an ``OR`` of
+equalities, which SQLite turns into ``IN``) is scanned one value at a time,
+so those stay on SQLite. SQLite's own aggregates always run on one thread
+(bit-identical). A user aggregate with ``merge`` and no ``fastagg.vector``
+field is split into row ranges over threads (per-thread arenas, merged in
+range order): its floats may then differ from SQLite's by summation order
+(the tests allow 1e-12 relative), and its ``__init__`` runs once per group
+per range that reaches the group (as in the workers / partial-state path).
+One thread: ``__init__`` once per group, at the group's first row, as the
+SQLite callback does.
 """
 
 from __future__ import annotations
