@@ -10,6 +10,7 @@ the shape.
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
 
 __all__ = ["Explanation", "explain_statement", "last_run", "native_query", "ENGINES"]
@@ -43,12 +44,24 @@ class Explanation:
         return f"{self.engine}: {self.reason}"
 
 
+_SELECT = re.compile(r"\s*select\b", re.IGNORECASE)
+_CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+_GROUP = re.compile(r"\bgroup\s+by\b", re.IGNORECASE)
+
+
 def _plan(db, sql: str, specs):
-    from .shape import analyse
+    """A :class:`.shape.Plan` or the reason; a cheap textual test first, so that
+    plain SQL (``SELECT * FROM df``) pays no parse and never imports sqlglot."""
+    from .shape import SQLITE_AGGREGATES, analyse
 
     tables = {name: reg.columns for name, reg in db._tables.items()}
     if not tables:
         return "no frame is registered in this session"
+    if not _SELECT.match(sql):
+        return "not a SELECT statement"
+    aggregates = set(SQLITE_AGGREGATES) | {s.name.lower() for s in specs}
+    if not _GROUP.search(sql) and not {n.lower() for n in _CALL.findall(sql)} & aggregates:
+        return "no aggregate and no GROUP BY"
     plan = analyse(sql, tables, specs)
     if not isinstance(plan, str) and not _takes_rows(db._frames[plan.table]):
         return f"{plan.table!r} is an Arrow stream (read once at registration), not a DataFrame or Table"
