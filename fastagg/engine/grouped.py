@@ -140,8 +140,8 @@ def _with_columns(keys, frame_is_pandas, columns: dict, nrows: int):
 # Aggregates
 
 
-def _sqlite_aggregate(agg, kind, gids, ngroups, value, kernels):
-    """One of SQLite's aggregates: (values, null mask)."""
+def _sqlite_aggregate(agg, kind, gids, ngroups, value, kernels, sums):
+    """One of SQLite's aggregates: (values, null mask). *sums* caches a column's sum pass (sum/avg/total share it)."""
     name = agg.name
     if name == "count":
         null = _zeros(len(gids), np.uint8) if not agg.args else value("f64", agg.args[0])[1]
@@ -152,11 +152,13 @@ def _sqlite_aggregate(agg, kind, gids, ngroups, value, kernels):
         fn = kernels.extreme_float if is_float else kernels.extreme_int
         best, have = fn(gids, ngroups, x, null, name == "max")
         return best, have == 0
-    if is_float:
-        rsum, cnt = kernels.sum_float(gids, ngroups, x, null)
-        overflow = None
-    else:
-        isum, rsum, cnt, overflow = kernels.sum_int(gids, ngroups, x, null)
+    column = agg.args[0]
+    if column not in sums:
+        if is_float:
+            sums[column] = (None, *kernels.sum_float(gids, ngroups, x, null), None)
+        else:
+            sums[column] = kernels.sum_int(gids, ngroups, x, null)
+    isum, rsum, cnt, overflow = sums[column]
     if name == "total":
         return rsum, None
     empty = cnt == 0
@@ -320,10 +322,11 @@ def compute_grouped(plan: Plan, frame, registration, params, workers):
 
     nthreads = threads_for(len(rows), workers)
     results = {}
+    sums: dict = {}
     for k, agg in enumerate(plan.aggregates):
         if agg.spec is None:
             kind = columns[agg.args[0]].kind if agg.args else None
-            results[f"__fa{k}"] = _sqlite_aggregate(agg, kind, gids, ngroups, value, kernels)
+            results[f"__fa{k}"] = _sqlite_aggregate(agg, kind, gids, ngroups, value, kernels, sums)
         else:
             results[f"__fa{k}"] = _user_aggregate(agg, gids, ngroups, value, nthreads)
     pd = sys.modules.get("pandas")
