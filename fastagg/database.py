@@ -349,8 +349,8 @@ def explain(data, sql: str, aggregates: Iterable[type] = (), **kw):
     >>> df = pd.DataFrame({"g": [1, 2], "x": [1.0, 2.0]})
     >>> fastagg.explain(df, "SELECT g, sum(x) FROM df GROUP BY g").engine
     'native'
-    >>> print(fastagg.explain(df, "SELECT DISTINCT g FROM df"))
-    sqlite: SELECT DISTINCT
+    >>> print(fastagg.explain(df, "SELECT count(DISTINCT g) FROM df"))
+    sqlite: DISTINCT aggregate
     """
     if isinstance(data, Database):
         return data.explain(sql, aggregates, **kw)
