@@ -186,6 +186,8 @@ def test_differential(df, sql):
 def test_differential_mostly_native():
     # The generated statements are in the shape: most must run natively
     # (the rest stopped on an error SQLite then reported).
+    if sum(RAN.values()) < 20:
+        pytest.skip("run with test_differential")
     assert RAN["native"] > RAN["sqlite"], RAN
 
 
