@@ -14,7 +14,7 @@ from . import accessor as _accessor
 from .compile.spec import aggregate, array, function
 from .compile.value import Value
 from .compile.vector import vector
-from .database import Database, connect, query, sql
+from .database import Database, connect, explain, query, sql
 from .registry import register
 from .warmup import warmup
 from .errors import (
@@ -40,6 +40,7 @@ __all__ = [
     "aggregate",
     "array",
     "connect",
+    "explain",
     "function",
     "query",
     "register",

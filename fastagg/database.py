@@ -22,7 +22,7 @@ from .options import QueryOptions, ReadOnlyAuthorizer, check_sql
 from .output import convert
 from .registry import acquire, register, release
 
-__all__ = ["Database", "connect", "query", "register", "sql"]
+__all__ = ["Database", "connect", "explain", "query", "register", "sql"]
 
 def _is_frame(obj) -> bool:
     pd = sys.modules.get("pandas")
@@ -258,7 +258,7 @@ class Database:
 
     def query(self, sql: str, aggregates: Iterable[type] = (), *, functions: Iterable = (), params=None,
               output: str = "pandas", builtins: bool = True, workers: int | None = None,
-              read_only: bool = False):
+              read_only: bool = False, engine: str = "auto"):
         """Run *sql* and return its result as a DataFrame, an Arrow table or a polars DataFrame.
 
         The keyword arguments build one :class:`fastagg.options.QueryOptions`,
@@ -297,13 +297,33 @@ class Database:
             removed after it); a denied statement raises :class:`fastagg.Error`.
             A session opened with ``read_only=True`` is read-only whatever
             this says.
+        engine : {"auto", "sqlite", "native"}, default "auto"
+            ``"auto"``: statements in the native grouped engine's shape run
+            in compiled code over the frame's buffers (the same answers);
+            ``"sqlite"`` forces SQLite. See :meth:`explain`.
         """
         self._check_open()
         options = QueryOptions(
             aggregates, functions, params=params, output=output, builtins=builtins, workers=workers,
-            read_only=read_only,
+            read_only=read_only, engine=engine,
         )
         return self._run(sql, options)
+
+    def explain(self, sql: str, aggregates: Iterable[type] = (), *, functions: Iterable = (),
+                builtins: bool = True, engine: str = "auto"):
+        """Say which engine runs *sql* and, for SQLite, the first construct the native engine does not handle.
+
+        Returns
+        -------
+        fastagg.engine.native.Explanation
+            ``engine`` (``"native"`` or ``"sqlite"``) and ``reason``.
+        """
+        self._check_open()
+        check_sql(sql)
+        options = QueryOptions(aggregates, functions, builtins=builtins, engine=engine)
+        from .engine.native import explain_statement
+
+        return explain_statement(self, sql, options.specs(sql), options.engine)
 
     def _run(self, sql: str, options: QueryOptions):
         """Run *sql* with *options*: register, read into Arrow, unregister, convert."""
@@ -327,7 +347,12 @@ class Database:
                 functions = acquire(con, given, builtins)
                 try:
                     table = None
-                    if options.workers is None or options.workers > 1:
+                    # The native grouped engine: None when it does not apply.
+                    if options.engine != "sqlite" and self._tables:
+                        from .engine.native import native_query
+
+                        table = native_query(self, sql, functions.usable, options)
+                    if table is None and (options.workers is None or options.workers > 1):
                         from .engine.parallel import query_parallel
 
                         # None: the statement is not splittable, or too small to split.
@@ -451,7 +476,7 @@ def connect(path: str | os.PathLike = ":memory:", *, read_only: bool = False) ->
 
 def query(data, sql: str, aggregates: Iterable[type] = (), *, functions: Iterable = (), params=None,
           output: str = "pandas", builtins: bool = True, workers: int | None = None, read_only: bool = False,
-          decimals: str = "real"):
+          decimals: str = "real", engine: str = "auto"):
     """Run one SQL statement over *data* with compiled aggregates.
 
     Parameters
@@ -465,7 +490,7 @@ def query(data, sql: str, aggregates: Iterable[type] = (), *, functions: Iterabl
         One SQL statement.
     aggregates : iterable of aggregate classes
         Registered for this call only.
-    functions, params, output, builtins, workers, read_only
+    functions, params, output, builtins, workers, read_only, engine
         As for :meth:`Database.query` (and :class:`fastagg.options.QueryOptions`):
         ``output="pandas"`` (default), ``"arrow"`` or ``"polars"``;
         ``read_only=True`` denies writes, ``ATTACH`` and ``PRAGMA`` writes
@@ -501,7 +526,8 @@ def query(data, sql: str, aggregates: Iterable[type] = (), *, functions: Iterabl
     [3]
     """
     options = QueryOptions(
-        aggregates, functions, params=params, output=output, builtins=builtins, workers=workers, read_only=read_only
+        aggregates, functions, params=params, output=output, builtins=builtins, workers=workers,
+        read_only=read_only, engine=engine,
     )
     if isinstance(data, Database):
         return data._run(sql, options)
@@ -527,6 +553,35 @@ def query(data, sql: str, aggregates: Iterable[type] = (), *, functions: Iterabl
         for name, frame in frames.items():
             db.register(name, frame, decimals=decimals)
         return db._run(sql, options)
+
+
+def explain(data, sql: str, aggregates: Iterable[type] = (), **kw):
+    """Say which engine :func:`query` would use for *sql* over *data*, and why.
+
+    *data* and the keywords are those of :func:`query` (``functions``,
+    ``builtins``, ``engine``). Returns a
+    :class:`fastagg.engine.native.Explanation`.
+
+    Examples
+    --------
+    >>> import pandas as pd, fastagg
+    >>> df = pd.DataFrame({"g": [1, 2], "x": [1.0, 2.0]})
+    >>> fastagg.explain(df, "SELECT g, sum(x) FROM df GROUP BY g").engine
+    'native'
+    >>> print(fastagg.explain(df, "SELECT count(DISTINCT g) FROM df"))
+    sqlite: DISTINCT aggregate
+    """
+    if isinstance(data, Database):
+        return data.explain(sql, aggregates, **kw)
+    frames = dict(data) if isinstance(data, Mapping) else {"df": data} if _is_frame(data) else None
+    if frames is None:
+        from .engine.native import Explanation
+
+        return Explanation("sqlite", "the data is not a frame: no frame is registered")
+    with Database() as db:
+        for name, frame in frames.items():
+            db.register(name, frame)
+        return db.explain(sql, aggregates, **kw)
 
 
 _NO_SUCH_TABLE = re.compile(r"no such table: (?:main\.)?(\S+)")

@@ -40,8 +40,11 @@ class QueryOptions:
     The fields are the keyword arguments of :meth:`fastagg.Database.query`,
     documented there: ``aggregates`` and ``functions`` (kept as tuples),
     ``params``, ``output`` (one of :data:`fastagg.output.OUTPUTS`),
-    ``builtins``, ``workers`` and ``read_only`` (see
-    :class:`ReadOnlyAuthorizer`). :func:`fastagg.dask.query` runs its
+    ``builtins``, ``workers``, ``read_only`` (see
+    :class:`ReadOnlyAuthorizer`) and ``engine`` (``"auto"``: the native
+    grouped engine, :mod:`fastagg.engine.native`, when the statement is in
+    its shape; ``"sqlite"`` forces SQLite; ``"native"`` fails outside the
+    shape). :func:`fastagg.dask.query` runs its
     partial statements with ``workers=1``.
 
     Raises
@@ -66,6 +69,7 @@ class QueryOptions:
     builtins: bool = True
     workers: int | None = None
     read_only: bool = False
+    engine: str = "auto"  # "auto": native grouped engine when in its shape; "sqlite"; "native" (must apply)
 
     def __post_init__(self):
         # frozen: the normalised tuples are set past the dataclass guard.
@@ -80,6 +84,8 @@ class QueryOptions:
         w = self.workers
         if w is not None and (isinstance(w, bool) or not isinstance(w, int) or w < 1):
             raise Error(f"workers must be a positive int or None; got {w!r}")
+        if self.engine not in ("auto", "sqlite", "native"):
+            raise Error(f"engine must be one of 'auto', 'sqlite', 'native'; got {self.engine!r}")
 
     def replace(self, **changes) -> QueryOptions:
         """Return a copy with *changes* applied (and checked)."""

@@ -23,7 +23,7 @@ import numpy as np
 
 from .spec import AggregateSpec, FunctionSpec
 
-__all__ = ["generate_source", "STATE_MAGIC", "STATE_HEADER"]
+__all__ = ["generate_source", "generate_array_source", "STATE_MAGIC", "STATE_HEADER"]
 
 _READERS = {
     "float": "sqlite3_value_double(v{i})",
@@ -302,4 +302,89 @@ def generate_source(spec: AggregateSpec | FunctionSpec) -> str:
         parts.append(_result_callback(spec, "value"))
     if spec.is_mergeable:
         parts.append(_partial_callbacks(spec))
+    parts.append(generate_array_source(spec))
     return "\n\n".join(parts)
+
+
+# --------------------------------------------------------------------------
+# Entry points over column arrays, for the native grouped engine
+# (fastagg.engine.grouped). They call the same user_* methods as the SQLite
+# callbacks above, so user code is written once. No trap: an exception
+# propagates to the caller, which names the method (array_init: __init__,
+# array_step: step, ...) exactly as the SQLite path's trap does.
+
+_ARRAY_READERS = {
+    "float": "x{i}[i]",
+    "int": "x{i}[i]",
+    "bool": "x{i}[i] != 0.0",  # as sqlite3_value_double(v) != 0.0
+}
+
+
+def generate_array_source(spec: AggregateSpec) -> str:
+    """Return the source of *spec*'s array entry points (numeric arguments only).
+
+    ``array_step(arena, seen, gids, lo, hi, x0, m0, ...)`` runs ``__init__``
+    at each group's first row (marking ``seen``), then calls ``step`` per row
+    with argument arrays ``x`` and NULL masks ``m`` (a NULL in a non-optional
+    argument skips the row, an optional one receives None); ``array_fresh``
+    initialises the groups no row reached; ``array_finalize(arena, out, null)``; and, for a
+    mergeable class, ``array_merge(dst, dseen, src, sseen)`` merging the groups
+    both reached. Arguments of kind str/bytes get no entry points (the engine
+    leaves such aggregates to SQLite).
+    """
+    if any(a.kind not in _ARRAY_READERS for a in spec.args) or spec.result.kind not in ("float", "int", "bool"):
+        return "ARRAY_ENTRY_POINTS = False\n"
+    params = "".join(f", x{i}, m{i}" for i in range(len(spec.args)))
+    init = ["            user_init(arena[g])"] if spec.init is not None else []
+    lines = [
+        "ARRAY_ENTRY_POINTS = True",
+        "",
+        "def array_fresh(arena, seen):",
+        "    for g in range(len(arena)):",
+        "        if seen[g] == 0:",
+        "            seen[g] = 1",
+        *init,
+        "",
+        f"def array_step(arena, seen, gids, lo, hi{params}):",
+        "    for i in range(lo, hi):",
+        "        g = gids[i]",
+        "        if seen[g] == 0:",  # __init__ at the group's first row, as the SQLite callback does
+        "            seen[g] = 1",
+        *init,
+    ]
+    names = []
+    for i, arg in enumerate(spec.args):
+        read = _ARRAY_READERS[arg.kind].format(i=i)
+        if arg.kind in ("float", "int") and arg.dtype is not None and arg.dtype not in (
+            np.dtype(np.float64),
+            np.dtype(np.int64),
+        ):
+            read = f"np.{arg.dtype.name}({read})"
+        if arg.optional:
+            lines += [f"        if m{i}[i] != 0:", f"            a{i} = None", "        else:", f"            a{i} = {read}"]
+        else:
+            lines += [f"        if m{i}[i] != 0:", "            continue", f"        a{i} = {read}"]
+        names.append(f"a{i}")
+    packed = "".join(f", {n}" for n in names)
+    lines += [f"        user_step(arena[g]{packed})", ""]
+    lines += [
+        "def array_finalize(arena, out, null):",
+        "    for g in range(len(arena)):",
+        "        s = arena[g]",
+        "        r = user_finalize(s)",
+    ]
+    if spec.result.optional:
+        lines += ["        if r is None:", "            null[g] = 1", "        else:", "            out[g] = r"]
+    else:
+        lines += ["        out[g] = r"]
+    lines += [f"        free_vector(s.{v})" for v in spec.vector_fields]
+    lines.append("")
+    if spec.is_mergeable:
+        lines += [
+            "def array_merge(dst, dseen, src, sseen):",
+            "    for g in range(len(dst)):",
+            "        if sseen[g] != 0 and dseen[g] != 0:",
+            "            user_merge(dst[g], src[g])",
+            "",
+        ]
+    return "\n".join(lines) + "\n"

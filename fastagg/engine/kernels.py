@@ -1,0 +1,241 @@
+"""Compiled loops of the native grouped engine: group ids, argument arrays, SQLite's aggregates.
+
+Group ids come from the table stage's ordering (:mod:`fastagg.table.ordering`):
+each key column's dense ranks in SQLite's order (NULL first, numbers, text
+by BINARY), combined in GROUP BY order, so group *g* is the *g*-th group
+SQLite emits. Argument values come from the table stage's value access
+(:mod:`fastagg.table.values`), so NULL, NaN, codes and validity mean what
+they mean to the virtual table. SQLite's own aggregates follow
+``func.c`` of SQLite 3.40: ``sum``/``total``/``avg`` add doubles in row
+order (``rSum += v``), integer ``sum`` detects overflow, ``min``/``max``
+keep the first of equal values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..table.columns import K_F32, K_F64
+from ..table.ordering import _dense_ranks, _sort_keys
+from ..table.values import float_value, int_value, value_row
+
+__all__ = ["group_rows", "dense_int_groups", "column_f64", "column_i64", "count_rows", "sum_int", "sum_float", "extreme_int",
+           "extreme_float"]
+
+
+@njit(cache=True, nogil=True)
+def group_rows(cols, keycols, rows):
+    """Group ids of table rows *rows* by key columns *keycols*, in SQLite's GROUP BY order.
+
+    Returns ``(gids, ngroups, first)``: ``first[g]`` is the position in
+    *rows* of group g's first row (SQLite shows that row's key values).
+    """
+    n = len(rows)
+    if len(keycols) == 1:
+        # One key: its dense ranks are the group ids (rank 0 is NULL, used or not).
+        keys, isnull = _sort_keys(cols[keycols[0]], rows)
+        r, m = _dense_ranks(keys, isnull)
+        shift = 1
+        for i in range(n):
+            if isnull[i] != 0:
+                shift = 0
+                break
+        g = m - shift
+        gids = np.empty(n, np.int64)
+        first = np.full(max(g, 0), -1, np.int64)
+        for i in range(n):
+            k = r[i] - shift
+            gids[i] = k
+            if first[k] < 0:
+                first[k] = i
+        return gids, g, first
+    comb = np.zeros(n, np.int64)
+    budget = 2 * n + 1024
+    prod = np.int64(1)
+    nulls = np.zeros(n, np.uint8)
+    for t in range(len(keycols)):
+        keys, isnull = _sort_keys(cols[keycols[t]], rows)
+        r, m = _dense_ranks(keys, isnull)
+        if prod > budget // m:
+            comb, prod = _dense_ranks(comb, nulls)
+        for i in range(n):
+            comb[i] = comb[i] * m + r[i]
+        prod *= m
+    ranks, m = _dense_ranks(comb, nulls)
+    g = m - 1
+    gids = np.empty(n, np.int64)
+    first = np.full(max(g, 0), -1, np.int64)
+    for i in range(n):
+        k = ranks[i] - 1
+        gids[i] = k
+        if first[k] < 0:
+            first[k] = i
+    return gids, g, first
+
+
+@njit(cache=True, nogil=True)
+def dense_int_groups(x):
+    """Group ids of a plain int64 key with a small value range: (gids, ngroups, first), or ngroups -1.
+
+    The common case (an integer key without NULLs) in two passes over the
+    buffer, without copying it; the ids are the keys' dense ranks, as
+    :func:`group_rows` gives.
+    """
+    n = len(x)
+    if n == 0:
+        return np.zeros(0, np.int64), 0, np.zeros(0, np.int64)
+    lo = x[0]
+    hi = x[0]
+    for i in range(n):
+        v = x[i]
+        if v < lo:
+            lo = v
+        elif v > hi:
+            hi = v
+    span = hi - lo
+    if span < 0 or span > 2 * n + 1024:
+        return np.zeros(0, np.int64), -1, np.zeros(0, np.int64)
+    mark = np.zeros(span + 1, np.int64)
+    for i in range(n):
+        mark[x[i] - lo] = 1
+    g = 0
+    for j in range(span + 1):
+        if mark[j] != 0:
+            mark[j] = g
+            g += 1
+        else:
+            mark[j] = -1
+    gids = np.empty(n, np.int64)
+    first = np.full(g, -1, np.int64)
+    for i in range(n):
+        k = mark[x[i] - lo]
+        gids[i] = k
+        if first[k] < 0:
+            first[k] = i
+    return gids, g, first
+
+
+@njit(cache=True, nogil=True)
+def column_f64(cd, rows):
+    """Column values at *rows* as SQLite's ``sqlite3_value_double`` reads them; NULL mask."""
+    n = len(rows)
+    out = np.zeros(n, np.float64)
+    null = np.zeros(n, np.uint8)
+    is_float = cd.kind == K_F64 or cd.kind == K_F32
+    for i in range(n):
+        v = value_row(cd, rows[i])
+        if v < 0:
+            null[i] = 1
+        elif is_float:
+            out[i] = float_value(cd, v)
+        else:
+            out[i] = np.float64(int_value(cd, v))
+    return out, null
+
+
+@njit(cache=True, nogil=True)
+def _double_to_int64(r):
+    # SQLite's doubleToInt64 (vdbemem.c): clamp, then truncate.
+    if r <= -9223372036854775808.0:
+        return np.int64(-9223372036854775807 - 1)
+    if r >= 9223372036854775807.0:
+        return np.int64(9223372036854775807)
+    return np.int64(r)
+
+
+@njit(cache=True, nogil=True)
+def column_i64(cd, rows):
+    """Column values at *rows* as ``sqlite3_value_int64`` reads them; NULL mask."""
+    n = len(rows)
+    out = np.zeros(n, np.int64)
+    null = np.zeros(n, np.uint8)
+    is_float = cd.kind == K_F64 or cd.kind == K_F32
+    for i in range(n):
+        v = value_row(cd, rows[i])
+        if v < 0:
+            null[i] = 1
+        elif is_float:
+            out[i] = _double_to_int64(float_value(cd, v))
+        else:
+            out[i] = int_value(cd, v)
+    return out, null
+
+
+@njit(cache=True, nogil=True)
+def count_rows(gids, ngroups, null):
+    """count(x): non-NULL rows per group (count(*): pass an all-zero mask)."""
+    out = np.zeros(ngroups, np.int64)
+    for i in range(len(gids)):
+        if null[i] == 0:
+            out[gids[i]] += 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def sum_int(gids, ngroups, x, null):
+    """sumStep over integers: (iSum, rSum, cnt, overflow) per group."""
+    isum = np.zeros(ngroups, np.int64)
+    rsum = np.zeros(ngroups, np.float64)
+    cnt = np.zeros(ngroups, np.int64)
+    overflow = np.zeros(ngroups, np.uint8)
+    for i in range(len(gids)):
+        if null[i] != 0:
+            continue
+        g = gids[i]
+        v = x[i]
+        cnt[g] += 1
+        rsum[g] += np.float64(v)
+        if overflow[g] == 0:
+            a = isum[g]
+            s = a + v  # wraps; overflow when the sign flips away from both operands
+            if (a >= 0) == (v >= 0) and (s >= 0) != (a >= 0):
+                overflow[g] = 1
+            else:
+                isum[g] = s
+    return isum, rsum, cnt, overflow
+
+
+@njit(cache=True, nogil=True)
+def sum_float(gids, ngroups, x, null):
+    """sumStep over reals: (rSum, cnt) per group, added in row order."""
+    rsum = np.zeros(ngroups, np.float64)
+    cnt = np.zeros(ngroups, np.int64)
+    for i in range(len(gids)):
+        if null[i] == 0:
+            g = gids[i]
+            rsum[g] += x[i]
+            cnt[g] += 1
+    return rsum, cnt
+
+
+@njit(cache=True, nogil=True)
+def extreme_int(gids, ngroups, x, null, is_max):
+    """minmaxStep over integers: (value, present) per group; ties keep the first."""
+    best = np.zeros(ngroups, np.int64)
+    have = np.zeros(ngroups, np.uint8)
+    for i in range(len(gids)):
+        if null[i] != 0:
+            continue
+        g = gids[i]
+        v = x[i]
+        if have[g] == 0 or (v > best[g] if is_max else v < best[g]):
+            best[g] = v
+            have[g] = 1
+    return best, have
+
+
+@njit(cache=True, nogil=True)
+def extreme_float(gids, ngroups, x, null, is_max):
+    """minmaxStep over reals: (value, present) per group; ties (0.0, -0.0) keep the first."""
+    best = np.zeros(ngroups, np.float64)
+    have = np.zeros(ngroups, np.uint8)
+    for i in range(len(gids)):
+        if null[i] != 0:
+            continue
+        g = gids[i]
+        v = x[i]
+        if have[g] == 0 or (v > best[g] if is_max else v < best[g]):
+            best[g] = v
+            have[g] = 1
+    return best, have

@@ -1,0 +1,121 @@
+"""Which engine runs a statement, and running it natively when it can.
+
+The front end calls :func:`native_query` before its SQLite path: None means
+"run on SQLite" (the statement is outside the shape, or the native run
+stopped on an error SQLite must report itself). :func:`explain_statement`
+says which engine runs and why. Imports no numba until a statement is in
+the shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import threading
+
+__all__ = ["Explanation", "explain_statement", "last_run", "native_query", "ENGINES"]
+
+_last = threading.local()
+
+
+def last_run():
+    """The :class:`Explanation` of this thread's latest :func:`native_query` (what actually ran), or None."""
+    return getattr(_last, "value", None)
+
+ENGINES = ("auto", "sqlite", "native")
+
+
+@dataclasses.dataclass(frozen=True)
+class Explanation:
+    """Which engine runs a statement.
+
+    Attributes
+    ----------
+    engine : {"native", "sqlite"}
+    reason : str
+        For SQLite, the first construct the native engine does not handle
+        (or that ``engine="sqlite"`` forced it); for native, what it runs.
+    """
+
+    engine: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.engine}: {self.reason}"
+
+
+_SELECT = re.compile(r"\s*select\b", re.IGNORECASE)
+_CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+_GROUP = re.compile(r"\bgroup\s+by\b", re.IGNORECASE)
+
+
+def _plan(db, sql: str, specs):
+    """A :class:`.shape.Plan` or the reason; a cheap textual test first, so that
+    plain SQL (``SELECT * FROM df``) pays no parse and never imports sqlglot."""
+    from .shape import SQLITE_AGGREGATES, analyse
+
+    tables = {name: reg.columns for name, reg in db._tables.items()}
+    if not tables:
+        return "no frame is registered in this session"
+    if not _SELECT.match(sql):
+        return "not a SELECT statement"
+    aggregates = set(SQLITE_AGGREGATES) | {s.name.lower() for s in specs}
+    if not _GROUP.search(sql) and not {n.lower() for n in _CALL.findall(sql)} & aggregates:
+        return "no aggregate and no GROUP BY"
+    plan = analyse(sql, tables, specs)
+    if not isinstance(plan, str) and not _takes_rows(db._frames[plan.table]):
+        return f"{plan.table!r} is an Arrow stream (read once at registration), not a DataFrame or Table"
+    return plan
+
+
+def explain_statement(db, sql: str, specs, engine: str = "auto") -> Explanation:
+    """Return the :class:`Explanation` for *sql* on session *db* with *specs* registered."""
+    if engine == "sqlite":
+        return Explanation("sqlite", 'engine="sqlite"')
+    plan = _plan(db, sql, specs)
+    if isinstance(plan, str):
+        return Explanation("sqlite", plan)
+    what = f"{len(plan.aggregates)} aggregate(s) over {plan.table!r}"
+    what += f" grouped by {len(plan.keys)} key(s)" if plan.grouped else " without GROUP BY"
+    if plan.where is not None:
+        what += ", WHERE in compiled code"
+    return Explanation("native", what)
+
+
+def _takes_rows(frame) -> bool:
+    """Whether the engine can read key rows back from *frame* (pandas DataFrame, Arrow Table / RecordBatch)."""
+    import sys
+
+    pd = sys.modules.get("pandas")
+    pa = sys.modules.get("pyarrow")
+    return (pd is not None and isinstance(frame, pd.DataFrame)) or (
+        pa is not None and isinstance(frame, (pa.Table, pa.RecordBatch))
+    )
+
+
+def native_query(db, sql: str, specs, options):
+    """Run *sql* natively on session *db*: a pyarrow Table, or None to run it on SQLite.
+
+    Raises
+    ------
+    fastagg.Error
+        ``engine="native"`` and the statement is outside the shape.
+    """
+    plan = _plan(db, sql, specs)
+    _last.value = Explanation("sqlite", plan) if isinstance(plan, str) else None
+    if isinstance(plan, str):
+        if options.engine == "native":
+            from ..errors import Error
+
+            raise Error(f'engine="native": the statement is outside the native shape: {plan}')
+        return None
+    from .grouped import NativeFailed, run_native
+
+    try:
+        table = run_native(db._con, sql, plan, db._frames[plan.table], db._tables[plan.table],
+                           options.params, options.workers)
+    except NativeFailed as exc:
+        _last.value = Explanation("sqlite", f"the native run stopped: {exc}")
+        return None  # SQLite runs it and reports its own error, if any
+    _last.value = Explanation("native", "ran natively")
+    return table

@@ -1,0 +1,255 @@
+"""Is a statement in the native engine's shape? Parse it with sqlglot and say why not.
+
+The native engine (:mod:`.grouped`) runs ``SELECT keys, aggregates FROM
+frame [WHERE ...] [GROUP BY keys]`` in compiled code over the frame's column
+buffers, then lets SQLite finish whatever comes after grouping (``HAVING``,
+``ORDER BY``, ``LIMIT``, expressions over aggregates, aliases) over the small
+grouped result registered as a table. :func:`analyse` decides, from the
+statement alone and the registered frames' columns, whether that applies; it
+returns a :class:`Plan` or the first construct it does not handle, which
+:func:`fastagg.explain` reports. Imports no numba.
+
+In the shape:
+
+- one ``SELECT`` (no ``DISTINCT``, CTE, join, subquery, window, compound)
+  over one frame registered in the session;
+- ``GROUP BY`` plain columns of the frame (or none), of integer, real, bool,
+  text or blob columns;
+- the select list, ``HAVING`` and ``ORDER BY``: key columns, literals,
+  arithmetic / comparisons / a few scalar functions, and aggregate calls
+  whose arguments are plain numeric columns (or ``*`` for ``count``):
+  fastagg aggregates given to the query or built in (numeric arguments and
+  results), and SQLite's ``count``, ``sum``, ``total``, ``avg``, ``min``,
+  ``max``; parameters only in ``WHERE``;
+- ``WHERE``: comparisons of a column with a literal or parameter, ``AND``,
+  ``OR``, ``NOT``, ``IS [NOT] NULL``, ``BETWEEN``, ``IN (literals)`` (checked
+  against the column's type by :mod:`.predicate`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+
+from .kinds import FLOAT_KINDS, KEY_KINDS, NUMERIC_KINDS, NotInShape  # noqa: F401 - re-exported
+
+__all__ = ["Aggregate", "Plan", "analyse", "SQLITE_AGGREGATES"]
+
+#: SQLite's aggregates the engine runs itself (name -> accepted argument counts).
+SQLITE_AGGREGATES = {"count": (0, 1), "sum": (1,), "total": (1,), "avg": (1,), "min": (1,), "max": (1,)}
+
+#: SQLite >= 3.43 sums with Kahan-Babuska-Neumaier compensation; the engine
+#: adds doubles in row order, as 3.40 does, so it leaves those to SQLite there.
+KBN_SUMMATION = sqlite3.sqlite_version_info >= (3, 43, 0)
+
+#: Scalar functions SQLite evaluates over the grouped result (deterministic,
+#: not aggregates in any arity).
+_OUTER_FUNCTIONS = {"round", "abs", "coalesce", "ifnull", "nullif", "iif", "typeof", "sqrt", "length",
+                    "upper", "lower", "cast", "max", "min"}
+
+
+
+@dataclasses.dataclass(frozen=True)
+class Aggregate:
+    """One aggregate call: ``name`` is SQLite's (``count``...) or a spec's; ``args`` column indices."""
+
+    name: str
+    args: tuple[int, ...]  # () for count(*)
+    spec: object = None  # AggregateSpec, or None for SQLite's own
+
+
+@dataclasses.dataclass
+class Plan:
+    """A statement the native engine runs: what to compute and the SQL that finishes it."""
+
+    table: str  # registered name, as in the session
+    keys: tuple[int, ...]  # column indices, GROUP BY order
+    aggregates: list[Aggregate]
+    where: object  # sqlglot expression or None
+    outer: object  # sqlglot Select over the grouped table (FROM filled in by the engine)
+    grouped: bool
+
+
+def analyse(sql: str, tables: dict, specs) -> Plan | str:
+    """Return a :class:`Plan` for *sql*, or the reason it runs on SQLite.
+
+    Parameters
+    ----------
+    sql : str
+    tables : dict
+        Registered name -> list of :class:`fastagg.table.Column` (their
+        ``name`` and ``kind``).
+    specs : list
+        The specs registered for the query (aggregates and functions).
+    """
+    try:
+        return _analyse(sql, tables, specs)
+    except NotInShape as exc:
+        return str(exc)
+
+
+def _fail(reason: str):
+    raise NotInShape(reason)
+
+
+def _analyse(sql, tables, specs) -> Plan:
+    import sqlglot
+    from sqlglot import exp
+
+    from ..compile.spec import AggregateSpec, FunctionSpec
+    from ..registry import dialect
+
+    try:
+        trees = [t for t in sqlglot.parse(sql, read=dialect()) if t is not None]
+    except sqlglot.errors.SqlglotError as exc:
+        _fail(f"sqlglot cannot parse the statement ({str(exc).splitlines()[0]})")
+    if len(trees) != 1:
+        _fail("not exactly one statement")
+    tree = trees[0]
+    if not isinstance(tree, exp.Select):
+        _fail(f"{type(tree).__name__.upper()} statement, not a single SELECT")
+    for key, what in (("with_", "WITH (CTE)"), ("with", "WITH (CTE)"), ("joins", "JOIN"), ("distinct", "SELECT DISTINCT"),
+                      ("laterals", "LATERAL"), ("windows", "WINDOW clause"), ("qualify", "QUALIFY")):
+        if tree.args.get(key):
+            _fail(what)
+    for node in tree.find_all(exp.Subquery, exp.Window, exp.Distinct, exp.Filter, exp.Collate, exp.Star):
+        if isinstance(node, exp.Star) and isinstance(node.parent, exp.Anonymous) and node.parent.name.lower() == "count":
+            continue
+        what = {exp.Subquery: "subquery", exp.Window: "window function", exp.Distinct: "DISTINCT aggregate",
+                exp.Filter: "FILTER clause", exp.Collate: "COLLATE", exp.Star: "SELECT *"}[type(node)]
+        _fail(what)
+    if any(isinstance(n, exp.Select) and n is not tree for n in tree.find_all(exp.Select)):
+        _fail("subquery")
+    source = tree.args.get("from_") or tree.args.get("from")
+    if source is None:
+        _fail("no FROM clause")
+    table = source.this
+    if not isinstance(table, exp.Table) or table.args.get("db") or table.args.get("catalog"):
+        _fail("FROM is not one registered frame")
+    if table.args.get("joins"):
+        _fail("JOIN")
+    matches = [name for name in tables if name.lower() == table.name.lower()]
+    if not matches:
+        _fail(f"{table.name!r} is not a frame registered in this session")
+    name = matches[0]
+    columns = tables[name]
+    index = {c.name.lower(): i for i, c in enumerate(columns)}
+
+    def column_of(node) -> int:
+        if not isinstance(node, exp.Column) or node.args.get("db"):
+            _fail(f"{node.sql()} is not a plain column")
+        i = index.get(node.name.lower())
+        if i is None:
+            _fail(f"no column {node.name!r} in {name!r}")
+        return i
+
+    keys = []
+    group = tree.args.get("group")
+    if group is not None:
+        for node in group.expressions:
+            i = column_of(node) if isinstance(node, exp.Column) else _fail(f"GROUP BY term {node.sql()} is not a column")
+            if columns[i].kind not in KEY_KINDS:
+                _fail(f"GROUP BY column {columns[i].name!r} has a column kind the engine does not group ({columns[i].kind})")
+            keys.append(i)
+        for key in ("rollup", "cube", "grouping_sets"):
+            if group.args.get(key):
+                _fail("GROUP BY ROLLUP / CUBE / GROUPING SETS")
+    user = {s.name.lower(): s for s in specs if isinstance(s, AggregateSpec)}
+    scalars = {s.name.lower() for s in specs if isinstance(s, FunctionSpec)}
+
+    aggregates: list[Aggregate] = []
+    slot: dict[Aggregate, int] = {}
+
+    def aggregate_call(node):
+        """Aggregate of an Anonymous call node, or None if it is a scalar call."""
+        fname = node.name.lower()
+        args = node.expressions
+        spec = user.get(fname)
+        if spec is not None:
+            if len(args) != spec.narg:
+                _fail(f"{fname}() takes {spec.narg} arguments")
+            for a in spec.args:
+                if a.kind not in ("float", "int", "bool"):
+                    _fail(f"{fname}() takes a {a.kind} argument (the engine passes numbers only)")
+            if spec.result.kind not in ("float", "int", "bool"):
+                _fail(f"{fname}() returns {spec.result.kind} (the engine returns numbers only)")
+            return Aggregate(fname, tuple(numeric_arg(fname, a) for a in args), spec)
+        if fname in SQLITE_AGGREGATES and len(args) in SQLITE_AGGREGATES[fname]:
+            if fname == "count":
+                if not args or isinstance(args[0], exp.Star):
+                    return Aggregate("count", ())
+                i = column_of(args[0])
+                if columns[i].kind not in KEY_KINDS:
+                    _fail(f"count() of column kind {columns[i].kind}")
+                return Aggregate("count", (i,))
+            if KBN_SUMMATION and fname in ("sum", "total", "avg"):
+                _fail(f"{fname}(): SQLite {sqlite3.sqlite_version} sums with Kahan-Babuska-Neumaier "
+                      f"compensation, which the engine does not reproduce")
+            return Aggregate(fname, (numeric_arg(fname, args[0]),))
+        return None
+
+    def numeric_arg(fname, node) -> int:
+        if not isinstance(node, exp.Column):
+            _fail(f"argument {node.sql()} of {fname}() is not a plain column")
+        i = column_of(node)
+        if columns[i].kind not in NUMERIC_KINDS:
+            _fail(f"argument {columns[i].name!r} of {fname}() is not a numeric column")
+        return i
+
+    def rewrite(node, where: str):
+        """Replace aggregate calls by grouped-result columns; check what remains."""
+        def visit(n):
+            if isinstance(n, exp.Anonymous):
+                agg = aggregate_call(n)
+                if agg is not None:
+                    if agg not in slot:
+                        slot[agg] = len(aggregates)
+                        aggregates.append(agg)
+                    return exp.column(f"__fa{slot[agg]}", quoted=True)
+                if n.name.lower() not in _OUTER_FUNCTIONS and n.name.lower() not in scalars:
+                    _fail(f"function {n.name}() in {where}")
+                return n
+            if isinstance(n, exp.Column):
+                if n.name.startswith("__fa"):
+                    return n
+                if where == "ORDER BY" and n.name.lower() in aliases and not n.table:
+                    return n
+                i = column_of(n)
+                if i not in keys:
+                    _fail(f"column {n.name!r} in {where} is neither a GROUP BY key nor an aggregate's argument")
+                return exp.column(columns[i].name, quoted=True)
+            if isinstance(n, exp.Placeholder):
+                _fail(f"parameter in {where} (the engine binds parameters in WHERE only)")
+            if isinstance(n, exp.Func) and not isinstance(n, (exp.Cast, exp.Anonymous, exp.Coalesce, exp.Abs,
+                                                               exp.Round, exp.If, exp.Nullif)):
+                _fail(f"{n.sql()} in {where}")
+            return n
+
+        return node.transform(visit)
+
+    aliases = {e.alias.lower() for e in tree.expressions if isinstance(e, exp.Alias)}
+    outer = tree.copy()
+    outer.set("where", None)
+    outer.set("group", None)
+    outer.set("expressions", [rewrite(e, "the select list") for e in outer.expressions])
+    having = outer.args.get("having")
+    if having is not None:
+        outer.set("having", None)
+        outer.set("where", exp.Where(this=rewrite(having.this, "HAVING")))
+    order = outer.args.get("order")
+    if order is not None:
+        outer.set("order", rewrite(order, "ORDER BY"))
+    for key in ("limit", "offset"):
+        part = outer.args.get(key)
+        if part is not None and any(isinstance(n, (exp.Placeholder, exp.Column)) for n in part.find_all(exp.Expression)):
+            _fail(f"{key.upper()} with a parameter or column")
+    if not aggregates and group is None:
+        _fail("no aggregate and no GROUP BY")
+    where = tree.args.get("where")
+    if where is not None:
+        from .predicate import check_where
+
+        reason = check_where(where.this, columns, index)
+        if reason:
+            _fail(f"WHERE: {reason}")
+    return Plan(name, tuple(keys), aggregates, None if where is None else where.this, outer, group is not None)

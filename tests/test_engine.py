@@ -1,0 +1,326 @@
+"""The native grouped engine against SQLite: two engines, one answer.
+
+Every statement runs with ``engine="sqlite"`` (the reference) and with the
+default engine; results must be equal, Arrow types included (floats
+bit-identical for SQLite's own aggregates; user aggregates split over
+threads within 1e-12 relative, as their merge changes summation order).
+Errors must be the same exception with the same message.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import fastagg
+from aggs import MergeableWelfordVar, WelfordVar
+
+EXAMPLES = settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+@fastagg.aggregate(name="evar")
+class EVar(MergeableWelfordVar):
+    pass
+
+
+@fastagg.aggregate(name="evar1")
+class EVarOne(WelfordVar):
+    """No merge: always one thread."""
+
+
+@fastagg.aggregate(name="boom")
+class Boom:
+    """Raises in the group that holds 13.0."""
+
+    n: np.int64
+
+    def step(self, x: float):
+        if x == 13.0:
+            raise ValueError("thirteen")
+        self.n += 1
+
+    def finalize(self) -> int:
+        return self.n
+
+
+@fastagg.aggregate(name="enulls")
+class ENulls:
+    """Optional argument: counts NULLs; __init__ runs once per group."""
+
+    nulls: np.int64
+    inits: np.int64
+
+    def __init__(self):
+        self.inits += 1
+
+    def step(self, x: float | None):
+        if x is None:
+            self.nulls += 1
+
+    def finalize(self) -> int:
+        return self.nulls * 1000 + self.inits
+
+
+AGGS = [EVar, EVarOne, Boom, ENulls]
+
+
+RAN = {"native": 0, "sqlite": 0}
+
+
+def outcome(df, sql, aggregates=AGGS, **kw):
+    from fastagg.engine.native import last_run
+
+    try:
+        result = "ok", fastagg.query(df, sql, aggregates, output="arrow", **kw)
+    except Exception as exc:  # noqa: BLE001 - compared between the engines
+        result = "error", type(exc).__name__, str(exc)
+    if kw.get("engine") != "sqlite":
+        ran = last_run()
+        RAN[ran.engine if ran else "sqlite"] += 1
+        if result[0] == "ok" and fastagg.explain(df, sql, aggregates).engine == "native":
+            # In the shape and no error: the native engine must have answered.
+            assert ran is not None and ran.engine == "native", (sql, ran)
+    return result
+
+
+def assert_same(df, sql, aggregates=AGGS, rel=0.0, params=None, **kw):
+    ref = outcome(df, sql, aggregates, engine="sqlite", workers=1, params=params)
+    got = outcome(df, sql, aggregates, params=params, **kw)
+    assert ref[0] == got[0], (sql, ref, got)
+    if ref[0] == "error":
+        assert ref == got, sql
+        return
+    a, b = ref[1], got[1]
+    assert a.schema == b.schema, (sql, a.schema, b.schema)
+    if rel == 0.0:
+        assert a.equals(b), (sql, a.to_pydict(), b.to_pydict())
+        # bit-identical floats (equals treats 0.0 == -0.0)
+        for ca, cb in zip(a.columns, b.columns):
+            if pa.types.is_floating(ca.type):
+                x = ca.to_numpy(zero_copy_only=False)
+                y = cb.to_numpy(zero_copy_only=False)
+                assert np.array_equal(x.view(np.int64), y.view(np.int64)) or np.array_equal(x, y, equal_nan=True)
+        return
+    for ra, rb in zip(a.to_pylist(), b.to_pylist()):
+        for k in ra:
+            x, y = ra[k], rb[k]
+            if isinstance(x, float) and isinstance(y, float):
+                assert math.isclose(x, y, rel_tol=rel, abs_tol=1e-300), (sql, k, x, y)
+            else:
+                assert x == y, (sql, k, x, y)
+
+
+# ------------------------------------------------------------------ frames
+
+TEXT = st.text(alphabet=st.sampled_from(list("ab\u00e9\u4e2dZ ")), max_size=3)
+
+
+@st.composite
+def frames(draw):
+    n = draw(st.sampled_from([0, 1, 2, 5, 30, 200]))
+    mode = draw(st.sampled_from(["few", "one", "distinct"]))
+    ngroups = {"few": 4, "one": 1, "distinct": max(n, 1)}[mode]
+
+    def keys(values):
+        return [values[draw(st.integers(0, len(values) - 1))] if mode != "distinct" else values[i % len(values)]
+                for i in range(n)]
+
+    ints = draw(st.lists(st.integers(-(2**63), 2**63 - 1), min_size=ngroups, max_size=ngroups, unique=True))
+    gi = keys(ints)
+    null_keys = draw(st.booleans())
+    k_int = pd.array([None if null_keys and i % 5 == 0 else v for i, v in enumerate(gi)], dtype="Int64")
+    floats = draw(st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64).filter(lambda f: f != 0 or math.copysign(1, f) > 0),
+                           min_size=ngroups, max_size=ngroups))
+    gf = np.array(keys(floats) if floats else [0.0] * n, dtype=np.float64)
+    if null_keys and n:
+        gf[::3] = np.nan
+    texts = draw(st.lists(TEXT, min_size=ngroups, max_size=ngroups))
+    gt = [None if null_keys and i % 4 == 1 else v for i, v in enumerate(keys(texts))]
+    gb = np.array([draw(st.booleans()) for _ in range(n)], dtype=bool)
+    x = np.array([draw(st.one_of(st.floats(-1e6, 1e6), st.sampled_from([0.0, 13.0, np.nan, 1e300])))
+                  for _ in range(n)], dtype=np.float64)
+    ibig = draw(st.booleans())
+    xi = [draw(st.integers(-(2**63), 2**63 - 1) if ibig else st.integers(-100, 100)) for _ in range(n)]
+    return pd.DataFrame({
+        "ki": k_int, "kf": gf, "kt": pd.array(gt, dtype=object), "kb": gb,
+        "x": x, "i": np.array(xi, dtype=np.int64),
+    })
+
+
+KEYSETS = [(), ("ki",), ("kf",), ("kt",), ("kb",), ("kt", "ki"), ("kb", "kf", "kt")]
+AGG_CALLS = ["count(*)", "count(x)", "count(kt)", "sum(x)", "total(x)", "avg(x)", "min(x)", "max(x)",
+             "sum(i)", "total(i)", "avg(i)", "min(i)", "max(i)", "sum(kb)", "evar(x)", "evar1(x)", "enulls(x)",
+             "var_samp(x)", "median(x)", "evar(i)"]
+WHERES = [None, "x > 0", "x <= 10.5 AND NOT (kt IS NULL)", "x BETWEEN -5 AND 1000 OR kt = 'a'", "i >= 0",
+          "kt IN ('a', '\u00e9')", "NOT (x < 0) OR i < 3", "ki IS NOT NULL", "kb = 1"]
+TAILS = ["", " HAVING count(*) > 1", " ORDER BY 1 DESC", " LIMIT 2"]
+
+
+@st.composite
+def statements(draw):
+    keys = draw(st.sampled_from(KEYSETS))
+    aggs = draw(st.lists(st.sampled_from(AGG_CALLS), min_size=0 if keys else 1, max_size=4))
+    where = draw(st.sampled_from(WHERES))
+    select = ", ".join(list(keys) + aggs)
+    sql = f"SELECT {select} FROM df"
+    if where:
+        sql += f" WHERE {where}"
+    if keys:
+        sql += " GROUP BY " + ", ".join(keys)
+        sql += draw(st.sampled_from(TAILS))
+    return sql
+
+
+@EXAMPLES
+@given(frames(), statements())
+def test_differential(df, sql):
+    assert_same(df, sql)
+
+
+def test_differential_mostly_native():
+    # The generated statements are in the shape: most must run natively
+    # (the rest stopped on an error SQLite then reported).
+    if sum(RAN.values()) < 20:
+        pytest.skip("run with test_differential")
+    assert RAN["native"] > RAN["sqlite"], RAN
+
+
+@EXAMPLES
+@given(frames(), st.sampled_from([KEYSETS[1], KEYSETS[3], KEYSETS[5]]), st.sampled_from([1, 2, 3]))
+def test_threads_same_answer(df, keys, workers):
+    df = pd.concat([df] * 20, ignore_index=True)
+    sql = f"SELECT {', '.join(keys)}, evar(x), evar1(x), enulls(x), sum(x), avg(i), count(*) FROM df GROUP BY {', '.join(keys)}"
+    assert_same(df, sql, rel=1e-12, workers=workers)
+
+
+# ------------------------------------------------------------ fixed cases
+
+
+@pytest.fixture(scope="module")
+def df():
+    rng = np.random.default_rng(7)
+    n = 3000
+    frame = pd.DataFrame({
+        "g": rng.integers(0, 40, n),
+        "s": rng.choice(["a", "\u00e9", "b", None, "zz"], n),
+        "x": rng.normal(size=n) * 100,
+        "i": rng.integers(-5, 5, n),
+    })
+    frame.loc[::11, "x"] = np.nan
+    return frame
+
+
+def test_explain(df):
+    e = fastagg.explain(df, "SELECT g, evar(x) FROM df GROUP BY g", [EVar])
+    assert e.engine == "native"
+    assert fastagg.explain(df, "SELECT g, evar(x) FROM df GROUP BY g", [EVar], engine="sqlite").engine == "sqlite"
+    e = fastagg.explain(df, "SELECT g, count(DISTINCT x) FROM df GROUP BY g")
+    assert (e.engine, e.reason) == ("sqlite", "DISTINCT aggregate")
+    with fastagg.connect() as db:
+        db.register("t", df)
+        assert db.explain("SELECT sum(x) FROM t").engine == "native"
+        assert "is not a column" in db.explain("SELECT g % 3, sum(x) FROM t GROUP BY g % 3").reason
+
+
+OUTSIDE = [
+    "SELECT g % 3 AS k, sum(x) FROM df GROUP BY g % 3",
+    "SELECT g, sum(x + 1) FROM df GROUP BY g",
+    "SELECT g, count(DISTINCT i) FROM df GROUP BY g",
+    "SELECT g, sum(x) FROM df WHERE i IN (1, 2) GROUP BY g",
+    "SELECT g, sum(x) FROM df WHERE i = 1 OR i = 2 GROUP BY g",
+    "SELECT g, sum(x) OVER (PARTITION BY g) FROM df",
+    "SELECT DISTINCT g FROM df",
+    "SELECT g, group_concat(s) FROM df GROUP BY g",
+    "SELECT s, max(s) FROM df GROUP BY s",
+    "SELECT g, sum(x) FROM df WHERE x > i GROUP BY g",
+    "SELECT g, sum(x) FROM (SELECT * FROM df) GROUP BY g",
+    "SELECT g, x, sum(i) FROM df GROUP BY g",
+]
+
+
+@pytest.mark.parametrize("sql", OUTSIDE)
+def test_outside_the_shape_falls_back(df, sql):
+    assert fastagg.explain(df, sql, AGGS).engine == "sqlite"
+    assert_same(df, sql)
+
+
+INSIDE = [
+    "SELECT g, sum(x) / count(*) AS r, evar(x) AS v FROM df GROUP BY g HAVING count(x) > 60 ORDER BY v DESC LIMIT 5",
+    "SELECT s, g, avg(x), min(i), max(x) FROM df WHERE x > ? AND s <> 'b' GROUP BY s, g",
+    "SELECT count(*), sum(x), total(x), avg(x), evar(x), enulls(x) FROM df WHERE x > 1e9",
+    "SELECT g, count(*) FROM df WHERE x > 1e9 GROUP BY g",
+    "SELECT round(avg(x), 3) AS a, upper(s) AS u FROM df GROUP BY s ORDER BY a",
+    "SELECT var_samp(x), corr(x, i), median(x), stddev(x) FROM df",
+    "SELECT g, boom(x) FROM df GROUP BY g",
+]
+
+
+@pytest.mark.parametrize("sql", INSIDE)
+def test_inside_the_shape(df, sql):
+    assert fastagg.explain(df, sql, AGGS).engine == "native", fastagg.explain(df, sql, AGGS)
+    params = [0.5] if "?" in sql else None
+    assert_same(df, sql, params=params)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_error_in_one_group(df, workers):
+    frame = df.copy()
+    frame.loc[17, "x"] = 13.0
+    ref = outcome(frame, "SELECT g, boom(x) FROM df GROUP BY g", engine="sqlite", workers=1)
+    got = outcome(frame, "SELECT g, boom(x) FROM df GROUP BY g", workers=workers)
+    assert ref[0] == "error" and ref == got
+    assert "Boom.step: ValueError: thirteen" in got[2]
+
+
+def test_integer_overflow():
+    frame = pd.DataFrame({"g": [1, 1, 2], "i": [2**62, 2**62, 1]})
+    ref = outcome(frame, "SELECT g, sum(i) FROM df GROUP BY g", engine="sqlite")
+    assert ref[0] == "error" and "integer overflow" in ref[2]
+    assert outcome(frame, "SELECT g, sum(i) FROM df GROUP BY g") == ref
+    assert_same(frame, "SELECT g, total(i), avg(i) FROM df GROUP BY g")
+
+
+def test_arrow_frame_and_empty():
+    table = pa.table({"g": pa.array(["x", None, "x", "\u00e9"]), "x": pa.array([1.5, 2.0, None, 4.0])})
+    for sql in ["SELECT g, sum(x), count(*), evar(x) FROM df GROUP BY g", "SELECT sum(x), evar(x) FROM df"]:
+        assert_same(table, sql)
+        assert_same(table.slice(0, 0), sql)
+    assert fastagg.query(table.slice(0, 0), "SELECT count(*) AS n, total(x) AS t FROM df", output="arrow").to_pylist() == [
+        {"n": 0, "t": 0.0}
+    ]
+
+
+def test_engine_option_checked(df):
+    with pytest.raises(fastagg.Error, match="engine must be"):
+        fastagg.query(df, "SELECT 1", engine="fast")
+    with pytest.raises(fastagg.Error, match="outside the native shape"):
+        fastagg.query(df, "SELECT DISTINCT g FROM df", engine="native")
+
+
+
+def test_column_kinds():
+    n = 400
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({
+        "c": pd.Categorical(rng.choice(["b", "a", "\u00e9"], n)),
+        "u": rng.integers(0, 5, n).astype(np.uint8),
+        "f": rng.normal(size=n).astype(np.float32),
+        "t": pd.array(rng.choice(["a\x00b", "a", "a\x00", None], n), dtype="string[pyarrow]"),
+        "m": pd.array(rng.choice([1.5, None, -2.0], n), dtype="Float64"),
+        "b": pd.array(rng.choice([True, False, None], n), dtype="boolean"),
+    })
+    for sql in [
+        "SELECT c, u, sum(f), min(f), max(u), evar(f), avg(m), count(b), sum(b) FROM df GROUP BY c, u",
+        "SELECT t, count(*), total(m), enulls(m) FROM df GROUP BY t",
+        "SELECT b, evar(u), max(m) FROM df WHERE f > 0 GROUP BY b",
+        "SELECT c, sum(u) FROM df WHERE c = 'a' OR t IS NULL GROUP BY c",
+    ]:
+        assert fastagg.explain(frame, sql, AGGS).engine == "native", sql
+        assert_same(frame, sql)
+        assert_same(pa.Table.from_pandas(frame, preserve_index=False), sql)
