@@ -344,7 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks and write the report; return 1 if a script failed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one repetition")
-    parser.add_argument("--only", action="append", default=[], metavar="NAME", help="run only bench_NAME.py")
+    parser.add_argument(
+        "--only", action="append", default=[], metavar="NAME",
+        help="run only bench_NAME.py (the report keeps the other scripts' earlier runs)",
+    )
     parser.add_argument("--results", default=str(HERE / "results"), help="output directory")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per script (default 120 quick, 3600)")
     parser.add_argument("--tpch-sf", default=None, help="TPC-H scale factor for bench_tpch.py (default 0.1; 1)")
@@ -367,6 +370,13 @@ def main(argv: list[str] | None = None) -> int:
     runs = {}
     results_dir = Path(args.results)
     results_dir.mkdir(parents=True, exist_ok=True)
+    saved_path = results_dir / "results.json"
+    if args.only and not args.quick and saved_path.exists():
+        # --only refreshes those scripts' sections; the others keep their
+        # earlier runs (each run records when it started).
+        saved = json.loads(saved_path.read_text())
+        if not saved.get("quick"):
+            runs.update(saved.get("runs", {}))
     for script in discover(args.only):
         name = short_name(script)
         print(f"run_all: bench_{name}.py ...", end=" ", flush=True)
