@@ -25,7 +25,7 @@ from .errors import (
     UnsupportedDtypeError,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _accessor.install()  # DataFrame.sqlagg
 
