@@ -211,30 +211,48 @@ def _compile(spec: AggregateSpec | FunctionSpec) -> CompiledCallbacks:
     return CompiledCallbacks(spec, {m: _Loaded(a) for m, a in addresses.items()})
 
 
-def _compile_cfuncs(spec: AggregateSpec | FunctionSpec) -> dict:
-    """Compile *spec*'s callbacks with numba; return ``{method: cfunc}``."""
-    from numba import cfunc, njit, types
+def prepared_module(spec: AggregateSpec | FunctionSpec):
+    """Return *spec*'s generated module with the user's methods jitted into it, and cacheability.
+
+    Sets ``STATE``, ``user_<method>`` (numba dispatchers with bounds checks)
+    and ``trap_<method>`` in the module, once per process: the SQLite
+    callbacks and the native engine's array entry points both call them,
+    including when the callbacks themselves came from a native image.
+    """
+    from numba import njit
 
     from . import float_repr  # noqa: F401 - gives floats str()/repr() before user code compiles
     from . import value_ops  # noqa: F401 - registers the fastagg.Value field methods likewise
     from . import vector_ops  # noqa: F401 - registers the vector methods before user code compiles
     from .trap import make_trap
 
-    # The C signatures of xStep/xInverse/xFunc and of xFinal/xValue.
-    step_sig = types.void(types.voidptr, types.int32, types.CPointer(types.voidptr))
-    final_sig = types.void(types.voidptr)
     module, cacheable = _load_module(spec)
     cacheable = cacheable and _cacheable(spec)
     ns = module.__dict__
-    if isinstance(spec, AggregateSpec):
-        ns["STATE"] = spec.state
-    jitted = {}
-    for method, (fn, where) in _user_methods(spec).items():
-        if fn is not None:
-            if fn not in jitted:  # value defaults to finalize: one dispatcher
-                jitted[fn] = njit(fn, boundscheck=BOUNDSCHECK)
-            ns[f"user_{method}"] = jitted[fn]
-        ns[f"trap_{method}"] = make_trap(ns[f"{method}_body"], where)
+    with _compile_lock:
+        if not ns.get("__fastagg_prepared__"):
+            if isinstance(spec, AggregateSpec):
+                ns["STATE"] = spec.state
+            jitted = {}
+            for method, (fn, where) in _user_methods(spec).items():
+                if fn is not None:
+                    if fn not in jitted:  # value defaults to finalize: one dispatcher
+                        jitted[fn] = njit(fn, boundscheck=BOUNDSCHECK)
+                    ns[f"user_{method}"] = jitted[fn]
+                ns[f"trap_{method}"] = make_trap(ns[f"{method}_body"], where)
+            ns["__fastagg_prepared__"] = True
+    return module, cacheable
+
+
+def _compile_cfuncs(spec: AggregateSpec | FunctionSpec) -> dict:
+    """Compile *spec*'s callbacks with numba; return ``{method: cfunc}``."""
+    from numba import cfunc, types
+
+    # The C signatures of xStep/xInverse/xFunc and of xFinal/xValue.
+    step_sig = types.void(types.voidptr, types.int32, types.CPointer(types.voidptr))
+    final_sig = types.void(types.voidptr)
+    module, cacheable = prepared_module(spec)
+    ns = module.__dict__
     callbacks = {}
     for method in _METHODS:
         if callable(ns.get(method)):

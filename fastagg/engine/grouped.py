@@ -179,8 +179,8 @@ def _array_entry_points(spec):
 
     from ..compile import cache as _cache
 
-    _cache.compile_spec(spec)  # jits user_* into the callback module
-    module, cacheable = _cache._load_module(spec)
+    _cache.compile_spec(spec)  # registers the SQLite callbacks (from an image, or compiled)
+    module, cacheable = _cache.prepared_module(spec)  # user_* jitted into the module
     ns = module.__dict__
     if not ns.get("ARRAY_ENTRY_POINTS"):
         raise NativeFailed(f"{spec.name}() has no array entry points")
