@@ -44,8 +44,34 @@ def _mode_index(tags, payload, data, ends):
     return best_first
 
 
+class _Keys:
+    """Every value of the group, in a value list (not registered).
+
+    Values are any-typed (``fastagg.Value``) and counted by SQLite's
+    equality at ``finalize``: the integer 1 and the real 1.0 are one value,
+    the text '1' another.
+    """
+
+    tags: vector(np.uint8)
+    payload: vector(np.int64)
+    data: vector(np.uint8)
+    ends: vector(np.int64)
+
+    def step(self, x: Value):
+        list_append(self.tags, self.payload, self.data, self.ends, x)
+
+    def inverse(self, x: Value):
+        list_remove_first(self.tags, self.payload, self.data, self.ends, x)
+
+    def merge(self, other):
+        list_extend(self.tags, self.payload, self.data, self.ends, other.tags, other.payload, other.data, other.ends)
+
+    def finalize(self) -> str | None:
+        raise NotImplementedError
+
+
 @aggregate(name="mode")
-class Mode:
+class Mode(_Keys):
     """Most frequent value; on a tie, the value that occurs first (DuckDB's rule).
 
     SQL: ``mode(x)`` of any type; NULL for no rows. The result is the value
@@ -71,20 +97,6 @@ class Mode:
     >>> s.finalize()
     3
     """
-
-    tags: vector(np.uint8)
-    payload: vector(np.int64)
-    data: vector(np.uint8)
-    ends: vector(np.int64)
-
-    def step(self, x: Value):
-        list_append(self.tags, self.payload, self.data, self.ends, x)
-
-    def inverse(self, x: Value):
-        list_remove_first(self.tags, self.payload, self.data, self.ends, x)
-
-    def merge(self, other):
-        list_extend(self.tags, self.payload, self.data, self.ends, other.tags, other.payload, other.data, other.ends)
 
     def finalize(self) -> Value | None:
         if len(self.tags) == 0:
@@ -356,32 +368,6 @@ def _entropy(counts):
         p = c / n
         h -= p * math.log2(p)
     return h
-
-
-class _Keys:
-    """Every value of the group, in a value list (not registered).
-
-    Values are any-typed (``fastagg.Value``) and counted by SQLite's
-    equality at ``finalize``: the integer 1 and the real 1.0 are one value,
-    the text '1' another.
-    """
-
-    tags: vector(np.uint8)
-    payload: vector(np.int64)
-    data: vector(np.uint8)
-    ends: vector(np.int64)
-
-    def step(self, x: Value):
-        list_append(self.tags, self.payload, self.data, self.ends, x)
-
-    def inverse(self, x: Value):
-        list_remove_first(self.tags, self.payload, self.data, self.ends, x)
-
-    def merge(self, other):
-        list_extend(self.tags, self.payload, self.data, self.ends, other.tags, other.payload, other.data, other.ends)
-
-    def finalize(self) -> str | None:
-        raise NotImplementedError
 
 
 @aggregate(name="histogram")
