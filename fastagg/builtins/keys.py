@@ -16,6 +16,7 @@ import numpy as np
 
 from ..compile.spec import aggregate
 from ..compile.vector import vector
+from ..compile.float_repr import put_fixed
 from ..compile.value import Value
 from ..native.utf8 import utf8_array_to_str
 from ..native.anyvalue import INTEGER, REAL
@@ -232,29 +233,7 @@ def _put_real(out, p, f):
             out[p] = 48
             p += 1
         return _put_int(out, p, ae)
-    if e >= 0:
-        for k in range(e + 1):
-            out[p] = digits[k] if k < nd else 48
-            p += 1
-        out[p] = 46
-        p += 1
-        if nd <= e + 1:
-            out[p] = 48
-            return p + 1
-        for k in range(e + 1, nd):
-            out[p] = digits[k]
-            p += 1
-        return p
-    out[p] = 48
-    out[p + 1] = 46
-    p += 2
-    for k in range(-e - 1):
-        out[p] = 48
-        p += 1
-    for k in range(nd):
-        out[p] = digits[k]
-        p += 1
-    return p
+    return put_fixed(out, p, digits, nd, e)
 
 
 @numba.njit(cache=True)
