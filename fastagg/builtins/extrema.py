@@ -10,6 +10,7 @@ state merged into.
 from __future__ import annotations
 
 import numpy as np
+from numba.extending import register_jitable
 
 from ..compile.spec import aggregate
 from ..compile.value import Value
@@ -19,6 +20,55 @@ from .frames import FRAME_LIMIT, check_rows_kept
 from .valuelist import best_index, find_pair, list_append, list_extend, list_get, list_remove_at, value_compare
 
 __all__ = ["ArgMin", "ArgMax", "MinBy", "MaxBy", "AnyValue"]
+
+
+# The bodies ArgMin and ArgMax share; *least* says which ``val`` is better.
+# Each takes the state itself (a record in compiled code, where it is a
+# reference: the helper's writes are the state's).
+
+
+@register_jitable
+def _better(c, least):
+    """Whether comparison *c* (new ``val`` against the best) makes the new row the best: strictly."""
+    return c < 0 if least else c > 0
+
+
+@register_jitable
+def _best_step(s, arg, val, least):
+    if s.n == 0 or _better(value_compare(val, s.val.get()), least):
+        s.arg.set(arg)
+        s.val.set(val)
+    s.n += 1
+    if s.n <= FRAME_LIMIT:
+        list_append(s.arg_tags, s.arg_payload, s.arg_data, s.arg_ends, arg)
+        list_append(s.val_tags, s.val_payload, s.val_data, s.val_ends, val)
+
+
+@register_jitable
+def _best_merge(s, other, least):
+    if other.n > 0 and (s.n == 0 or _better(value_compare(other.val.get(), s.val.get()), least)):
+        s.arg.set(other.arg.get())
+        s.val.set(other.val.get())
+    if s.n + other.n <= FRAME_LIMIT:
+        list_extend(s.arg_tags, s.arg_payload, s.arg_data, s.arg_ends,
+                    other.arg_tags, other.arg_payload, other.arg_data, other.arg_ends)
+        list_extend(s.val_tags, s.val_payload, s.val_data, s.val_ends,
+                    other.val_tags, other.val_payload, other.val_data, other.val_ends)
+    s.n += other.n
+
+
+@register_jitable
+def _best_finalize(s, least):
+    if s.stale:
+        i = best_index(s.val_tags.as_array(), s.val_payload.as_array(), s.val_data.as_array(),
+                       s.val_ends.as_array(), least)
+        if i >= 0:
+            s.arg.set(list_get(s.arg_tags, s.arg_payload, s.arg_data, s.arg_ends, i))
+            s.val.set(list_get(s.val_tags, s.val_payload, s.val_data, s.val_ends, i))
+        s.stale = False
+    if s.n == 0:
+        return None
+    return s.arg.get()
 
 
 class _BestRow:
@@ -94,36 +144,13 @@ class ArgMin(_BestRow):
     """
 
     def step(self, arg: Value, val: Value):
-        if self.n == 0 or value_compare(val, self.val.get()) < 0:
-            self.arg.set(arg)
-            self.val.set(val)
-        self.n += 1
-        if self.n <= FRAME_LIMIT:
-            list_append(self.arg_tags, self.arg_payload, self.arg_data, self.arg_ends, arg)
-            list_append(self.val_tags, self.val_payload, self.val_data, self.val_ends, val)
+        _best_step(self, arg, val, True)
 
     def merge(self, other):
-        if other.n > 0 and (self.n == 0 or value_compare(other.val.get(), self.val.get()) < 0):
-            self.arg.set(other.arg.get())
-            self.val.set(other.val.get())
-        if self.n + other.n <= FRAME_LIMIT:
-            list_extend(self.arg_tags, self.arg_payload, self.arg_data, self.arg_ends,
-                        other.arg_tags, other.arg_payload, other.arg_data, other.arg_ends)
-            list_extend(self.val_tags, self.val_payload, self.val_data, self.val_ends,
-                        other.val_tags, other.val_payload, other.val_data, other.val_ends)
-        self.n += other.n
+        _best_merge(self, other, True)
 
     def finalize(self) -> Value | None:
-        if self.stale:
-            i = best_index(self.val_tags.as_array(), self.val_payload.as_array(), self.val_data.as_array(),
-                           self.val_ends.as_array(), True)
-            if i >= 0:
-                self.arg.set(list_get(self.arg_tags, self.arg_payload, self.arg_data, self.arg_ends, i))
-                self.val.set(list_get(self.val_tags, self.val_payload, self.val_data, self.val_ends, i))
-            self.stale = False
-        if self.n == 0:
-            return None
-        return self.arg.get()
+        return _best_finalize(self, True)
 
 
 @aggregate(name="min_by")
@@ -152,36 +179,13 @@ class ArgMax(_BestRow):
     """
 
     def step(self, arg: Value, val: Value):
-        if self.n == 0 or value_compare(val, self.val.get()) > 0:
-            self.arg.set(arg)
-            self.val.set(val)
-        self.n += 1
-        if self.n <= FRAME_LIMIT:
-            list_append(self.arg_tags, self.arg_payload, self.arg_data, self.arg_ends, arg)
-            list_append(self.val_tags, self.val_payload, self.val_data, self.val_ends, val)
+        _best_step(self, arg, val, False)
 
     def merge(self, other):
-        if other.n > 0 and (self.n == 0 or value_compare(other.val.get(), self.val.get()) > 0):
-            self.arg.set(other.arg.get())
-            self.val.set(other.val.get())
-        if self.n + other.n <= FRAME_LIMIT:
-            list_extend(self.arg_tags, self.arg_payload, self.arg_data, self.arg_ends,
-                        other.arg_tags, other.arg_payload, other.arg_data, other.arg_ends)
-            list_extend(self.val_tags, self.val_payload, self.val_data, self.val_ends,
-                        other.val_tags, other.val_payload, other.val_data, other.val_ends)
-        self.n += other.n
+        _best_merge(self, other, False)
 
     def finalize(self) -> Value | None:
-        if self.stale:
-            i = best_index(self.val_tags.as_array(), self.val_payload.as_array(), self.val_data.as_array(),
-                           self.val_ends.as_array(), False)
-            if i >= 0:
-                self.arg.set(list_get(self.arg_tags, self.arg_payload, self.arg_data, self.arg_ends, i))
-                self.val.set(list_get(self.val_tags, self.val_payload, self.val_data, self.val_ends, i))
-            self.stale = False
-        if self.n == 0:
-            return None
-        return self.arg.get()
+        return _best_finalize(self, False)
 
 
 @aggregate(name="max_by")

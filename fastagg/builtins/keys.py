@@ -16,6 +16,7 @@ import numpy as np
 
 from ..compile.spec import aggregate
 from ..compile.vector import vector
+from ..compile.float_repr import put_fixed
 from ..compile.value import Value
 from ..native.utf8 import utf8_array_to_str
 from ..native.anyvalue import INTEGER, REAL
@@ -44,8 +45,34 @@ def _mode_index(tags, payload, data, ends):
     return best_first
 
 
+class _Keys:
+    """Every value of the group, in a value list (not registered).
+
+    Values are any-typed (``fastagg.Value``) and counted by SQLite's
+    equality at ``finalize``: the integer 1 and the real 1.0 are one value,
+    the text '1' another.
+    """
+
+    tags: vector(np.uint8)
+    payload: vector(np.int64)
+    data: vector(np.uint8)
+    ends: vector(np.int64)
+
+    def step(self, x: Value):
+        list_append(self.tags, self.payload, self.data, self.ends, x)
+
+    def inverse(self, x: Value):
+        list_remove_first(self.tags, self.payload, self.data, self.ends, x)
+
+    def merge(self, other):
+        list_extend(self.tags, self.payload, self.data, self.ends, other.tags, other.payload, other.data, other.ends)
+
+    def finalize(self) -> str | None:
+        raise NotImplementedError
+
+
 @aggregate(name="mode")
-class Mode:
+class Mode(_Keys):
     """Most frequent value; on a tie, the value that occurs first (DuckDB's rule).
 
     SQL: ``mode(x)`` of any type; NULL for no rows. The result is the value
@@ -71,20 +98,6 @@ class Mode:
     >>> s.finalize()
     3
     """
-
-    tags: vector(np.uint8)
-    payload: vector(np.int64)
-    data: vector(np.uint8)
-    ends: vector(np.int64)
-
-    def step(self, x: Value):
-        list_append(self.tags, self.payload, self.data, self.ends, x)
-
-    def inverse(self, x: Value):
-        list_remove_first(self.tags, self.payload, self.data, self.ends, x)
-
-    def merge(self, other):
-        list_extend(self.tags, self.payload, self.data, self.ends, other.tags, other.payload, other.data, other.ends)
 
     def finalize(self) -> Value | None:
         if len(self.tags) == 0:
@@ -220,29 +233,7 @@ def _put_real(out, p, f):
             out[p] = 48
             p += 1
         return _put_int(out, p, ae)
-    if e >= 0:
-        for k in range(e + 1):
-            out[p] = digits[k] if k < nd else 48
-            p += 1
-        out[p] = 46
-        p += 1
-        if nd <= e + 1:
-            out[p] = 48
-            return p + 1
-        for k in range(e + 1, nd):
-            out[p] = digits[k]
-            p += 1
-        return p
-    out[p] = 48
-    out[p + 1] = 46
-    p += 2
-    for k in range(-e - 1):
-        out[p] = 48
-        p += 1
-    for k in range(nd):
-        out[p] = digits[k]
-        p += 1
-    return p
+    return put_fixed(out, p, digits, nd, e)
 
 
 @numba.njit(cache=True)
@@ -356,32 +347,6 @@ def _entropy(counts):
         p = c / n
         h -= p * math.log2(p)
     return h
-
-
-class _Keys:
-    """Every value of the group, in a value list (not registered).
-
-    Values are any-typed (``fastagg.Value``) and counted by SQLite's
-    equality at ``finalize``: the integer 1 and the real 1.0 are one value,
-    the text '1' another.
-    """
-
-    tags: vector(np.uint8)
-    payload: vector(np.int64)
-    data: vector(np.uint8)
-    ends: vector(np.int64)
-
-    def step(self, x: Value):
-        list_append(self.tags, self.payload, self.data, self.ends, x)
-
-    def inverse(self, x: Value):
-        list_remove_first(self.tags, self.payload, self.data, self.ends, x)
-
-    def merge(self, other):
-        list_extend(self.tags, self.payload, self.data, self.ends, other.tags, other.payload, other.data, other.ends)
-
-    def finalize(self) -> str | None:
-        raise NotImplementedError
 
 
 @aggregate(name="histogram")

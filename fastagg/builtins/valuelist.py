@@ -132,6 +132,20 @@ def _without(tags, payload, data, ends, k):
 
 
 @register_jitable
+def list_remove_at(tags, payload, data, ends, k):
+    """Remove value *k*, keeping the others in order."""
+    t2, p2, d2, e2 = _without(tags.as_array(), payload.as_array(), data.as_array(), ends.as_array(), k)
+    tags.clear()
+    tags.extend(t2)
+    payload.clear()
+    payload.extend(p2)
+    data.clear()
+    data.extend(d2)
+    ends.clear()
+    ends.extend(e2)
+
+
+@register_jitable
 def list_remove_first(tags, payload, data, ends, x):
     """Remove the first value equal to *x*, keeping the others in order; return whether found.
 
@@ -142,15 +156,7 @@ def list_remove_first(tags, payload, data, ends, x):
     k = _find(tags.as_array(), payload.as_array(), data.as_array(), ends.as_array(), tag, ival, fval, b)
     if k < 0:
         return False
-    t2, p2, d2, e2 = _without(tags.as_array(), payload.as_array(), data.as_array(), ends.as_array(), k)
-    tags.clear()
-    tags.extend(t2)
-    payload.clear()
-    payload.extend(p2)
-    data.clear()
-    data.extend(d2)
-    ends.clear()
-    ends.extend(e2)
+    list_remove_at(tags, payload, data, ends, k)
     return True
 
 
@@ -195,20 +201,6 @@ def value_compare(a, b):
     ta, ia, fa, da = value_parts(a)
     tb, ib, fb, db = value_parts(b)
     return parts_compare(ta, ia, fa, da, tb, ib, fb, db)
-
-
-@register_jitable
-def list_remove_at(tags, payload, data, ends, k):
-    """Remove value *k*, keeping the others in order."""
-    t2, p2, d2, e2 = _without(tags.as_array(), payload.as_array(), data.as_array(), ends.as_array(), k)
-    tags.clear()
-    tags.extend(t2)
-    payload.clear()
-    payload.extend(p2)
-    data.clear()
-    data.extend(d2)
-    ends.clear()
-    ends.extend(e2)
 
 
 @numba.njit(cache=True)

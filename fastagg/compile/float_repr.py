@@ -117,6 +117,39 @@ def _shortest_digits(x, single):
 
 
 @njit(cache=True)
+def put_fixed(out, p, digits, nd, e):
+    """Write ``d.ddd * 10**e`` (``digits[:nd]``, ASCII) at ``out[p:]`` positionally; return the end.
+
+    ``0.00ddd`` for ``e < 0``; otherwise the integer part (zero-padded), a
+    point, and the rest or a ``0`` ("1.0", "100.0"). Python's ``repr`` and
+    SQLite's ``%!.15g`` both write their fixed-notation case so.
+    """
+    if e < 0:
+        out[p] = 48
+        out[p + 1] = 46  # "0."
+        p += 2
+        for _ in range(-e - 1):
+            out[p] = 48
+            p += 1
+        for j in range(nd):
+            out[p] = digits[j]
+            p += 1
+        return p
+    for j in range(e + 1):
+        out[p] = digits[j] if j < nd else 48
+        p += 1
+    out[p] = 46  # '.'
+    p += 1
+    if nd <= e + 1:
+        out[p] = 48
+        return p + 1
+    for j in range(e + 1, nd):
+        out[p] = digits[j]
+        p += 1
+    return p
+
+
+@njit(cache=True)
 def float_repr(x, single=False):
     """Return Python's ``repr`` of float *x* (``single``: shortest float32 text)."""
     if x != x:
@@ -133,28 +166,7 @@ def float_repr(x, single=False):
         out[k] = 45  # '-'
         k += 1
     if -4 <= exponent < 16:
-        if exponent < 0:
-            out[k] = 48
-            out[k + 1] = 46  # "0."
-            k += 2
-            for _ in range(-exponent - 1):
-                out[k] = 48
-                k += 1
-            for j in range(n):
-                out[k] = digits[j]
-                k += 1
-        else:
-            for j in range(exponent + 1):
-                out[k] = digits[j] if j < n else 48
-                k += 1
-            out[k] = 46  # '.'
-            k += 1
-            if n <= exponent + 1:
-                out[k] = 48  # "1.0", "100.0"
-                k += 1
-            for j in range(exponent + 1, n):
-                out[k] = digits[j]
-                k += 1
+        k = put_fixed(out, k, digits, n, exponent)
     else:
         out[k] = digits[0]
         k += 1
