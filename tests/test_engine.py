@@ -335,6 +335,7 @@ def test_column_kinds():
     ],
     ids=["assign", "drop-column", "trim-rows"],
 )
+@pytest.mark.filterwarnings("ignore:The inplace keyword")
 def test_native_engine_reads_what_was_registered(change):
     """The native engine answers over the frame as registered, as SQLite does."""
     df = pd.DataFrame({"g": np.arange(1000) % 3, "x": np.arange(1000, dtype=np.float64)})
