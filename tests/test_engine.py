@@ -21,6 +21,10 @@ from hypothesis import strategies as st
 import fastagg
 from aggs import MergeableWelfordVar, WelfordVar
 
+# The native engine leaves frames under NATIVE_MIN_ROWS to SQLite while numba
+# is not loaded (start-up); these tests are about the engine itself.
+import numba  # noqa: E402, F401
+
 EXAMPLES = settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
 
 
@@ -347,3 +351,19 @@ def test_native_engine_reads_what_was_registered(change):
         assert db.explain(sql).engine == "native"
         assert db.query(sql, output="arrow").to_pylist() == before
         assert db.query(sql, output="arrow", engine="sqlite").to_pylist() == before
+
+
+def test_small_frames_go_to_sqlite_before_numba_loads():
+    """In a fresh process a small grouped query is answered without importing numba."""
+    from conftest import run_isolated
+
+    proc = run_isolated(
+        """
+        import sys, numpy as np, pandas as pd, fastagg
+        df = pd.DataFrame({"g": np.arange(1000) % 7, "x": np.arange(1000.0)})
+        sql = "SELECT g, sum(x) FROM df GROUP BY g"
+        print(fastagg.explain(df, sql).engine, fastagg.query(df, sql).shape, "numba" in sys.modules)
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["sqlite", "(7,", "2)", "False"]

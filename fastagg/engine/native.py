@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 import threading
 
 __all__ = ["Explanation", "explain_statement", "last_run", "native_query", "ENGINES"]
@@ -49,7 +50,12 @@ _CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 _GROUP = re.compile(r"\bgroup\s+by\b", re.IGNORECASE)
 
 
-def _plan(db, sql: str, specs):
+#: Below this many rows, in a process that has not loaded numba yet, SQLite
+#: answers sooner than the native engine can start (see :func:`_plan`).
+NATIVE_MIN_ROWS = 200_000
+
+
+def _plan(db, sql: str, specs, engine: str = "auto"):
     """A :class:`.shape.Plan` or the reason; a cheap textual test first, so that
     plain SQL (``SELECT * FROM df``) pays no parse and never imports sqlglot."""
     from .shape import SQLITE_AGGREGATES, analyse
@@ -62,6 +68,13 @@ def _plan(db, sql: str, specs):
     aggregates = set(SQLITE_AGGREGATES) | {s.name.lower() for s in specs}
     if not _GROUP.search(sql) and not {n.lower() for n in _CALL.findall(sql)} & aggregates:
         return "no aggregate and no GROUP BY"
+    if engine == "auto" and "numba" not in sys.modules and all(
+        reg.nrows < NATIVE_MIN_ROWS for reg in db._tables.values()
+    ):
+        # Start-up: SQLite answers a small frame from native images without
+        # numba; the native engine would first import numba and load its
+        # kernels (~0.6 s), more than it saves below this size.
+        return f"frames under {NATIVE_MIN_ROWS:,} rows and numba not loaded yet: SQLite answers sooner"
     plan = analyse(sql, tables, specs)
     if not isinstance(plan, str) and not _takes_rows(db._frames[plan.table]):
         return f"{plan.table!r} is an Arrow stream (read once at registration), not a DataFrame or Table"
@@ -72,7 +85,7 @@ def explain_statement(db, sql: str, specs, engine: str = "auto") -> Explanation:
     """Return the :class:`Explanation` for *sql* on session *db* with *specs* registered."""
     if engine == "sqlite":
         return Explanation("sqlite", 'engine="sqlite"')
-    plan = _plan(db, sql, specs)
+    plan = _plan(db, sql, specs, engine)
     if isinstance(plan, str):
         return Explanation("sqlite", plan)
     what = f"{len(plan.aggregates)} aggregate(s) over {plan.table!r}"
@@ -101,7 +114,7 @@ def native_query(db, sql: str, specs, options):
     fastagg.Error
         ``engine="native"`` and the statement is outside the shape.
     """
-    plan = _plan(db, sql, specs)
+    plan = _plan(db, sql, specs, options.engine)
     _last.value = Explanation("sqlite", plan) if isinstance(plan, str) else None
     if isinstance(plan, str):
         if options.engine == "native":
