@@ -29,7 +29,16 @@ import numpy as np
 from numba import carray, njit
 
 from ..native.intrinsics import address_of, as_voidptr, is_null
-from ..sqlite import capi as _capi
+from ..sqlite.declarations import (
+    sqlite3_free,
+    sqlite3_malloc64,
+    sqlite3_value_blob,
+    sqlite3_value_bytes,
+    sqlite3_value_double,
+    sqlite3_value_int64,
+    sqlite3_value_text,
+    sqlite3_value_type,
+)
 from ..sqlite.structs import INDEX, INDEXES, MAX_INDEX_COLUMNS, MAX_INDEXES, PLAN_TERM, SCRATCH_BYTES
 from .columns import (
     K_BLOB32, K_BLOB64, K_DATE32, K_DATETIME, K_NULL, K_TEXT32, K_TEXT64,
@@ -48,14 +57,6 @@ C_NULL, C_NUMBER, C_TEXT, C_BLOB = 0, 1, 2, 3
 SAMPLE = 2048  # rows sampled to estimate a column's distinct count
 
 from .directory import _HEAD
-_malloc = _capi.native("sqlite3_malloc64")
-_free = _capi.native("sqlite3_free")
-_value_type = _capi.native("sqlite3_value_type")
-_value_int64 = _capi.native("sqlite3_value_int64")
-_value_double = _capi.native("sqlite3_value_double")
-_value_text = _capi.native("sqlite3_value_text")
-_value_blob = _capi.native("sqlite3_value_blob")
-_value_bytes = _capi.native("sqlite3_value_bytes")
 
 
 @njit(cache=True)
@@ -182,17 +183,17 @@ def _bound(cd, perm, lo, hi, pt, pi, pf, pa, pn, scratch, upper):
 @njit(cache=True)
 def _probe_value(v):
     """(type, int64, double, address, length) of ``sqlite3_value *`` *v*."""
-    t = _value_type(as_voidptr(v))
+    t = sqlite3_value_type(as_voidptr(v))
     if t == SQLITE_INTEGER:
-        return t, _value_int64(as_voidptr(v)), 0.0, np.int64(0), np.int64(0)
+        return t, sqlite3_value_int64(as_voidptr(v)), 0.0, np.int64(0), np.int64(0)
     if t == SQLITE_FLOAT:
-        return t, np.int64(0), _value_double(as_voidptr(v)), np.int64(0), np.int64(0)
+        return t, np.int64(0), sqlite3_value_double(as_voidptr(v)), np.int64(0), np.int64(0)
     if t == SQLITE_TEXT:
-        p = _value_text(as_voidptr(v))
-        return t, np.int64(0), 0.0, np.int64(address_of(p)), np.int64(_value_bytes(as_voidptr(v)))
+        p = sqlite3_value_text(as_voidptr(v))
+        return t, np.int64(0), 0.0, np.int64(address_of(p)), np.int64(sqlite3_value_bytes(as_voidptr(v)))
     if t == SQLITE_BLOB:
-        p = _value_blob(as_voidptr(v))
-        n = np.int64(_value_bytes(as_voidptr(v)))
+        p = sqlite3_value_blob(as_voidptr(v))
+        n = np.int64(sqlite3_value_bytes(as_voidptr(v)))
         return t, np.int64(0), 0.0, np.int64(address_of(p)) if n > 0 else np.int64(0), n
     return SQLITE_NULL, np.int64(0), 0.0, np.int64(0), np.int64(0)
 
@@ -282,7 +283,7 @@ def build_index(dir_addr, cols, nrows, keys, nk):
         terms[j].argv = -1
     perm = order_rows(cols, np.arange(nrows), terms)
     nbytes = 8 * max(nrows, 1)
-    p = _malloc(nbytes)
+    p = sqlite3_malloc64(nbytes)
     if is_null(p):
         return -1
     carray(p, max(nrows, 1), np.int64)[:nrows] = perm
