@@ -158,6 +158,24 @@ def _binary(info, i, kind):
     return True
 
 
+@njit(cache=True, inline="always")
+def _usable_on(info, cons, cols, i, op_wanted):
+    """Whether constraint *i* (of a wanted operator) is usable on a column an index can key, under BINARY."""
+    col = cons[i].iColumn
+    if cons[i].usable == 0 or col < 0 or not op_wanted:
+        return False
+    return cols[col].kind != K_NULL and _binary(info, i, cols[col].kind)
+
+
+@njit(cache=True, inline="always")
+def _among(keys, n, col):
+    """Whether *col* is one of the first *n* of *keys*."""
+    for j in range(n):
+        if keys[j] == col:
+            return True
+    return False
+
+
 @njit(cache=True)
 def _index_candidate(info, cons, ncons, cols, dir_addr, nrows, orderby, norder, nscan):
     """The best index plan for the usable constraints, priced.
@@ -182,15 +200,9 @@ def _index_candidate(info, cons, ncons, cols, dir_addr, nrows, orderby, norder, 
     for i in range(ncons):
         col = cons[i].iColumn
         op = cons[i].op
-        if cons[i].usable == 0 or col < 0 or not (op == OP_EQ or op == OP_IS) or neq >= MAX_INDEX_COLUMNS:
+        if neq >= MAX_INDEX_COLUMNS or not _usable_on(info, cons, cols, i, op == OP_EQ or op == OP_IS):
             continue
-        if cols[col].kind == K_NULL or not _binary(info, i, cols[col].kind):
-            continue
-        dup = False
-        for j in range(neq):
-            if keys[j] == col:
-                dup = True
-        if dup:
+        if _among(keys, neq, col):
             continue
         # insertion in column order
         j = neq
@@ -208,15 +220,9 @@ def _index_candidate(info, cons, ncons, cols, dir_addr, nrows, orderby, norder, 
         for i in range(ncons):
             col = cons[i].iColumn
             op = cons[i].op
-            if cons[i].usable == 0 or col < 0 or not (op == OP_GT or op == OP_GE or op == OP_LT or op == OP_LE):
+            if not _usable_on(info, cons, cols, i, op == OP_GT or op == OP_GE or op == OP_LT or op == OP_LE):
                 continue
-            if cols[col].kind == K_NULL or not _binary(info, i, cols[col].kind):
-                continue
-            inkey = False
-            for j in range(neq):
-                if keys[j] == col:
-                    inkey = True
-            if inkey or (rcol >= 0 and col != rcol):
+            if _among(keys, neq, col) or (rcol >= 0 and col != rcol):
                 continue
             if (op == OP_GT or op == OP_GE) and rlo < 0:
                 rcol = col
