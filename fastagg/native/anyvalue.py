@@ -41,13 +41,14 @@ from ..sqlite.declarations import (
     sqlite3_value_text,
     sqlite3_value_type,
 )
-from .intrinsics import as_voidptr, unwrap
+from .intrinsics import as_voidptr
+from .values import _result_writer
 from .xxh64 import xxhash64
 
 __all__ = [
     "AnyValue", "INTEGER", "REAL", "TEXT", "BLOB", "NULL",
     "read_value", "write_value", "value_parts", "make_value",
-    "parts_compare", "parts_hash", "is_anyvalue",
+    "parts_compare", "parts_hash", "is_anyvalue", "int_float_compare",
 ]  # fmt: skip
 
 INTEGER, REAL, TEXT, BLOB, NULL = 1, 2, 3, 4, 5
@@ -108,27 +109,10 @@ def _write_anyvalue(ctx, v):
         sqlite3_result_null(ctx)
 
 
-def write_value(ctx, r):
-    """Set the result of *ctx* to value *r* with its own SQL type (nopython only)."""
-    raise NotImplementedError("nopython only")
-
-
-@overload(write_value, jit_options={"cache": True})
-def _write_value_impl(ctx, r):
-    if isinstance(r, types.NoneType):
-        return lambda ctx, r: sqlite3_result_null(ctx)
-    if isinstance(r, types.Optional):
-
-        def write_optional(ctx, r):
-            if r is None:
-                sqlite3_result_null(ctx)
-            else:
-                _write_anyvalue(ctx, unwrap(r))
-
-        return write_optional
-    if is_anyvalue(r):
-        return lambda ctx, r: _write_anyvalue(ctx, r)
-    return None
+write_value = _result_writer(
+    _write_anyvalue, "write_value", accepts=is_anyvalue,
+    doc="Set the result of *ctx* to value *r* with its own SQL type (nopython only).",
+)
 
 
 # --------------------------------------------------------------------------
@@ -201,7 +185,7 @@ def _class_of(tag):
 
 
 @njit(cache=True)
-def _int_float_compare(i, f):
+def int_float_compare(i, f):
     """Compare integer *i* with real *f* exactly, as SQLite's sqlite3IntFloatCompare."""
     if f < -_TWO63:
         return 1
@@ -247,8 +231,8 @@ def parts_compare(tag_a, ival_a, fval_a, data_a, tag_b, ival_b, fval_b, data_b):
         if tag_a == REAL and tag_b == REAL:
             return 0 if fval_a == fval_b else (-1 if fval_a < fval_b else 1)
         if tag_a == INTEGER:
-            return _int_float_compare(ival_a, fval_b)
-        return -_int_float_compare(ival_b, fval_a)
+            return int_float_compare(ival_a, fval_b)
+        return -int_float_compare(ival_b, fval_a)
     return _bytes_compare(data_a, data_b)
 
 

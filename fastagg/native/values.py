@@ -61,12 +61,13 @@ def read_blob(value):
     return carray(ptr, sqlite3_value_bytes(value), np.uint8)
 
 
-def _result_writer(write_value, name: str):
+def _result_writer(write_value, name: str, accepts=None, doc=None):
     """Return a nopython function ``(ctx, r)`` setting *r* as the SQL result.
 
     Accepts whatever type numba inferred for the user's return value:
     ``None`` (a method that only raises or returns None) becomes NULL, an
-    ``Optional`` is narrowed, anything else goes to *write_value*.
+    ``Optional`` is narrowed, anything else goes to *write_value*; with
+    *accepts* (a predicate on numba types), only the types it accepts.
     Calls ``sqlite3_result_null`` for None.
     """
 
@@ -74,6 +75,8 @@ def _result_writer(write_value, name: str):
         raise NotImplementedError("nopython only")
 
     write.__name__ = write.__qualname__ = name
+    if doc is not None:
+        write.__doc__ = doc
 
     @overload(write, jit_options={"cache": True})
     def typed_write(ctx, r):
@@ -88,6 +91,8 @@ def _result_writer(write_value, name: str):
                     write_value(ctx, unwrap(r))
 
             return write_optional
+        if accepts is not None and not accepts(r):
+            return None
         return lambda ctx, r: write_value(ctx, r)
 
     return write

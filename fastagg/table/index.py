@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 from numba import carray, njit
 
+from ..native.anyvalue import int_float_compare
 from ..native.intrinsics import address_of, as_voidptr, is_null
 from ..sqlite.declarations import (
     sqlite3_free,
@@ -109,26 +110,6 @@ def _class_of(t):
 
 
 @njit(cache=True)
-def _cmp_int_float(i, f):
-    """Sign of ``i - f`` for an int64 and a double, exactly (as SQLite compares them)."""
-    if f < -9223372036854775808.0:
-        return 1
-    if f >= 9223372036854775808.0:
-        return -1
-    fi = np.int64(f)  # truncated: exact for |f| < 2**63
-    if i < fi:
-        return -1
-    if i > fi:
-        return 1
-    d = np.float64(fi)
-    if f > d:
-        return -1
-    if f < d:
-        return 1
-    return 0
-
-
-@njit(cache=True)
 def _cmp_bytes(a, na, b, nb):
     pa = carray(as_voidptr(a), max(na, 1), np.uint8)
     pb = carray(as_voidptr(b), max(nb, 1), np.uint8)
@@ -155,8 +136,8 @@ def _cmp(t1, i1, f1, a1, n1, t2, i2, f2, a2, n2):
         if t1 == SQLITE_FLOAT and t2 == SQLITE_FLOAT:
             return -1 if f1 < f2 else (1 if f1 > f2 else 0)
         if t1 == SQLITE_INTEGER:
-            return _cmp_int_float(i1, f2)
-        return -_cmp_int_float(i2, f1)
+            return int_float_compare(i1, f2)
+        return -int_float_compare(i2, f1)
     return _cmp_bytes(a1, n1, a2, n2)
 
 
