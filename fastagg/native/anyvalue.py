@@ -34,15 +34,9 @@ from ..sqlite.declarations import (
     sqlite3_result_int64,
     sqlite3_result_null,
     sqlite3_result_text,
-    sqlite3_value_blob,
-    sqlite3_value_bytes,
-    sqlite3_value_double,
-    sqlite3_value_int64,
-    sqlite3_value_text,
-    sqlite3_value_type,
 )
 from .intrinsics import as_voidptr
-from .values import _result_writer
+from .values import _result_writer, read_fields
 from .xxh64 import xxhash64
 
 __all__ = [
@@ -72,20 +66,11 @@ def read_value(value):
     Calls ``sqlite3_value_type`` and the reader of that type. Text and blob
     bytes are a view of SQLite's copy, valid during the callback.
     """
-    tag = sqlite3_value_type(value)
-    # A number's bytes: an empty view (no allocation per row).
+    tag, i, f, addr, n = read_fields(value)
     if tag == INTEGER:
-        i = sqlite3_value_int64(value)
-        return AnyValue(INTEGER, i, float(i), carray(as_voidptr(0), 0, np.uint8))
-    if tag == REAL:
-        return AnyValue(REAL, 0, sqlite3_value_double(value), carray(as_voidptr(0), 0, np.uint8))
-    if tag == TEXT:
-        ptr = sqlite3_value_text(value)  # text before bytes: the count is of the UTF-8 form
-        return AnyValue(TEXT, 0, 0.0, carray(ptr, sqlite3_value_bytes(value), np.uint8))
-    if tag == BLOB:
-        ptr = sqlite3_value_blob(value)
-        return AnyValue(BLOB, 0, 0.0, carray(ptr, sqlite3_value_bytes(value), np.uint8))
-    return AnyValue(NULL, 0, 0.0, carray(as_voidptr(0), 0, np.uint8))
+        f = float(i)
+    # A number's bytes: an empty view (no allocation per row).
+    return AnyValue(np.int64(tag), np.int64(i), np.float64(f), carray(as_voidptr(addr), n, np.uint8))
 
 
 @njit(cache=True)

@@ -30,22 +30,17 @@ from numba import carray, njit
 
 from ..native.anyvalue import int_float_compare
 from ..native.intrinsics import address_of, as_voidptr, is_null
+from ..native.values import read_fields
 from ..sqlite.declarations import (
     sqlite3_free,
     sqlite3_malloc64,
-    sqlite3_value_blob,
-    sqlite3_value_bytes,
-    sqlite3_value_double,
-    sqlite3_value_int64,
-    sqlite3_value_text,
-    sqlite3_value_type,
 )
 from ..sqlite.structs import INDEX, INDEXES, MAX_INDEX_COLUMNS, MAX_INDEXES, PLAN_TERM, SCRATCH_BYTES
 from .columns import (
     K_BLOB32, K_BLOB64, K_DATE32, K_DATETIME, K_NULL, K_TEXT32, K_TEXT64,
 )
 from .ordering import _dense_ranks, _sort_keys, order_rows
-from .values import SQLITE_BLOB, SQLITE_FLOAT, SQLITE_INTEGER, SQLITE_NULL, SQLITE_TEXT, cell
+from .values import SQLITE_FLOAT, SQLITE_INTEGER, SQLITE_NULL, SQLITE_TEXT, cell
 
 __all__ = ["OP_IS", "build_index", "column_class", "estimate_distinct", "find_index", "index_entries", "probe"]
 
@@ -164,19 +159,7 @@ def _bound(cd, perm, lo, hi, pt, pi, pf, pa, pn, scratch, upper):
 @njit(cache=True)
 def _probe_value(v):
     """(type, int64, double, address, length) of ``sqlite3_value *`` *v*."""
-    t = sqlite3_value_type(as_voidptr(v))
-    if t == SQLITE_INTEGER:
-        return t, sqlite3_value_int64(as_voidptr(v)), 0.0, np.int64(0), np.int64(0)
-    if t == SQLITE_FLOAT:
-        return t, np.int64(0), sqlite3_value_double(as_voidptr(v)), np.int64(0), np.int64(0)
-    if t == SQLITE_TEXT:
-        p = sqlite3_value_text(as_voidptr(v))
-        return t, np.int64(0), 0.0, np.int64(address_of(p)), np.int64(sqlite3_value_bytes(as_voidptr(v)))
-    if t == SQLITE_BLOB:
-        p = sqlite3_value_blob(as_voidptr(v))
-        n = np.int64(sqlite3_value_bytes(as_voidptr(v)))
-        return t, np.int64(0), 0.0, np.int64(address_of(p)) if n > 0 else np.int64(0), n
-    return SQLITE_NULL, np.int64(0), 0.0, np.int64(0), np.int64(0)
+    return read_fields(as_voidptr(v))
 
 
 @njit(cache=True)
