@@ -41,7 +41,15 @@ def group_rows(cols, keycols, rows):
             if isnull[i] != 0:
                 shift = 0
                 break
-        return _ids_from_ranks(r, shift, m - shift)
+        g = m - shift
+        gids = np.empty(n, np.int64)
+        first = np.full(max(g, 0), -1, np.int64)
+        for i in range(n):
+            k = r[i] - shift
+            gids[i] = k
+            if first[k] < 0:
+                first[k] = i
+        return gids, g, first
     comb = np.zeros(n, np.int64)
     budget = 2 * n + 1024
     prod = np.int64(1)
@@ -55,17 +63,11 @@ def group_rows(cols, keycols, rows):
             comb[i] = comb[i] * m + r[i]
         prod *= m
     ranks, m = _dense_ranks(comb, nulls)
-    return _ids_from_ranks(ranks, 1, m - 1)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _ids_from_ranks(ranks, shift, g):
-    """(gids, g, first) from dense ranks: group id = rank - *shift*, first = position of its first row."""
-    n = len(ranks)
+    g = m - 1
     gids = np.empty(n, np.int64)
     first = np.full(max(g, 0), -1, np.int64)
     for i in range(n):
-        k = ranks[i] - shift
+        k = ranks[i] - 1
         gids[i] = k
         if first[k] < 0:
             first[k] = i
@@ -114,10 +116,11 @@ def dense_int_groups(x):
     return gids, g, first
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _column_values(cd, rows, out, as_int):
-    # One column read for column_f64 / column_i64: fills *out*, returns the NULL mask.
+@njit(cache=True, nogil=True)
+def column_f64(cd, rows):
+    """Column values at *rows* as SQLite's ``sqlite3_value_double`` reads them; NULL mask."""
     n = len(rows)
+    out = np.zeros(n, np.float64)
     null = np.zeros(n, np.uint8)
     is_float = cd.kind == K_F64 or cd.kind == K_F32
     for i in range(n):
@@ -125,22 +128,10 @@ def _column_values(cd, rows, out, as_int):
         if v < 0:
             null[i] = 1
         elif is_float:
-            if as_int:
-                out[i] = _double_to_int64(float_value(cd, v))
-            else:
-                out[i] = float_value(cd, v)
-        elif as_int:
-            out[i] = int_value(cd, v)
+            out[i] = float_value(cd, v)
         else:
             out[i] = np.float64(int_value(cd, v))
-    return null
-
-
-@njit(cache=True, nogil=True)
-def column_f64(cd, rows):
-    """Column values at *rows* as SQLite's ``sqlite3_value_double`` reads them; NULL mask."""
-    out = np.zeros(len(rows), np.float64)
-    return out, _column_values(cd, rows, out, False)
+    return out, null
 
 
 @njit(cache=True, nogil=True)
@@ -156,8 +147,19 @@ def _double_to_int64(r):
 @njit(cache=True, nogil=True)
 def column_i64(cd, rows):
     """Column values at *rows* as ``sqlite3_value_int64`` reads them; NULL mask."""
-    out = np.zeros(len(rows), np.int64)
-    return out, _column_values(cd, rows, out, True)
+    n = len(rows)
+    out = np.zeros(n, np.int64)
+    null = np.zeros(n, np.uint8)
+    is_float = cd.kind == K_F64 or cd.kind == K_F32
+    for i in range(n):
+        v = value_row(cd, rows[i])
+        if v < 0:
+            null[i] = 1
+        elif is_float:
+            out[i] = _double_to_int64(float_value(cd, v))
+        else:
+            out[i] = int_value(cd, v)
+    return out, null
 
 
 @njit(cache=True, nogil=True)
@@ -207,9 +209,10 @@ def sum_float(gids, ngroups, x, null):
     return rsum, cnt
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _extreme(gids, ngroups, x, null, is_max, best):
-    # minmaxStep into *best* (its dtype is the result's): present mask per group; ties keep the first.
+@njit(cache=True, nogil=True)
+def extreme_int(gids, ngroups, x, null, is_max):
+    """minmaxStep over integers: (value, present) per group; ties keep the first."""
+    best = np.zeros(ngroups, np.int64)
     have = np.zeros(ngroups, np.uint8)
     for i in range(len(gids)):
         if null[i] != 0:
@@ -223,12 +226,16 @@ def _extreme(gids, ngroups, x, null, is_max, best):
 
 
 @njit(cache=True, nogil=True)
-def extreme_int(gids, ngroups, x, null, is_max):
-    """minmaxStep over integers: (value, present) per group; ties keep the first."""
-    return _extreme(gids, ngroups, x, null, is_max, np.zeros(ngroups, np.int64))
-
-
-@njit(cache=True, nogil=True)
 def extreme_float(gids, ngroups, x, null, is_max):
     """minmaxStep over reals: (value, present) per group; ties (0.0, -0.0) keep the first."""
-    return _extreme(gids, ngroups, x, null, is_max, np.zeros(ngroups, np.float64))
+    best = np.zeros(ngroups, np.float64)
+    have = np.zeros(ngroups, np.uint8)
+    for i in range(len(gids)):
+        if null[i] != 0:
+            continue
+        g = gids[i]
+        v = x[i]
+        if have[g] == 0 or (v > best[g] if is_max else v < best[g]):
+            best[g] = v
+            have[g] = 1
+    return best, have
