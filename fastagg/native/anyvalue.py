@@ -34,20 +34,15 @@ from ..sqlite.declarations import (
     sqlite3_result_int64,
     sqlite3_result_null,
     sqlite3_result_text,
-    sqlite3_value_blob,
-    sqlite3_value_bytes,
-    sqlite3_value_double,
-    sqlite3_value_int64,
-    sqlite3_value_text,
-    sqlite3_value_type,
 )
-from .intrinsics import as_voidptr, unwrap
+from .intrinsics import as_voidptr
+from .values import _result_writer, read_fields
 from .xxh64 import xxhash64
 
 __all__ = [
     "AnyValue", "INTEGER", "REAL", "TEXT", "BLOB", "NULL",
     "read_value", "write_value", "value_parts", "make_value",
-    "parts_compare", "parts_hash", "is_anyvalue",
+    "parts_compare", "parts_hash", "is_anyvalue", "int_float_compare",
 ]  # fmt: skip
 
 INTEGER, REAL, TEXT, BLOB, NULL = 1, 2, 3, 4, 5
@@ -71,20 +66,11 @@ def read_value(value):
     Calls ``sqlite3_value_type`` and the reader of that type. Text and blob
     bytes are a view of SQLite's copy, valid during the callback.
     """
-    tag = sqlite3_value_type(value)
-    # A number's bytes: an empty view (no allocation per row).
+    tag, i, f, addr, n = read_fields(value)
     if tag == INTEGER:
-        i = sqlite3_value_int64(value)
-        return AnyValue(INTEGER, i, float(i), carray(as_voidptr(0), 0, np.uint8))
-    if tag == REAL:
-        return AnyValue(REAL, 0, sqlite3_value_double(value), carray(as_voidptr(0), 0, np.uint8))
-    if tag == TEXT:
-        ptr = sqlite3_value_text(value)  # text before bytes: the count is of the UTF-8 form
-        return AnyValue(TEXT, 0, 0.0, carray(ptr, sqlite3_value_bytes(value), np.uint8))
-    if tag == BLOB:
-        ptr = sqlite3_value_blob(value)
-        return AnyValue(BLOB, 0, 0.0, carray(ptr, sqlite3_value_bytes(value), np.uint8))
-    return AnyValue(NULL, 0, 0.0, carray(as_voidptr(0), 0, np.uint8))
+        f = float(i)
+    # A number's bytes: an empty view (no allocation per row).
+    return AnyValue(np.int64(tag), np.int64(i), np.float64(f), carray(as_voidptr(addr), n, np.uint8))
 
 
 @njit(cache=True)
@@ -108,27 +94,10 @@ def _write_anyvalue(ctx, v):
         sqlite3_result_null(ctx)
 
 
-def write_value(ctx, r):
-    """Set the result of *ctx* to value *r* with its own SQL type (nopython only)."""
-    raise NotImplementedError("nopython only")
-
-
-@overload(write_value, jit_options={"cache": True})
-def _write_value_impl(ctx, r):
-    if isinstance(r, types.NoneType):
-        return lambda ctx, r: sqlite3_result_null(ctx)
-    if isinstance(r, types.Optional):
-
-        def write_optional(ctx, r):
-            if r is None:
-                sqlite3_result_null(ctx)
-            else:
-                _write_anyvalue(ctx, unwrap(r))
-
-        return write_optional
-    if is_anyvalue(r):
-        return lambda ctx, r: _write_anyvalue(ctx, r)
-    return None
+write_value = _result_writer(
+    _write_anyvalue, "write_value", accepts=is_anyvalue,
+    doc="Set the result of *ctx* to value *r* with its own SQL type (nopython only).",
+)
 
 
 # --------------------------------------------------------------------------
@@ -201,7 +170,7 @@ def _class_of(tag):
 
 
 @njit(cache=True)
-def _int_float_compare(i, f):
+def int_float_compare(i, f):
     """Compare integer *i* with real *f* exactly, as SQLite's sqlite3IntFloatCompare."""
     if f < -_TWO63:
         return 1
@@ -247,8 +216,8 @@ def parts_compare(tag_a, ival_a, fval_a, data_a, tag_b, ival_b, fval_b, data_b):
         if tag_a == REAL and tag_b == REAL:
             return 0 if fval_a == fval_b else (-1 if fval_a < fval_b else 1)
         if tag_a == INTEGER:
-            return _int_float_compare(ival_a, fval_b)
-        return -_int_float_compare(ival_b, fval_a)
+            return int_float_compare(ival_a, fval_b)
+        return -int_float_compare(ival_b, fval_a)
     return _bytes_compare(data_a, data_b)
 
 

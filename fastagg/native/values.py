@@ -22,14 +22,18 @@ from ..sqlite.declarations import (
     sqlite3_result_text,
     sqlite3_value_blob,
     sqlite3_value_bytes,
+    sqlite3_value_double,
+    sqlite3_value_int64,
     sqlite3_value_text,
+    sqlite3_value_type,
 )
-from .intrinsics import as_voidptr, unwrap
+from .intrinsics import address_of, as_voidptr, unwrap
 from .utf8 import str_to_utf8, utf8_to_str
 
 __all__ = [
     "read_blob",
     "read_text",
+    "read_fields",
     "result_bytes",
     "result_str",
     "write_bytes",
@@ -61,12 +65,36 @@ def read_blob(value):
     return carray(ptr, sqlite3_value_bytes(value), np.uint8)
 
 
-def _result_writer(write_value, name: str):
+@njit(cache=True, inline="always")
+def read_fields(value):
+    """``(type, int64, double, address, length)`` of SQL value *value* (``sqlite3_value*``).
+
+    The type is SQLite's fundamental datatype code (1 integer .. 5 NULL); text
+    and blob bytes are SQLite's copy at *address*, valid during the call (an
+    empty blob: address 0).
+    """
+    t = sqlite3_value_type(value)
+    if t == _capi.SQLITE_INTEGER:
+        return t, sqlite3_value_int64(value), 0.0, np.int64(0), np.int64(0)
+    if t == _capi.SQLITE_FLOAT:
+        return t, np.int64(0), sqlite3_value_double(value), np.int64(0), np.int64(0)
+    if t == _capi.SQLITE_TEXT:
+        p = sqlite3_value_text(value)  # text before bytes: the byte count is of the UTF-8 form
+        return t, np.int64(0), 0.0, np.int64(address_of(p)), np.int64(sqlite3_value_bytes(value))
+    if t == _capi.SQLITE_BLOB:
+        p = sqlite3_value_blob(value)
+        n = np.int64(sqlite3_value_bytes(value))
+        return t, np.int64(0), 0.0, np.int64(address_of(p)) if n > 0 else np.int64(0), n
+    return _capi.SQLITE_NULL, np.int64(0), 0.0, np.int64(0), np.int64(0)
+
+
+def _result_writer(write_value, name: str, accepts=None, doc=None):
     """Return a nopython function ``(ctx, r)`` setting *r* as the SQL result.
 
     Accepts whatever type numba inferred for the user's return value:
     ``None`` (a method that only raises or returns None) becomes NULL, an
-    ``Optional`` is narrowed, anything else goes to *write_value*.
+    ``Optional`` is narrowed, anything else goes to *write_value*; with
+    *accepts* (a predicate on numba types), only the types it accepts.
     Calls ``sqlite3_result_null`` for None.
     """
 
@@ -74,6 +102,8 @@ def _result_writer(write_value, name: str):
         raise NotImplementedError("nopython only")
 
     write.__name__ = write.__qualname__ = name
+    if doc is not None:
+        write.__doc__ = doc
 
     @overload(write, jit_options={"cache": True})
     def typed_write(ctx, r):
@@ -88,6 +118,8 @@ def _result_writer(write_value, name: str):
                     write_value(ctx, unwrap(r))
 
             return write_optional
+        if accepts is not None and not accepts(r):
+            return None
         return lambda ctx, r: write_value(ctx, r)
 
     return write

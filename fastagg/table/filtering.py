@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit
 
 from ..native.intrinsics import as_voidptr
-from ..sqlite import capi as _capi
+from ..sqlite.declarations import sqlite3_value_double, sqlite3_value_int64, sqlite3_value_type
 from .columns import K_F32, K_F64
 from .values import INT64_MAX, INT64_MIN, SQLITE_FLOAT, SQLITE_INTEGER, SQLITE_NULL, float_value, int_value, value_row
 
@@ -21,10 +21,6 @@ __all__ = ["OP_EQ", "OP_GE", "OP_GT", "OP_LE", "OP_LT", "select_rows"]
 
 # Constraint operators (https://www.sqlite.org/c3ref/c_index_constraint_eq.html)
 OP_EQ, OP_GT, OP_LE, OP_LT, OP_GE = 2, 4, 8, 16, 32
-
-_value_type = _capi.native("sqlite3_value_type")
-_value_int64 = _capi.native("sqlite3_value_int64")
-_value_double = _capi.native("sqlite3_value_double")
 
 
 @njit(cache=True)
@@ -98,13 +94,13 @@ def select_rows(cols, nrows, cons, argv, nargs):
         if cons[j].argv < 0 or cons[j].argv >= nargs or op > OP_GE:
             continue  # LIMIT / OFFSET terms are the cursor's, not filters
         v = argv[cons[j].argv]
-        t = _value_type(as_voidptr(v))
+        t = sqlite3_value_type(as_voidptr(v))
         if t == SQLITE_NULL:  # x OP NULL is never true
             return np.arange(0)
         if t != SQLITE_INTEGER and t != SQLITE_FLOAT:
             continue  # text / blob right-hand side: leave it to SQLite
-        vi = _value_int64(as_voidptr(v))
-        vr = _value_double(as_voidptr(v))
+        vi = sqlite3_value_int64(as_voidptr(v))
+        vr = sqlite3_value_double(as_voidptr(v))
         if col < 0:
             lo, hi = _int_bounds(op, t, vi, vr)
             # rowid = row + 1

@@ -20,7 +20,7 @@ import numpy as np
 from numba import carray, njit
 
 from ..native.intrinsics import address_of, as_voidptr, is_null
-from ..sqlite import capi as _capi
+from ..sqlite.declarations import sqlite3_malloc64
 from ..sqlite.structs import COLUMN
 from .columns import (
     K_BLOB32, K_BLOB64, K_DATE32, K_DATETIME, K_F32, K_F64, K_I64, K_NULL, K_PBLOB, K_PTEXT,
@@ -33,7 +33,6 @@ __all__ = ["CHUNK", "alloc_block", "fill_block"]
 CHUNK = 4096  # rows gathered at a time by an ordered cursor
 CHUNK_BYTES = 17 * CHUNK  # per gathered column: 16-byte values (or pairs) + a NULL mask
 
-_malloc = _capi.native("sqlite3_malloc64")
 _COLUMN_SIZE = COLUMN.itemsize
 
 
@@ -54,7 +53,7 @@ def alloc_block(cols, used):
     if nm == 0:
         return np.int64(0)
     head = ncols * _COLUMN_SIZE
-    p = _malloc(head + nm * CHUNK_BYTES)
+    p = sqlite3_malloc64(head + nm * CHUNK_BYTES)
     if is_null(p):
         return np.int64(-1)
     base = address_of(p)

@@ -28,14 +28,19 @@ from __future__ import annotations
 import numpy as np
 from numba import carray, njit
 
+from ..native.anyvalue import int_float_compare
 from ..native.intrinsics import address_of, as_voidptr, is_null
-from ..sqlite import capi as _capi
+from ..native.values import read_fields
+from ..sqlite.declarations import (
+    sqlite3_free,
+    sqlite3_malloc64,
+)
 from ..sqlite.structs import INDEX, INDEXES, MAX_INDEX_COLUMNS, MAX_INDEXES, PLAN_TERM, SCRATCH_BYTES
 from .columns import (
     K_BLOB32, K_BLOB64, K_DATE32, K_DATETIME, K_NULL, K_TEXT32, K_TEXT64,
 )
 from .ordering import _dense_ranks, _sort_keys, order_rows
-from .values import SQLITE_BLOB, SQLITE_FLOAT, SQLITE_INTEGER, SQLITE_NULL, SQLITE_TEXT, cell
+from .values import SQLITE_FLOAT, SQLITE_INTEGER, SQLITE_NULL, SQLITE_TEXT, cell
 
 __all__ = ["OP_IS", "build_index", "column_class", "estimate_distinct", "find_index", "index_entries", "probe"]
 
@@ -48,14 +53,6 @@ C_NULL, C_NUMBER, C_TEXT, C_BLOB = 0, 1, 2, 3
 SAMPLE = 2048  # rows sampled to estimate a column's distinct count
 
 from .directory import _HEAD
-_malloc = _capi.native("sqlite3_malloc64")
-_free = _capi.native("sqlite3_free")
-_value_type = _capi.native("sqlite3_value_type")
-_value_int64 = _capi.native("sqlite3_value_int64")
-_value_double = _capi.native("sqlite3_value_double")
-_value_text = _capi.native("sqlite3_value_text")
-_value_blob = _capi.native("sqlite3_value_blob")
-_value_bytes = _capi.native("sqlite3_value_bytes")
 
 
 @njit(cache=True)
@@ -108,26 +105,6 @@ def _class_of(t):
 
 
 @njit(cache=True)
-def _cmp_int_float(i, f):
-    """Sign of ``i - f`` for an int64 and a double, exactly (as SQLite compares them)."""
-    if f < -9223372036854775808.0:
-        return 1
-    if f >= 9223372036854775808.0:
-        return -1
-    fi = np.int64(f)  # truncated: exact for |f| < 2**63
-    if i < fi:
-        return -1
-    if i > fi:
-        return 1
-    d = np.float64(fi)
-    if f > d:
-        return -1
-    if f < d:
-        return 1
-    return 0
-
-
-@njit(cache=True)
 def _cmp_bytes(a, na, b, nb):
     pa = carray(as_voidptr(a), max(na, 1), np.uint8)
     pb = carray(as_voidptr(b), max(nb, 1), np.uint8)
@@ -154,8 +131,8 @@ def _cmp(t1, i1, f1, a1, n1, t2, i2, f2, a2, n2):
         if t1 == SQLITE_FLOAT and t2 == SQLITE_FLOAT:
             return -1 if f1 < f2 else (1 if f1 > f2 else 0)
         if t1 == SQLITE_INTEGER:
-            return _cmp_int_float(i1, f2)
-        return -_cmp_int_float(i2, f1)
+            return int_float_compare(i1, f2)
+        return -int_float_compare(i2, f1)
     return _cmp_bytes(a1, n1, a2, n2)
 
 
@@ -182,19 +159,7 @@ def _bound(cd, perm, lo, hi, pt, pi, pf, pa, pn, scratch, upper):
 @njit(cache=True)
 def _probe_value(v):
     """(type, int64, double, address, length) of ``sqlite3_value *`` *v*."""
-    t = _value_type(as_voidptr(v))
-    if t == SQLITE_INTEGER:
-        return t, _value_int64(as_voidptr(v)), 0.0, np.int64(0), np.int64(0)
-    if t == SQLITE_FLOAT:
-        return t, np.int64(0), _value_double(as_voidptr(v)), np.int64(0), np.int64(0)
-    if t == SQLITE_TEXT:
-        p = _value_text(as_voidptr(v))
-        return t, np.int64(0), 0.0, np.int64(address_of(p)), np.int64(_value_bytes(as_voidptr(v)))
-    if t == SQLITE_BLOB:
-        p = _value_blob(as_voidptr(v))
-        n = np.int64(_value_bytes(as_voidptr(v)))
-        return t, np.int64(0), 0.0, np.int64(address_of(p)) if n > 0 else np.int64(0), n
-    return SQLITE_NULL, np.int64(0), 0.0, np.int64(0), np.int64(0)
+    return read_fields(as_voidptr(v))
 
 
 @njit(cache=True)
@@ -282,7 +247,7 @@ def build_index(dir_addr, cols, nrows, keys, nk):
         terms[j].argv = -1
     perm = order_rows(cols, np.arange(nrows), terms)
     nbytes = 8 * max(nrows, 1)
-    p = _malloc(nbytes)
+    p = sqlite3_malloc64(nbytes)
     if is_null(p):
         return -1
     carray(p, max(nrows, 1), np.int64)[:nrows] = perm

@@ -16,6 +16,15 @@ from numba import carray, njit
 from ..errors import Error
 from ..native.intrinsics import as_voidptr
 from ..sqlite import capi as _capi
+from ..sqlite.declarations import (
+    sqlite3_bind_blob64,
+    sqlite3_bind_double,
+    sqlite3_bind_int64,
+    sqlite3_bind_null,
+    sqlite3_bind_text64,
+    sqlite3_reset,
+    sqlite3_step,
+)
 from ..sqlite.structs import COLUMN, SCRATCH_BYTES, TABLE
 from .columns import build_table, frame_columns, quote
 from .registration import register_frame, registry_lock
@@ -29,26 +38,21 @@ __all__ = ["load_frame"]
 SQLITE_OK = _capi.SQLITE_OK
 SQLITE_DONE = _capi.SQLITE_DONE
 
-_bind_null, _bind_int64, _bind_double, _bind_text64, _bind_blob64 = (
-    _capi.native("sqlite3_bind_" + t) for t in ("null", "int64", "double", "text64", "blob64")
-)
-_step = _capi.native("sqlite3_step")
-_reset = _capi.native("sqlite3_reset")
-
 
 @njit(cache=True, nogil=True)
 def _bind_cell(stmt, j, cd, r, scratch):
     """Bind row *r* of column *cd* to parameter *j* (1-based) of *stmt* (``sqlite3_bind_*``)."""
     t, iv, fv, addr, n, static = cell(cd, r, scratch)
     if t == SQLITE_INTEGER:
-        return _bind_int64(stmt, j, iv)
+        return sqlite3_bind_int64(stmt, j, iv)
     if t == SQLITE_FLOAT:
-        return _bind_double(stmt, j, fv)
+        return sqlite3_bind_double(stmt, j, fv)
     if t == SQLITE_TEXT:
-        return _bind_text64(stmt, j, as_voidptr(addr), n, SQLITE_STATIC if static else SQLITE_TRANSIENT, SQLITE_UTF8)
+        destructor = SQLITE_STATIC if static else SQLITE_TRANSIENT
+        return sqlite3_bind_text64(stmt, j, as_voidptr(addr), n, destructor, SQLITE_UTF8)
     if t == SQLITE_BLOB:
-        return _bind_blob64(stmt, j, as_voidptr(addr), n, SQLITE_STATIC if static else SQLITE_TRANSIENT)
-    return _bind_null(stmt, j)
+        return sqlite3_bind_blob64(stmt, j, as_voidptr(addr), n, SQLITE_STATIC if static else SQLITE_TRANSIENT)
+    return sqlite3_bind_null(stmt, j)
 
 
 @njit(cache=True, nogil=True)
@@ -65,11 +69,11 @@ def _insert_rows(stmt_addr, table_addr):
             rc = _bind_cell(stmt, c + 1, cols[c], r, sp)
             if rc != SQLITE_OK:
                 return r, rc
-        rc = _step(stmt)
+        rc = sqlite3_step(stmt)
         if rc != SQLITE_DONE:
-            _reset(stmt)
+            sqlite3_reset(stmt)
             return r, rc
-        _reset(stmt)
+        sqlite3_reset(stmt)
     return nrows, SQLITE_OK
 
 

@@ -21,6 +21,16 @@ from numba import carray, cfunc, njit, types
 
 from ..native.intrinsics import address_of, as_voidptr, is_null
 from ..sqlite import capi as _capi
+from ..sqlite.declarations import (
+    sqlite3_declare_vtab,
+    sqlite3_free,
+    sqlite3_malloc64,
+    sqlite3_value_int64,
+    sqlite3_value_type,
+    sqlite3_vtab_collation,
+    sqlite3_vtab_config,
+    sqlite3_vtab_rhs_value,
+)
 from ..sqlite.structs import (
     COLUMN, CURSOR, INDEX_CONSTRAINT, INDEX_CONSTRAINT_USAGE, INDEX_INFO, INDEX_ORDERBY, TABLE,
     TOKEN, VTAB,
@@ -46,15 +56,6 @@ PROBE_COST = 20.0
 
 _SCRATCH = CURSOR.fields["scratch"][1]  # offset of the cursor's scratch bytes
 
-_malloc = _capi.native("sqlite3_malloc64")
-_free = _capi.native("sqlite3_free")
-_declare_vtab = _capi.native("sqlite3_declare_vtab")
-_vtab_config = _capi.native("sqlite3_vtab_config")
-_value_type = _capi.native("sqlite3_value_type")
-_value_int64 = _capi.native("sqlite3_value_int64")
-# Required by fastagg.sqlite.capi (SQLite >= 3.38), so always present.
-_rhs_value = _capi.native("sqlite3_vtab_rhs_value")
-_collation = _capi.native("sqlite3_vtab_collation")
 _BINARY = np.frombuffer(b"BINARY\0", np.uint8).copy()
 
 _MSG_DEAD = np.frombuffer(b"fastagg: this table was unregistered\0", np.uint8).copy()
@@ -80,13 +81,13 @@ def _columns(table_addr):
 @njit(cache=True)
 def _set_error(vtab_addr, msg):
     """Set ``sqlite3_vtab.zErrMsg`` to a sqlite3_malloc'd copy of *msg* (SQLite frees it)."""
-    p = _malloc(len(msg))
+    p = sqlite3_malloc64(len(msg))
     if is_null(p):
         return
     carray(p, len(msg), np.uint8)[:] = msg
     vt = _record(vtab_addr, VTAB)[0]
     if vt.zErrMsg != 0:
-        _free(as_voidptr(vt.zErrMsg))
+        sqlite3_free(as_voidptr(vt.zErrMsg))
     vt.zErrMsg = address_of(p)
 
 
@@ -100,11 +101,11 @@ def x_connect(db, aux, argc, argv, pp_vtab, pz_err):
     tok = carray(aux, 1, TOKEN)[0]
     if tok.dead != 0:
         return SQLITE_ERROR
-    rc = _declare_vtab(db, as_voidptr(_record(tok.table, TABLE)[0].schema))
+    rc = sqlite3_declare_vtab(db, as_voidptr(_record(tok.table, TABLE)[0].schema))
     if rc != SQLITE_OK:
         return rc
-    _vtab_config(db, SQLITE_VTAB_INNOCUOUS)
-    p = _malloc(_VTAB_SIZE)
+    sqlite3_vtab_config(db, SQLITE_VTAB_INNOCUOUS)
+    p = sqlite3_malloc64(_VTAB_SIZE)
     if is_null(p):
         return SQLITE_NOMEM
     carray(p, _VTAB_SIZE, np.uint8)[:] = 0
@@ -115,7 +116,7 @@ def x_connect(db, aux, argc, argv, pp_vtab, pz_err):
 
 @cfunc(_I32(_VP), cache=True)
 def x_disconnect(vtab):
-    _free(vtab)
+    sqlite3_free(vtab)
     return SQLITE_OK
 
 
@@ -127,13 +128,13 @@ def _exact_rhs(info, i, is_float):
     (``sqlite3_vtab_rhs_value``); then SQLite may omit its own test.
     """
     slot = np.zeros(1, np.intp)
-    if _rhs_value(info, i, as_voidptr(slot.ctypes.data)) != SQLITE_OK or slot[0] == 0:
+    if sqlite3_vtab_rhs_value(info, i, as_voidptr(slot.ctypes.data)) != SQLITE_OK or slot[0] == 0:
         return False
-    t = _value_type(as_voidptr(slot[0]))
+    t = sqlite3_value_type(as_voidptr(slot[0]))
     if t == SQLITE_FLOAT or (t == SQLITE_INTEGER and not is_float):
         return True
     if t == SQLITE_INTEGER:
-        iv = _value_int64(as_voidptr(slot[0]))
+        iv = sqlite3_value_int64(as_voidptr(slot[0]))
         return -9007199254740992 <= iv <= 9007199254740992
     return False
 
@@ -142,7 +143,7 @@ def _binary(info, i, kind):
     """Whether constraint *i* compares under BINARY (always so for numbers)."""
     if column_class(kind) < C_TEXT:
         return True
-    p = _collation(info, i)
+    p = sqlite3_vtab_collation(info, i)
     if is_null(p):
         return True
     name = carray(p, 7, np.uint8)
@@ -155,6 +156,24 @@ def _binary(info, i, kind):
         if c == 0:
             break
     return True
+
+
+@njit(cache=True, inline="always")
+def _usable_on(info, cons, cols, i, op_wanted):
+    """Whether constraint *i* (of a wanted operator) is usable on a column an index can key, under BINARY."""
+    col = cons[i].iColumn
+    if cons[i].usable == 0 or col < 0 or not op_wanted:
+        return False
+    return cols[col].kind != K_NULL and _binary(info, i, cols[col].kind)
+
+
+@njit(cache=True, inline="always")
+def _among(keys, n, col):
+    """Whether *col* is one of the first *n* of *keys*."""
+    for j in range(n):
+        if keys[j] == col:
+            return True
+    return False
 
 
 @njit(cache=True)
@@ -181,15 +200,9 @@ def _index_candidate(info, cons, ncons, cols, dir_addr, nrows, orderby, norder, 
     for i in range(ncons):
         col = cons[i].iColumn
         op = cons[i].op
-        if cons[i].usable == 0 or col < 0 or not (op == OP_EQ or op == OP_IS) or neq >= MAX_INDEX_COLUMNS:
+        if neq >= MAX_INDEX_COLUMNS or not _usable_on(info, cons, cols, i, op == OP_EQ or op == OP_IS):
             continue
-        if cols[col].kind == K_NULL or not _binary(info, i, cols[col].kind):
-            continue
-        dup = False
-        for j in range(neq):
-            if keys[j] == col:
-                dup = True
-        if dup:
+        if _among(keys, neq, col):
             continue
         # insertion in column order
         j = neq
@@ -207,15 +220,9 @@ def _index_candidate(info, cons, ncons, cols, dir_addr, nrows, orderby, norder, 
         for i in range(ncons):
             col = cons[i].iColumn
             op = cons[i].op
-            if cons[i].usable == 0 or col < 0 or not (op == OP_GT or op == OP_GE or op == OP_LT or op == OP_LE):
+            if not _usable_on(info, cons, cols, i, op == OP_GT or op == OP_GE or op == OP_LT or op == OP_LE):
                 continue
-            if cols[col].kind == K_NULL or not _binary(info, i, cols[col].kind):
-                continue
-            inkey = False
-            for j in range(neq):
-                if keys[j] == col:
-                    inkey = True
-            if inkey or (rcol >= 0 and col != rcol):
+            if _among(keys, neq, col) or (rcol >= 0 and col != rcol):
                 continue
             if (op == OP_GT or op == OP_GE) and rlo < 0:
                 rcol = col
@@ -252,7 +259,7 @@ def _index_candidate(info, cons, ncons, cols, dir_addr, nrows, orderby, norder, 
     slot = np.zeros(1, np.intp)
     for f in range(npick):
         slot[0] = 0
-        if _rhs_value(info, picks[f], as_voidptr(slot.ctypes.data)) != SQLITE_OK or slot[0] == 0:
+        if sqlite3_vtab_rhs_value(info, picks[f], as_voidptr(slot.ctypes.data)) != SQLITE_OK or slot[0] == 0:
             constant = False
     have = find_index(dir_addr, keys, nk) >= 0
     rows = np.float64(n)
@@ -401,7 +408,7 @@ def x_best_index(vtab, info):
 def x_open(vtab, pp_cursor):
     """xOpen: allocate a cursor (sqlite3_malloc64; freed in xClose)."""
     vt = carray(vtab, 1, VTAB)[0]
-    p = _malloc(_CURSOR_SIZE)
+    p = sqlite3_malloc64(_CURSOR_SIZE)
     if is_null(p):
         return SQLITE_NOMEM
     carray(p, _CURSOR_SIZE, np.uint8)[:] = 0
@@ -420,11 +427,11 @@ def _drop_buffers(cur):
     """Free the cursor's row permutation and gathered block."""
     if cur.rows != 0:
         if cur.own_rows != 0:
-            _free(as_voidptr(cur.rows))
+            sqlite3_free(as_voidptr(cur.rows))
         cur.rows = 0
         cur.own_rows = 0
     if cur.block != 0:
-        _free(as_voidptr(cur.block))
+        sqlite3_free(as_voidptr(cur.block))
         cur.block = 0
 
 
@@ -442,7 +449,7 @@ def x_close(cursor):
     cur = carray(cursor, 1, CURSOR)[0]
     _record(cur.token, TOKEN)[0].cursors -= 1
     _drop_buffers(cur)
-    _free(cursor)
+    sqlite3_free(cursor)
     return SQLITE_OK
 
 
@@ -453,7 +460,7 @@ def _set_rows(cur, rows):
     cur.end = m
     if m == 0:
         return True
-    p = _malloc(8 * m)
+    p = sqlite3_malloc64(8 * m)
     if is_null(p):
         return False
     carray(p, m, np.int64)[:] = rows
@@ -473,9 +480,9 @@ def _limit(filters, argv, argc):
         if (op != OP_LIMIT and op != OP_OFFSET) or a < 0 or a >= argc:
             continue
         v = argv[a]
-        if _value_type(as_voidptr(v)) != SQLITE_INTEGER:
+        if sqlite3_value_type(as_voidptr(v)) != SQLITE_INTEGER:
             return np.int64(-1)  # not an integer: SQLite decides
-        x = _value_int64(as_voidptr(v))
+        x = sqlite3_value_int64(as_voidptr(v))
         if op == OP_LIMIT:
             lim = x
         elif x > 0:
@@ -657,7 +664,7 @@ def module_destroy(aux):
     tok.alive = 0
     tok.refs -= 1
     if tok.refs == 0:
-        _free(aux)
+        sqlite3_free(aux)
 
 
 #: The callbacks of the sqlite3_module, by field name (built by :mod:`.callbacks`).

@@ -49,7 +49,7 @@ import numpy as np
 from numba import carray, njit
 
 from ..native.intrinsics import address_of, as_voidptr, is_null
-from ..sqlite import capi as _capi
+from ..sqlite.declarations import sqlite3_malloc64
 from ..sqlite.structs import PLAN, PLAN_TERM
 
 __all__ = [
@@ -61,7 +61,6 @@ PLAN_SCAN = 0
 PLAN_INDEX = 1
 
 _TAG = np.frombuffer(b"fastagg\0", np.uint8).copy()
-_malloc = _capi.native("sqlite3_malloc64")
 _PLAN_SIZE = PLAN.itemsize
 _PLAN_TERM_SIZE = PLAN_TERM.itemsize
 
@@ -76,7 +75,7 @@ def new_plan(kind, col_used, nfilter, norder, nkey=-1):
     """
     nterm = nfilter + norder + max(nkey, 0)
     size = _PLAN_SIZE + nterm * _PLAN_TERM_SIZE
-    p = _malloc(size)
+    p = sqlite3_malloc64(size)
     if is_null(p):
         return 0
     carray(p, size, np.uint8)[:] = 0

@@ -14,6 +14,13 @@ from numba import carray, njit
 
 from ..native.intrinsics import address_of, as_voidptr
 from ..sqlite import capi as _capi
+from ..sqlite.declarations import (
+    sqlite3_result_blob64,
+    sqlite3_result_double,
+    sqlite3_result_int64,
+    sqlite3_result_null,
+    sqlite3_result_text64,
+)
 from ..sqlite.structs import SCRATCH_BYTES
 from .columns import (
     K_BLOB32, K_BLOB64, K_BOOLBITS, K_DATE32, K_DATETIME, K_F32, K_F64, K_I8, K_I16, K_I32,
@@ -32,9 +39,6 @@ SQLITE_STATIC = _capi.SQLITE_STATIC
 SQLITE_TRANSIENT = _capi.SQLITE_TRANSIENT
 SQLITE_UTF8 = _capi.SQLITE_UTF8
 
-_result_null, _result_int64, _result_double, _result_text64, _result_blob64 = (
-    _capi.native("sqlite3_result_" + t) for t in ("null", "int64", "double", "text64", "blob64")
-)
 
 # Byte width of the integer-like kinds read by int_value (0: not one), and
 # which are unsigned (uint64 is read as its int64 bits).
@@ -254,21 +258,21 @@ def result_cell(ctx, cd, r, scratch):
         if k == K_F64:
             x = carray(as_voidptr(cd.data + 8 * r), 1, np.float64)[0]
             if np.isnan(x):
-                _result_null(ctx)
+                sqlite3_result_null(ctx)
             else:
-                _result_double(ctx, x)
+                sqlite3_result_double(ctx, x)
             return
         if k == K_I64:
-            _result_int64(ctx, carray(as_voidptr(cd.data + 8 * r), 1, np.int64)[0])
+            sqlite3_result_int64(ctx, carray(as_voidptr(cd.data + 8 * r), 1, np.int64)[0])
             return
     t, iv, fv, addr, n, static = cell(cd, r, scratch)
     if t == SQLITE_INTEGER:
-        _result_int64(ctx, iv)
+        sqlite3_result_int64(ctx, iv)
     elif t == SQLITE_FLOAT:
-        _result_double(ctx, fv)
+        sqlite3_result_double(ctx, fv)
     elif t == SQLITE_TEXT:
-        _result_text64(ctx, as_voidptr(addr), n, SQLITE_STATIC if static else SQLITE_TRANSIENT, SQLITE_UTF8)
+        sqlite3_result_text64(ctx, as_voidptr(addr), n, SQLITE_STATIC if static else SQLITE_TRANSIENT, SQLITE_UTF8)
     elif t == SQLITE_BLOB:
-        _result_blob64(ctx, as_voidptr(addr), n, SQLITE_STATIC if static else SQLITE_TRANSIENT)
+        sqlite3_result_blob64(ctx, as_voidptr(addr), n, SQLITE_STATIC if static else SQLITE_TRANSIENT)
     else:
-        _result_null(ctx)
+        sqlite3_result_null(ctx)
