@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import fastagg
+from aggs import assert_rows_close
 from reference import python_version_of, register_python
 
 
@@ -213,17 +214,6 @@ def both(db, sql_template: str, params=()):
     compiled = db.execute(sql_template.replace("{p}", ""), params).fetchall()
     python = db.execute(sql_template.replace("{p}", "py_"), params).fetchall()
     return compiled, python
-
-
-def assert_rows_close(a, b, rel=1e-9):
-    assert len(a) == len(b)
-    for ra, rb in zip(a, b):
-        assert len(ra) == len(rb)
-        for va, vb in zip(ra, rb):
-            if isinstance(va, float) and isinstance(vb, float):
-                assert va == pytest.approx(vb, rel=rel, abs=1e-12) or (math.isnan(va) and math.isnan(vb))
-            else:
-                assert va == vb
 
 
 QUERIES = [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pandas as pd
@@ -10,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 import fastagg
+from aggs import assert_tables_same as assert_same  # noqa: F401 - test_dask imports it from here
 from fastagg.engine import parallel as _parallel
 
 pytest.importorskip("sqlglot")
@@ -99,23 +99,6 @@ def db(frame):
     with fastagg.connect() as session:
         session.register("df", frame)
         yield session
-
-
-def assert_same(a: pa.Table, b: pa.Table, ordered: bool):
-    assert a.column_names == b.column_names
-    assert a.schema == b.schema, (a.schema, b.schema)
-    ra, rb = a.to_pylist(), b.to_pylist()
-    if not ordered:
-        key = lambda r: [(v is None, repr(v) if not isinstance(v, float) else round(v, 6)) for v in r.values()]  # noqa: E731
-        ra, rb = sorted(ra, key=key), sorted(rb, key=key)
-    assert len(ra) == len(rb)
-    for x, y in zip(ra, rb):
-        for name in x:
-            u, v = x[name], y[name]
-            if isinstance(u, float) and isinstance(v, float):
-                assert math.isclose(u, v, rel_tol=1e-9, abs_tol=1e-9), (name, u, v)
-            else:
-                assert u == v, (name, u, v)
 
 
 SPLIT = [
