@@ -21,7 +21,7 @@ Targets: custom variance <= 0.5x pandas-numba, <= 2x DuckDB, <= 3x numbagg;
 built-ins <= 1.5x DuckDB and faster than pandas; ungrouped <= 2x numpy.
 If ``fastagg.query`` accepts ``engine="sqlite"``, both engines are timed.
 Every answer is checked first: equal to DuckDB's within 1e-9 relative
-(``approx_count_distinct`` within 10% or 1 of the exact count per group:
+(``approx_count_distinct`` within 10% or 2 of the exact count per group:
 sketches differ).
 
 Run: ``python benchmarks/bench_groupby.py [--rows N] [--repeat R]
@@ -49,33 +49,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _harness import median_time, print_table, write_json  # noqa: E402
 
 import fastagg  # noqa: E402
+from bench_parallel import Welford  # noqa: E402 - the one benchmark Welford variance
 
 
 @fastagg.aggregate(name="myvar")
-class MyVar:
-    """Sample variance: Welford's update, Chan's merge."""
-
-    n: np.int64
-    mean: np.float64
-    m2: np.float64
-
-    def step(self, x: float):
-        self.n += 1
-        delta = x - self.mean
-        self.mean += delta / self.n
-        self.m2 += delta * (x - self.mean)
-
-    def merge(self, other):
-        if other.n == 0:
-            return
-        n = self.n + other.n
-        d = other.mean - self.mean
-        self.mean += d * other.n / n
-        self.m2 += other.m2 + d * d * self.n * other.n / n
-        self.n = n
-
-    def finalize(self) -> float | None:
-        return self.m2 / (self.n - 1) if self.n > 1 else None
+class MyVar(Welford):
+    """Sample variance: bench_parallel's Welford update and Chan merge, as ``myvar``."""
 
 
 @fastagg.aggregate(name="myavg")
@@ -310,8 +289,8 @@ def bench_frame(label: str, df: pd.DataFrame, repeat: int, duck, pl, engines: li
 
     # Built-ins.
     for case, sql, pandas_method, polars_exprs in BUILTINS:
-        # A sketch: within 10% or 1 of the exact count (small groups collide in a register).
-        rtol, atol = (0.10, 1.0) if case.startswith("approx") else (1e-9, 0.0)
+        # A sketch (fastagg's or DuckDB's): within 10% or 2 of the exact count (small groups collide in a register).
+        rtol, atol = (0.10, 2.0) if case.startswith("approx") else (1e-9, 0.0)
         reference = duck.execute(sql).df() if rtol < 0.01 else pandas_method(df)  # approx: vs exact
         row = {"case": case, "key": label}
         for engine in engines:
