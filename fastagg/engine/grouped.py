@@ -51,7 +51,7 @@ import threading
 
 import numpy as np
 
-from .kinds import FLOAT_KINDS, NotInShape
+from .kinds import FLOAT_KINDS, NUMERIC_KINDS, NotInShape
 from .shape import Plan
 
 __all__ = ["run_native", "NativeFailed"]
@@ -85,80 +85,26 @@ def threads_for(nrows: int, workers: int | None) -> int:
 
 
 # --------------------------------------------------------------------------
-# Columns
-
-
-def _column_array(frame, i):
-    """Column *i* of *frame* as a pyarrow array (NaN stays NaN; predicate marks it NULL)."""
-    import pyarrow as pa
-
-    pd = sys.modules.get("pandas")
-    if pd is not None and isinstance(frame, pd.DataFrame):
-        return pa.array(frame.iloc[:, i], from_pandas=True)
-    return frame.column(i)
-
-
-def _key_frame(frame, positions, take):
-    """The key columns of *frame* at rows *take*, keeping their dtypes (so SQLite sees the same values)."""
-    pd = sys.modules.get("pandas")
-    if pd is not None and isinstance(frame, pd.DataFrame):
-        return frame.iloc[take, list(positions)].reset_index(drop=True)
-    import pyarrow as pa
-
-    return frame.select(list(positions)).take(pa.array(take, pa.int64()))
-
-
-def _with_columns(keys, frame_is_pandas, columns: dict, nrows: int):
-    """Append result *columns* (name -> (values, null mask or None)) to the key table."""
-    import pyarrow as pa
-
-    if frame_is_pandas:
-        import pandas as pd
-
-        out = keys if keys is not None else pd.DataFrame(index=range(nrows))
-        for name, (values, null) in columns.items():
-            if null is not None and null.any():
-                if values.dtype.kind == "f":
-                    values = np.where(null, np.nan, values)
-                else:
-                    values = pd.arrays.IntegerArray(values, null.astype(bool))
-            out[name] = values
-        return out
-    arrays, names = [], []
-    if keys is not None:
-        arrays += list(keys.columns)
-        names += list(keys.column_names)
-    for name, (values, null) in columns.items():
-        arrays.append(pa.array(values, mask=None if null is None else null.astype(bool)))
-        names.append(name)
-    if not arrays:
-        return pa.table({"__fa": pa.nulls(nrows)})
-    return pa.Table.from_arrays(arrays, names=names)
-
-
-# --------------------------------------------------------------------------
 # Aggregates
 
 
-def _sqlite_aggregate(agg, kind, gids, ngroups, value, kernels, sums):
-    """One of SQLite's aggregates: (values, null mask). *sums* caches a column's sum pass (sum/avg/total share it)."""
+def _sqlite_aggregate(agg, is_float, gids, ngroups, value, kernels, sums, key, nthreads):
+    """One of SQLite's aggregates: (values, null mask). *sums* caches an argument's sum pass (sum/avg/total share it)."""
     name = agg.name
     if name == "count":
-        null = _zeros(len(gids), np.uint8) if not agg.args else value("f64", agg.args[0])[1]
-        return kernels.count_rows(gids, ngroups, null), None
-    is_float = kind in FLOAT_KINDS
+        null = value("null", None) if not agg.args else value("f64", agg.args[0])[1]
+        return _threaded_count(kernels, gids, ngroups, null, nthreads), None
     x, null = value("f64" if is_float else "i64", agg.args[0])
     if name in ("min", "max"):
         fn = kernels.extreme_float if is_float else kernels.extreme_int
         best, have = fn(gids, ngroups, x, null, name == "max")
         return best, have == 0
-    column = agg.args[0]
-    if column not in sums:
+    if key not in sums:
         if is_float:
-            sums[column] = (None, *kernels.sum_float(gids, ngroups, x, null), None)
+            sums[key] = (None, *kernels.sum_float(gids, ngroups, x, null), None)
         else:
-            sums[column] = kernels.sum_int(gids, ngroups, x, null)
-    isum, rsum, cnt, overflow = sums[column]
+            sums[key] = kernels.sum_int(gids, ngroups, x, null)
+    isum, rsum, cnt, overflow = sums[key]
     if name == "total":
         return rsum, None
     empty = cnt == 0
@@ -168,6 +114,20 @@ def _sqlite_aggregate(agg, kind, gids, ngroups, value, kernels, sums):
     if overflow is not None and (overflow[~empty] != 0).any():
         raise NativeFailed("integer overflow")
     return (rsum if is_float else isum), empty
+
+
+def _ranges(n, nthreads):
+    nthreads = max(1, min(nthreads, n // 65536 or 1))
+    return [(n * t // nthreads, n * (t + 1) // nthreads) for t in range(nthreads)]
+
+
+def _threaded_count(kernels, gids, ngroups, null, nthreads):
+    """count per group; integer counts combine exactly, so row ranges run on threads."""
+    parts = _ranges(len(gids), nthreads)
+    if len(parts) == 1:
+        return kernels.count_rows(gids, ngroups, null)
+    outs = list(_executor(len(parts)).map(lambda r: kernels.count_rows(gids[r[0]:r[1]], ngroups, null[r[0]:r[1]]), parts))
+    return np.sum(outs, axis=0)
 
 
 def _array_entry_points(spec):
@@ -280,18 +240,57 @@ def _plain_buffer(column, dtype):
     return np.frombuffer(buf, dtype)
 
 
-def compute_grouped(plan: Plan, frame, registration, params, workers):
-    """Compute the grouped result of *plan* over *frame*: a frame of keys and ``__faN`` columns."""
+def _load(cd, column, rows, how):
+    """Column values at *rows* as (values, uint8 NULL mask); zero-copy for a plain buffer read in full."""
     from . import kernels
+
+    if isinstance(rows, _Rows):
+        plain = _plain_buffer(column, np.float64 if how == "f64" else np.int64)
+        if plain is not None:
+            # The registration's own buffer (NaN is NULL, as the virtual table reads it).
+            null = np.isnan(plain).view(np.uint8) if how == "f64" else _zeros(len(plain), np.uint8)
+            return plain, null
+    fn = kernels.column_f64 if how == "f64" else kernels.column_i64
+    return fn(cd, _as_array(rows))
+
+
+def _convert(ev, how):
+    """An evaluated argument expression (:func:`.expr.evaluate`) as (values, uint8 NULL mask) of *how*."""
+    if ev[0] == "real":
+        values = ev[1]
+        null = np.isnan(values)
+        if how == "f64":
+            return values, null.view(np.uint8)
+        with np.errstate(invalid="ignore"):
+            out = np.where(values <= -9223372036854775808.0, np.iinfo(np.int64).min,
+                           np.where(values >= 9223372036854775807.0, np.iinfo(np.int64).max,
+                                    np.where(null, 0.0, values).astype(np.int64)))
+        return out.astype(np.int64), null.view(np.uint8)
+    values, null = ev[1], ev[2]
+    if how == "f64":
+        return values.astype(np.float64), null.view(np.uint8)
+    return values, null.view(np.uint8)
+
+
+def compute_grouped(plan: Plan, registration, params, workers, constants):
+    """Compute *plan*'s groups over the registration's buffers.
+
+    Returns ``(keys, results, ngroups)``: ``keys`` maps a key column index
+    to its Arrow array (each group's first row), ``results`` holds one
+    Arrow array per aggregate.
+    """
+    from . import kernels
+    from .expr import Expr, evaluate
+    from .result import key_array, number_array, text_array
 
     columns = registration.columns
     cols = registration._descriptor[1]  # the COLUMN descriptors the virtual table reads
     nrows = registration.nrows
+    index = {c.name.lower(): i for i, c in enumerate(columns)}
     if plan.where is not None:
         from .predicate import where_mask
 
-        index = {c.name.lower(): i for i, c in enumerate(columns)}
-        mask = where_mask(plan.where, columns, index, lambda i: _column_array(frame, i), params)
+        mask = where_mask(plan.where, columns, index, cols, nrows, params, constants)
         rows = np.flatnonzero(mask).astype(np.int64)
     else:
         rows = _Rows(nrows)
@@ -307,35 +306,91 @@ def compute_grouped(plan: Plan, frame, registration, params, workers):
     else:
         gids, ngroups, first = _zeros(len(rows), np.int64), 1, None
     loaded = {}
+    evaluated = {}
 
-    def value(how, i):
-        if (how, i) not in loaded:
-            plain = None if plan.where is not None else _plain_buffer(columns[i], np.float64 if how == "f64" else np.int64)
-            if plain is not None:
-                # Zero-copy: the frame's own buffer (NaN is NULL, as the virtual table reads it).
-                null = np.isnan(plain).view(np.uint8) if how == "f64" else _zeros(len(plain), np.uint8)
-                loaded[how, i] = plain, null
+    def load_typed(i):
+        if columns[i].kind in FLOAT_KINDS:
+            values, null = value("f64", i)
+            if null.any():
+                values = np.where(null != 0, np.nan, values)
+            return "real", values
+        values, null = value("i64", i)
+        return "int", values, null.view(bool)
+
+    def evaluated_arg(e):
+        if e not in evaluated:
+            ev = evaluate(e, len(rows), load_typed, constants)
+            evaluated[e] = ("real", np.full(len(rows), np.nan)) if ev[0] == "null" else ev
+        return evaluated[e]
+
+    def value(how, arg):
+        if how == "null":
+            return _zeros(len(rows), np.uint8)
+        if (how, arg) not in loaded:
+            if isinstance(arg, Expr):
+                loaded[how, arg] = _convert(evaluated_arg(arg), how)
             else:
-                fn = kernels.column_f64 if how == "f64" else kernels.column_i64
-                loaded[how, i] = fn(cols[i], _as_array(rows))
-        return loaded[how, i]
+                loaded[how, arg] = _load(cols[arg], columns[arg], rows, how)
+        return loaded[how, arg]
+
+    def is_float(arg):
+        if isinstance(arg, Expr):
+            return evaluated_arg(arg)[0] == "real"
+        return columns[arg].kind in FLOAT_KINDS
+
+    filtered = {}
+
+    def restrict(text):
+        """(gids, value) for the rows an aggregate's FILTER keeps."""
+        if text not in filtered:
+            from .predicate import where_mask
+
+            keep = where_mask(plan.filters[text], columns, index, cols, nrows, params, constants)
+            if not isinstance(rows, _Rows):
+                keep = keep[rows]
+            idx = np.flatnonzero(keep)
+            cache = {}
+
+            def fvalue(how, arg):
+                if how == "null":
+                    return _zeros(len(idx), np.uint8)
+                if (how, arg) not in cache:
+                    cache[how, arg] = tuple(np.ascontiguousarray(a[idx]) for a in value(how, arg))
+                return cache[how, arg]
+
+            filtered[text] = np.ascontiguousarray(gids[idx]), fvalue, idx
+        return filtered[text]
 
     nthreads = threads_for(len(rows), workers)
-    results = {}
+    results = []
     sums: dict = {}
-    for k, agg in enumerate(plan.aggregates):
+    for agg in plan.aggregates:
+        g, val = gids, value
+        if agg.filter is not None:
+            g, val, _ = restrict(agg.filter)
+        if agg.spec is None and agg.name in ("min", "max") and agg.args and not isinstance(agg.args[0], Expr) \
+                and columns[agg.args[0]].kind not in NUMERIC_KINDS:
+            from .columnar import extreme_text
+
+            table_rows = _as_array(rows)
+            if agg.filter is not None:
+                table_rows = table_rows[restrict(agg.filter)[2]]
+            best = extreme_text(g, ngroups, cols[agg.args[0]], table_rows, agg.name == "max")
+            results.append(text_array(cols[agg.args[0]], best, columns[agg.args[0]].kind))
+            continue
         if agg.spec is None:
-            kind = columns[agg.args[0]].kind if agg.args else None
-            results[f"__fa{k}"] = _sqlite_aggregate(agg, kind, gids, ngroups, value, kernels, sums)
+            floating = bool(agg.args) and is_float(agg.args[0])
+            key = (agg.args[0] if agg.args else None, agg.filter)
+            out = _sqlite_aggregate(agg, floating, g, ngroups, val, kernels, sums, key, nthreads)
         else:
-            results[f"__fa{k}"] = _user_aggregate(agg, gids, ngroups, value, nthreads)
-    pd = sys.modules.get("pandas")
-    is_pandas = pd is not None and isinstance(frame, pd.DataFrame)
-    keys = None
+            out = _user_aggregate(agg, g, ngroups, val, nthreads)
+        results.append(number_array(*out))
+    keys = {}
     if plan.grouped:
-        positions = list(dict.fromkeys(plan.keys))
-        keys = _key_frame(frame, positions, first if isinstance(rows, _Rows) else rows[first])
-    return _with_columns(keys, is_pandas, results, ngroups)
+        krows = first if isinstance(rows, _Rows) else rows[first]
+        for i in dict.fromkeys(plan.keys):
+            keys[i] = key_array(columns[i], cols[i], np.ascontiguousarray(krows, dtype=np.int64))
+    return keys, results, ngroups
 
 
 def outer_sql(plan: Plan, table: str, names, decltypes) -> str:
@@ -369,11 +424,13 @@ def outer_sql(plan: Plan, table: str, names, decltypes) -> str:
     return sql
 
 
-def run_native(con, sql: str, plan: Plan, frame, registration, params, workers):
+def run_native(con, sql: str, plan: Plan, registration, params, workers):
     """Run *plan* natively and return its pyarrow result, or raise :class:`NativeFailed`."""
     from ..reader import _column_info, _prepare
     from ..sqlite import capi as _capi
     from ..table import register_frame
+    from .constants import evaluate
+    from .result import direct_table, grouped_table
 
     handle = _capi.connection_handle(con)
     try:
@@ -389,9 +446,13 @@ def run_native(con, sql: str, plan: Plan, frame, registration, params, workers):
     if nparams != given and not (nparams == 0 and params is None):
         raise NativeFailed("parameter count differs from the statement's")
     try:
-        grouped = compute_grouped(plan, frame, registration, params, workers)
+        constants = evaluate(con, plan.constants)
+        keys, results, ngroups = compute_grouped(plan, registration, params, workers, constants)
     except NotInShape as exc:
         raise NativeFailed(str(exc)) from None
+    if plan.direct is not None:
+        return direct_table(plan, names, decltypes, keys, results, ngroups)
+    grouped = grouped_table(plan, registration.columns, keys, results)
     name = f"__fastagg_grouped_{os.getpid()}_{next(_names)}"
     from ..reader import read_query
 

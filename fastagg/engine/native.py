@@ -45,7 +45,8 @@ class Explanation:
         return f"{self.engine}: {self.reason}"
 
 
-_SELECT = re.compile(r"\s*select\b", re.IGNORECASE)
+# Leading whitespace and comments, then SELECT.
+_SELECT = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*select\b", re.IGNORECASE | re.DOTALL)
 _CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 _GROUP = re.compile(r"\bgroup\s+by\b", re.IGNORECASE)
 
@@ -76,8 +77,12 @@ def _plan(db, sql: str, specs, engine: str = "auto"):
         # kernels (~0.6 s), more than it saves below this size.
         return f"frames under {NATIVE_MIN_ROWS:,} rows and numba not loaded yet: SQLite answers sooner"
     plan = analyse(sql, tables, specs)
-    if not isinstance(plan, str) and not _takes_rows(db._frames[plan.table]):
-        return f"{plan.table!r} is an Arrow stream (read once at registration), not a DataFrame or Table"
+    if not isinstance(plan, str) and plan.where is not None:
+        built = db._tables[plan.table].indexes
+        if built:
+            # SQLite may answer the WHERE through an index: rows in key order,
+            # so its sums would add in another order than the frame's.
+            return f"{plan.table!r} has an index ({', '.join(built[0]['columns'])}) SQLite may scan the WHERE by"
     return plan
 
 
@@ -93,17 +98,6 @@ def explain_statement(db, sql: str, specs, engine: str = "auto") -> Explanation:
     if plan.where is not None:
         what += ", WHERE in compiled code"
     return Explanation("native", what)
-
-
-def _takes_rows(frame) -> bool:
-    """Whether the engine can read key rows back from *frame* (pandas DataFrame, Arrow Table / RecordBatch)."""
-    import sys
-
-    pd = sys.modules.get("pandas")
-    pa = sys.modules.get("pyarrow")
-    return (pd is not None and isinstance(frame, pd.DataFrame)) or (
-        pa is not None and isinstance(frame, (pa.Table, pa.RecordBatch))
-    )
 
 
 def native_query(db, sql: str, specs, options):
@@ -125,8 +119,7 @@ def native_query(db, sql: str, specs, options):
     from .grouped import NativeFailed, run_native
 
     try:
-        table = run_native(db._con, sql, plan, db._frames[plan.table], db._tables[plan.table],
-                           options.params, options.workers)
+        table = run_native(db._con, sql, plan, db._tables[plan.table], options.params, options.workers)
     except NativeFailed as exc:
         _last.value = Explanation("sqlite", f"the native run stopped: {exc}")
         return None  # SQLite runs it and reports its own error, if any

@@ -1,27 +1,35 @@
-"""WHERE for the native engine: SQLite's three-valued logic over Arrow columns.
+"""WHERE and FILTER for the native engine: SQLite's three-valued logic over the column descriptors.
 
-:func:`check_where` accepts comparisons of a column with a literal or a
-parameter (``=``, ``==``, ``!=``, ``<>``, ``<``, ``<=``, ``>``, ``>=``),
-``AND``, ``OR``, ``NOT``, ``IS [NOT] NULL``, ``BETWEEN`` and ``IN (literals)``
-over integer, real and text columns. :func:`where_mask` evaluates it with
-pyarrow's Kleene kernels: NULL (and NaN, which SQLite reads as NULL) compares
-as NULL, ``NOT NULL`` is NULL, and a row passes only when the whole term is
-true. Values are taken only where SQLite's comparison is exact and needs no
-affinity conversion: integers with integral numbers, reals with numbers
-exactly representable as doubles, text with text (BINARY: byte order, which
-for UTF-8 is Arrow's order). Anything else raises :class:`NotInShape` and
-the statement runs on SQLite.
+:func:`check_where` accepts comparisons of a column with a value (a
+literal, a parameter, or a constant expression SQLite evaluates once, see
+:mod:`.constants`): ``=``, ``==``, ``!=``, ``<>``, ``<``, ``<=``, ``>``,
+``>=``; ``AND``, ``OR``, ``NOT``, ``IS [NOT] NULL``, ``BETWEEN`` and ``IN
+(values)`` over integer, real, text, date and datetime columns.
+:func:`where_mask` evaluates it over the registration's column
+descriptors (:mod:`.columnar`, the buffers SQLite reads): each term is a
+pair of masks (true, false); a row whose term is neither is NULL (NULL, and
+NaN, which SQLite reads as NULL, compare as NULL; ``NOT NULL`` is NULL); a
+row passes when the whole term is true. Values are taken only where
+SQLite's comparison is exact and needs no affinity conversion: integers
+with integral numbers, reals with numbers exactly representable as
+doubles, text with text (BINARY: memcmp), dates and datetimes with text
+(their text, ``YYYY-MM-DD[ HH:MM:SS[.ffffff]]``, sorts as their
+microseconds for years 0000-9999, so a text bound becomes a microsecond
+bound). Anything else raises :class:`NotInShape` and the statement runs on
+SQLite.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .kinds import FLOAT_KINDS, NUMERIC_KINDS, TEXT_KINDS, NotInShape
+from .constants import is_constant
+from .kinds import FLOAT_KINDS, NUMERIC_KINDS, TEXT_KINDS, TIME_KINDS, NotInShape
 
-__all__ = ["check_where", "where_mask"]
+__all__ = ["check_where", "where_mask", "where_values"]
 _FLIP = {"EQ": "EQ", "NEQ": "NEQ", "LT": "GT", "LTE": "GTE", "GT": "LT", "GTE": "LTE"}
-_PC = {"EQ": "equal", "NEQ": "not_equal", "LT": "less", "LTE": "less_equal", "GT": "greater", "GTE": "greater_equal"}
+_OPS = {"EQ": np.equal, "NEQ": np.not_equal, "LT": np.less, "LTE": np.less_equal, "GT": np.greater,
+        "GTE": np.greater_equal}
 
 
 def _unparen(node):
@@ -36,33 +44,40 @@ def _is_value(node) -> bool:
     from sqlglot import exp
 
     node = _unparen(node)
-    if isinstance(node, exp.Neg):
-        node = _unparen(node.this)
-        return isinstance(node, exp.Literal) and not node.is_string
-    return isinstance(node, (exp.Literal, exp.Placeholder, exp.Null, exp.Boolean))
+    return isinstance(node, exp.Placeholder) or is_constant(node)
 
 
-def check_where(node, columns, index) -> str | None:
-    """Return why the engine cannot evaluate WHERE term *node*, or None."""
+def check_where(node, columns, index, pushdown: bool = True) -> str | None:
+    """Return why the engine cannot evaluate WHERE term *node*, or None.
+
+    *pushdown*: a WHERE (the virtual table sees it and may scan an ``IN``
+    one value at a time); False for a FILTER clause (SQLite evaluates it).
+    """
     try:
-        _walk(node, columns, index, None)
+        _walk(node, columns, index, None, pushdown)
     except NotInShape as exc:
         return str(exc)
     return None
 
 
-def where_mask(node, columns, index, column_array, params) -> np.ndarray:
-    """Boolean numpy mask of the rows WHERE term *node* keeps.
+def where_values(node) -> list:
+    """The constant sub-expressions of term *node* (for :func:`.constants.evaluate`)."""
+    from .constants import constant_nodes
 
-    *column_array(i)* returns column *i* as a pyarrow array; *params* are
-    the statement's parameters. Raises :class:`NotInShape` for a value whose
-    comparison the engine does not reproduce exactly.
+    return constant_nodes(node)
+
+
+def where_mask(node, columns, index, cols, nrows, params, constants) -> np.ndarray:
+    """Boolean numpy mask of the table rows term *node* keeps.
+
+    *cols* are the registration's column descriptors, *params* the
+    statement's parameters, *constants* the values of its constants (SQL
+    text -> value). Raises :class:`NotInShape` for a value whose comparison
+    the engine does not reproduce exactly.
     """
-    import pyarrow.compute as pc
-
-    env = {"array": column_array, "params": params, "positional": [0], "cache": {}}
-    mask = _walk(node, columns, index, env)
-    return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
+    env = {"cols": cols, "n": nrows, "params": params, "positional": [0], "cache": {}, "constants": constants}
+    true, _ = _walk(node, columns, index, env, False)
+    return true
 
 
 def _column(node, columns, index) -> int:
@@ -75,16 +90,21 @@ def _column(node, columns, index) -> int:
     if i is None:
         raise NotInShape(f"no column {node.name!r}")
     kind = columns[i].kind
-    if kind not in NUMERIC_KINDS and kind not in TEXT_KINDS:
-        raise NotInShape(f"column {columns[i].name!r} is neither numeric nor text")
+    if kind not in NUMERIC_KINDS and kind not in TEXT_KINDS and kind not in TIME_KINDS:
+        raise NotInShape(f"column {columns[i].name!r} is neither numeric, text, date nor datetime")
     return i
 
 
-def _walk(node, columns, index, env):
+def _unknown(env):
+    z = np.zeros(env["n"], bool)
+    return z, z
+
+
+def _walk(node, columns, index, env, pushdown):
     from sqlglot import exp
 
     node = _unparen(node)
-    if isinstance(node, exp.Or) and env is None:
+    if isinstance(node, exp.Or) and env is None and pushdown:
         # SQLite turns an OR of equalities on one column into IN (below).
         for term in node.find_all(exp.EQ):
             for side in (term.this, term.expression):
@@ -93,31 +113,28 @@ def _walk(node, columns, index, env):
                         and columns[index[side.name.lower()]].kind in NUMERIC_KINDS:
                     raise NotInShape(f"{node.sql()}: OR over an equality on a numeric column (SQLite may scan it as IN)")
     if isinstance(node, (exp.And, exp.Or)):
-        left = _walk(node.this, columns, index, env)
-        right = _walk(node.expression, columns, index, env)
+        lt, lf = _walk(node.this, columns, index, env, pushdown) or (None, None)
+        rt, rf = _walk(node.expression, columns, index, env, pushdown) or (None, None)
         if env is None:
             return None
-        import pyarrow.compute as pc
-
-        return (pc.and_kleene if isinstance(node, exp.And) else pc.or_kleene)(left, right)
+        if isinstance(node, exp.And):
+            return lt & rt, lf | rf
+        return lt | rt, lf & rf
     if isinstance(node, exp.Not):
-        inner = _walk(node.this, columns, index, env)
+        inner = _walk(node.this, columns, index, env, pushdown)
         if env is None:
             return None
-        import pyarrow.compute as pc
-
-        return pc.invert(inner)
+        return inner[1], inner[0]
     if isinstance(node, exp.Is):
         if not isinstance(_unparen(node.expression), exp.Null):
             raise NotInShape(f"{node.sql()}: IS with a value other than NULL")
         i = _column(node.this, columns, index)
         if env is None:
             return None
-        import pyarrow.compute as pc
-
-        return pc.is_null(_array(env, i, columns))
+        null = _null(env, i)
+        return null, ~null
     name = type(node).__name__.upper()
-    if name in _PC:
+    if name in _OPS:
         left, right = node.this, node.expression
         op = name
         if _is_value(left) and not _is_value(right):
@@ -135,17 +152,15 @@ def _walk(node, columns, index, env):
                 raise NotInShape(f"{node.sql()}: a BETWEEN bound is not a value")
         if env is None:
             return None
-        import pyarrow.compute as pc
-
         kind = columns[i].kind
-        low = _compare(env, i, columns, "GTE", _value(env, node.args["low"], kind))
-        high = _compare(env, i, columns, "LTE", _value(env, node.args["high"], kind))
-        return pc.and_kleene(low, high)
+        lt, lf = _compare(env, i, columns, "GTE", _value(env, node.args["low"], kind))
+        ht, hf = _compare(env, i, columns, "LTE", _value(env, node.args["high"], kind))
+        return lt & ht, lf | hf
     if isinstance(node, exp.In):
         if node.args.get("query") or node.args.get("unnest") or node.args.get("field"):
             raise NotInShape(f"{node.sql()}: IN over a subquery")
         i = _column(node.this, columns, index)
-        if columns[i].kind in NUMERIC_KINDS:
+        if columns[i].kind in NUMERIC_KINDS and pushdown:
             # The virtual table takes IN on a number as one scan per value: SQLite's
             # sums then see rows in another order than the frame's.
             raise NotInShape(f"{node.sql()}: IN on a numeric column")
@@ -153,73 +168,140 @@ def _walk(node, columns, index, env):
         if not items:
             raise NotInShape(f"{node.sql()}: empty IN list")
         for item in items:
-            if not isinstance(_unparen(item), exp.Literal) and not (
-                isinstance(_unparen(item), exp.Neg) and _is_value(item)
-            ):
-                raise NotInShape(f"{node.sql()}: IN list items must be non-NULL literals")
+            if not is_constant(_unparen(item)) or isinstance(_unparen(item), exp.Null):
+                raise NotInShape(f"{node.sql()}: IN list items must be non-NULL constants")
         if env is None:
             return None
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
         kind = columns[i].kind
-        values = [_value(env, item, kind) for item in items]
-        column = _array(env, i, columns)
-        found = pc.is_in(column, value_set=pa.array(values, type=column.type))
-        return pc.if_else(pc.is_null(column), pa.scalar(None, pa.bool_()), found)
+        true = np.zeros(env["n"], bool)
+        have_null = False
+        for item in items:
+            value = _value(env, item, kind)
+            if value is None:
+                have_null = True
+                continue
+            t, _ = _compare(env, i, columns, "EQ", value)
+            true |= t
+        null = _null(env, i)
+        false = ~true & ~null
+        if have_null:
+            false[:] = False
+        return true, false
     raise NotInShape(f"{node.sql()} ({type(node).__name__})")
 
 
-def _array(env, i, columns):
+def _null(env, i):
+    key = ("null", i)
     cache = env["cache"]
-    if i not in cache:
-        import pyarrow as pa
-        import pyarrow.compute as pc
+    if key not in cache:
+        from .columnar import null_mask
 
-        arr = env["array"](i)
-        if isinstance(arr, pa.ChunkedArray):
-            arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-        if pa.types.is_dictionary(arr.type):
-            arr = arr.dictionary_decode()
-        kind = columns[i].kind
-        if kind in FLOAT_KINDS:
-            arr = arr.cast(pa.float64())
-            arr = pc.if_else(pc.is_nan(arr), pa.scalar(None, pa.float64()), arr)
-        elif kind in NUMERIC_KINDS:
-            arr = arr.cast(pa.int64())
-        elif pa.types.is_large_string(arr.type):
-            pass
+        cache[key] = null_mask(env["cols"][i], env["n"]).view(bool)
+    return cache[key]
+
+
+def _numbers(env, i, columns):
+    """Column *i* as (int64 or float64 values, NULL mask) over all rows."""
+    key = ("num", i)
+    cache = env["cache"]
+    if key not in cache:
+        from . import kernels
+
+        rows = np.arange(env["n"], dtype=np.int64)
+        fn = kernels.column_f64 if columns[i].kind in FLOAT_KINDS else kernels.column_i64
+        values, null = fn(env["cols"][i], rows)
+        cache[key] = values, null.view(bool)
+    return cache[key]
+
+
+def _micros(env, i):
+    key = ("us", i)
+    cache = env["cache"]
+    if key not in cache:
+        from .columnar import column_micros
+
+        values, null = column_micros(env["cols"][i], env["n"])
+        cache[key] = values, null.view(bool)
+    return cache[key]
+
+
+#: Microseconds of 0000-01-01 and of the end of 9999-12-31: the years whose text has four digits.
+_MIN_US = -719528 * 86400000000
+_MAX_US = (2932896 + 1) * 86400000000 - 1
+
+
+def _first_over(text: bytes, with_time: bool, strict: bool) -> int:
+    """The least microsecond count whose text is > *text* (*strict*) or >= *text*, in [_MIN_US, _MAX_US + 1]."""
+    from .columnar import render_micros
+
+    lo, hi = _MIN_US, _MAX_US + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        shown = bytes(render_micros(mid, with_time))
+        if shown > text or (not strict and shown == text):
+            hi = mid
         else:
-            arr = arr.cast(pa.string())
-        cache[i] = arr
-    return cache[i]
+            lo = mid + 1
+    return lo
+
+
+def _compare(env, i, columns, op, value):
+    if value is None:
+        return _unknown(env)
+    kind = columns[i].kind
+    if kind in TEXT_KINDS:
+        from .columnar import compare_text
+
+        cmp, null = compare_text(env["cols"][i], env["n"], np.frombuffer(value, np.uint8))
+        c = _OPS[op](cmp, 0)
+        valid = null == 0
+        return c & valid, ~c & valid
+    if kind in TIME_KINDS:
+        micros, null = _micros(env, i)
+        valid = ~null
+        if valid.any():
+            lo, hi = micros[valid].min(), micros[valid].max()
+            if lo < _MIN_US or hi > _MAX_US:
+                raise NotInShape(f"column {columns[i].name!r} holds a year outside 0000-9999")
+        with_time = kind != TIME_KINDS_DATE
+        below = _first_over(value, with_time, False)  # text(m) < value  <=>  m < below
+        upto = _first_over(value, with_time, True)  # text(m) <= value  <=>  m < upto
+        if op == "EQ":
+            c = (micros >= below) & (micros < upto)
+        elif op == "NEQ":
+            c = (micros < below) | (micros >= upto)
+        elif op == "LT":
+            c = micros < below
+        elif op == "LTE":
+            c = micros < upto
+        elif op == "GT":
+            c = micros >= upto
+        else:
+            c = micros >= below
+        return c & valid, ~c & valid
+    values, null = _numbers(env, i, columns)
+    c = _OPS[op](values, value)
+    valid = ~null
+    return c & valid, ~c & valid
+
+
+TIME_KINDS_DATE = 17  # K_DATE32: rendered without a time
 
 
 def _value(env, node, kind):
-    """The Python value of literal / parameter *node*, checked against a column of *kind*."""
+    """The Python value of value *node* (a parameter or a constant), checked against a column of *kind*.
+
+    Text and time columns get UTF-8 bytes; numeric columns an int or a float.
+    """
     from sqlglot import exp
 
     node = _unparen(node)
-    negate = False
-    if isinstance(node, exp.Neg):
-        negate, node = True, _unparen(node.this)
-    if isinstance(node, exp.Null):
-        return None
-    if isinstance(node, exp.Boolean):
-        value = 1 if node.this else 0
-    elif isinstance(node, exp.Literal):
-        text = node.this
-        if node.is_string:
-            value = text
-        else:
-            try:
-                value = int(text, 0) if text.lower().startswith("0x") else int(text)
-            except ValueError:
-                value = float(text)
-    else:
+    if isinstance(node, exp.Placeholder):
         value = _param(env, node)
-    if negate:
-        value = -value
+    else:
+        from ..registry import dialect
+
+        value = env["constants"][node.sql(dialect=dialect())]
     if value is None:
         return None
     if isinstance(value, (bool, np.bool_)):
@@ -228,10 +310,13 @@ def _value(env, node, kind):
         value = int(value)
     if isinstance(value, np.floating):
         value = float(value)
-    if kind in TEXT_KINDS:
+    if kind in TEXT_KINDS or kind in TIME_KINDS:
         if not isinstance(value, str):
             raise NotInShape(f"a text column compared with {value!r}")
-        return value
+        try:
+            return value.encode("utf-8")
+        except UnicodeError:
+            raise NotInShape("text that is not valid UTF-8") from None
     if isinstance(value, int):
         if not -(2**63) <= value < 2**63:
             raise NotInShape(f"{value} is outside int64")
@@ -268,13 +353,3 @@ def _param(env, node):
     if not 0 <= position < len(params):
         raise NotInShape("fewer params than parameters")
     return params[position]
-
-
-def _compare(env, i, columns, op, value):
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    column = _array(env, i, columns)
-    if value is None:
-        return pa.nulls(len(column), pa.bool_())
-    return getattr(pc, _PC[op])(column, pa.scalar(value, type=column.type))

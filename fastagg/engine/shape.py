@@ -14,16 +14,25 @@ In the shape:
 - one ``SELECT`` (no ``DISTINCT``, CTE, join, subquery, window, compound)
   over one frame registered in the session;
 - ``GROUP BY`` plain columns of the frame (or none), of integer, real, bool,
-  text or blob columns;
+  text, blob, date or datetime columns;
 - the select list, ``HAVING`` and ``ORDER BY``: key columns, literals,
   arithmetic / comparisons / a few scalar functions, and aggregate calls
-  whose arguments are plain numeric columns (or ``*`` for ``count``):
-  fastagg aggregates given to the query or built in (numeric arguments and
-  results), and SQLite's ``count``, ``sum``, ``total``, ``avg``, ``min``,
-  ``max``; parameters only in ``WHERE``;
-- ``WHERE``: comparisons of a column with a literal or parameter, ``AND``,
-  ``OR``, ``NOT``, ``IS [NOT] NULL``, ``BETWEEN``, ``IN (literals)`` (checked
-  against the column's type by :mod:`.predicate`).
+  whose arguments are numeric columns, constants or ``+ - * /`` of them
+  (:mod:`.expr`), or ``*`` for ``count``: fastagg aggregates given to the
+  query or built in (numeric arguments and results), and SQLite's
+  ``count``, ``sum``, ``total``, ``avg``, ``min``, ``max`` (``min``/``max``
+  also of a text or blob column), each with an optional ``FILTER (WHERE
+  ...)`` of the WHERE forms; parameters only in ``WHERE`` and ``FILTER``;
+- ``WHERE``: comparisons of a column with a literal, a parameter or a
+  constant expression, ``AND``, ``OR``, ``NOT``, ``IS [NOT] NULL``,
+  ``BETWEEN``, ``IN (constants)`` (checked against the column's type by
+  :mod:`.predicate`).
+
+When the rest of the statement is a plain projection of keys and
+aggregates in the groups' order (no ``HAVING``, ``ORDER BY`` only the GROUP
+BY keys ascending, an optional constant ``LIMIT``/``OFFSET``), the plan is
+*direct*: the engine builds the result itself instead of handing the
+grouped table to SQLite.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 
-from .kinds import FLOAT_KINDS, KEY_KINDS, NUMERIC_KINDS, NotInShape  # noqa: F401 - re-exported
+from .kinds import FLOAT_KINDS, KEY_KINDS, NUMERIC_KINDS, TEXT_KINDS, NotInShape  # noqa: F401 - re-exported
 
 __all__ = ["Aggregate", "Plan", "analyse", "SQLITE_AGGREGATES"]
 
@@ -54,8 +63,9 @@ class Aggregate:
     """One aggregate call: ``name`` is SQLite's (``count``...) or a spec's; ``args`` column indices."""
 
     name: str
-    args: tuple[int, ...]  # () for count(*)
+    args: tuple  # column indices or expr.Expr; () for count(*)
     spec: object = None  # AggregateSpec, or None for SQLite's own
+    filter: str | None = None  # SQL text of FILTER (WHERE ...), a key of Plan.filters
 
 
 @dataclasses.dataclass
@@ -68,6 +78,11 @@ class Plan:
     where: object  # sqlglot expression or None
     outer: object  # sqlglot Select over the grouped table (FROM filled in by the engine)
     grouped: bool
+    filters: dict = dataclasses.field(default_factory=dict)  # FILTER SQL text -> sqlglot condition
+    constants: list = dataclasses.field(default_factory=list)  # SQL texts SQLite evaluates once
+    direct: list | None = None  # [("key", column index) | ("agg", slot)] when the engine builds the result
+    limit: int | None = None  # direct plans: LIMIT / OFFSET
+    offset: int = 0
 
 
 def analyse(sql: str, tables: dict, specs) -> Plan | str:
@@ -112,11 +127,11 @@ def _analyse(sql, tables, specs) -> Plan:
                       ("laterals", "LATERAL"), ("windows", "WINDOW clause"), ("qualify", "QUALIFY")):
         if tree.args.get(key):
             _fail(what)
-    for node in tree.find_all(exp.Subquery, exp.Window, exp.Distinct, exp.Filter, exp.Collate, exp.Star):
+    for node in tree.find_all(exp.Subquery, exp.Window, exp.Distinct, exp.Collate, exp.Star):
         if isinstance(node, exp.Star) and isinstance(node.parent, exp.Anonymous) and node.parent.name.lower() == "count":
             continue
         what = {exp.Subquery: "subquery", exp.Window: "window function", exp.Distinct: "DISTINCT aggregate",
-                exp.Filter: "FILTER clause", exp.Collate: "COLLATE", exp.Star: "SELECT *"}[type(node)]
+                exp.Collate: "COLLATE", exp.Star: "SELECT *"}[type(node)]
         _fail(what)
     if any(isinstance(n, exp.Select) and n is not tree for n in tree.find_all(exp.Select)):
         _fail("subquery")
@@ -160,7 +175,7 @@ def _analyse(sql, tables, specs) -> Plan:
     aggregates: list[Aggregate] = []
     slot: dict[Aggregate, int] = {}
 
-    def aggregate_call(node):
+    def aggregate_call(node, filt=None):
         """Aggregate of an Anonymous call node, or None if it is a scalar call."""
         fname = node.name.lower()
         args = node.expressions
@@ -173,32 +188,59 @@ def _analyse(sql, tables, specs) -> Plan:
                     _fail(f"{fname}() takes a {a.kind} argument (the engine passes numbers only)")
             if spec.result.kind not in ("float", "int", "bool"):
                 _fail(f"{fname}() returns {spec.result.kind} (the engine returns numbers only)")
-            return Aggregate(fname, tuple(numeric_arg(fname, a) for a in args), spec)
+            return Aggregate(fname, tuple(numeric_arg(fname, a) for a in args), spec, filt)
         if fname in SQLITE_AGGREGATES and len(args) in SQLITE_AGGREGATES[fname]:
             if fname == "count":
                 if not args or isinstance(args[0], exp.Star):
-                    return Aggregate("count", ())
+                    return Aggregate("count", (), None, filt)
+                if not isinstance(args[0], exp.Column):
+                    return Aggregate("count", (numeric_arg(fname, args[0]),), None, filt)
                 i = column_of(args[0])
                 if columns[i].kind not in KEY_KINDS:
                     _fail(f"count() of column kind {columns[i].kind}")
-                return Aggregate("count", (i,))
+                return Aggregate("count", (i,), None, filt)
+            if fname in ("min", "max") and isinstance(args[0], exp.Column):
+                i = column_of(args[0])
+                if columns[i].kind in TEXT_KINDS or columns[i].kind in (14, 15):  # text, blob: BINARY
+                    return Aggregate(fname, (i,), None, filt)
             if KBN_SUMMATION and fname in ("sum", "total", "avg"):
                 _fail(f"{fname}(): SQLite {sqlite3.sqlite_version} sums with Kahan-Babuska-Neumaier "
                       f"compensation, which the engine does not reproduce")
-            return Aggregate(fname, (numeric_arg(fname, args[0]),))
+            return Aggregate(fname, (numeric_arg(fname, args[0]),), None, filt)
         return None
 
-    def numeric_arg(fname, node) -> int:
-        if not isinstance(node, exp.Column):
-            _fail(f"argument {node.sql()} of {fname}() is not a plain column")
-        i = column_of(node)
-        if columns[i].kind not in NUMERIC_KINDS:
-            _fail(f"argument {columns[i].name!r} of {fname}() is not a numeric column")
-        return i
+    def numeric_arg(fname, node):
+        from .expr import parse
+
+        return parse(node, column_of, columns, f"{fname}()")
+
+    filters: dict = {}
+
+    def filter_of(node):
+        """The SQL text of FILTER node *node*'s condition, checked."""
+        from .predicate import check_where
+
+        cond = node.expression.this if isinstance(node.expression, exp.Where) else node.expression
+        if any(isinstance(p, exp.Placeholder) and not p.name for p in cond.find_all(exp.Placeholder)):
+            _fail("an anonymous parameter (?) in FILTER (its number depends on the text order)")
+        reason = check_where(cond, columns, index, pushdown=False)
+        if reason:
+            _fail(f"FILTER: {reason}")
+        text = cond.sql(dialect=dialect())
+        filters[text] = cond
+        return text
 
     def rewrite(node, where: str):
         """Replace aggregate calls by grouped-result columns; check what remains."""
         def visit(n):
+            if isinstance(n, exp.Filter):
+                if not isinstance(n.this, exp.Anonymous) or aggregate_call(n.this) is None:
+                    _fail(f"FILTER on {n.this.sql()}")
+                agg = aggregate_call(n.this, filter_of(n))
+                if agg not in slot:
+                    slot[agg] = len(aggregates)
+                    aggregates.append(agg)
+                return exp.column(f"__fa{slot[agg]}", quoted=True)
             if isinstance(n, exp.Anonymous):
                 agg = aggregate_call(n)
                 if agg is not None:
@@ -252,4 +294,63 @@ def _analyse(sql, tables, specs) -> Plan:
         reason = check_where(where.this, columns, index)
         if reason:
             _fail(f"WHERE: {reason}")
-    return Plan(name, tuple(keys), aggregates, None if where is None else where.this, outer, group is not None)
+    from .constants import constant_nodes
+    from .expr import constants_of
+
+    d = dialect()
+    constants = [n.sql(dialect=d) for n in constant_nodes(where.this)] if where is not None else []
+    for cond in filters.values():
+        constants += [n.sql(dialect=d) for n in constant_nodes(cond)]
+    for agg in aggregates:
+        for a in agg.args:
+            constants_of(a, constants)
+    plan = Plan(name, tuple(keys), aggregates, None if where is None else where.this, outer, group is not None,
+                filters, list(dict.fromkeys(constants)))
+    _direct(plan, columns)
+    return plan
+
+
+def _direct(plan: Plan, columns) -> None:
+    """Set ``plan.direct`` when what follows the grouping is a plain projection in group order."""
+    from sqlglot import exp
+
+    outer = plan.outer
+    if outer.args.get("where") is not None:
+        return
+    names = {columns[i].name: i for i in plan.keys}
+    items = []
+    for e in outer.expressions:
+        e = e.this if isinstance(e, exp.Alias) else e
+        if not isinstance(e, exp.Column) or e.table:
+            return
+        if e.name.startswith("__fa") and e.name[4:].isdigit():
+            items.append(("agg", int(e.name[4:])))
+        elif e.name in names:
+            if columns[names[e.name]].kind in (16, 17):
+                return  # dates / datetimes: SQLite renders their text
+            items.append(("key", names[e.name]))
+        else:
+            return
+    order = outer.args.get("order")
+    if order is not None:
+        terms = order.expressions
+        if len(terms) != len(plan.keys):
+            return
+        for term, key in zip(terms, plan.keys):
+            col = term.this
+            if term.args.get("desc") or term.args.get("nulls_first") is False:
+                return
+            if not isinstance(col, exp.Column) or col.table or col.name != columns[key].name:
+                return
+    limit, offset = None, 0
+    for part, what in ((outer.args.get("limit"), "limit"), (outer.args.get("offset"), "offset")):
+        if part is None:
+            continue
+        value = part.expression if what == "limit" else part.expression
+        if not isinstance(value, exp.Literal) or value.is_string or not value.this.isdigit():
+            return
+        if what == "limit":
+            limit = int(value.this)
+        else:
+            offset = int(value.this)
+    plan.direct, plan.limit, plan.offset = items, limit, offset

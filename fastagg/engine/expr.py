@@ -1,0 +1,220 @@
+"""Arithmetic in aggregate arguments: ``sum(price * (1 - discount))`` with SQLite's semantics.
+
+An argument is a numeric column, a constant (:mod:`.constants`) or ``+``,
+``-``, ``*``, ``/`` and unary minus over arguments. :func:`parse` turns a
+sqlglot argument into an :class:`Expr` (or a plain column index);
+:func:`evaluate` computes it over the statement's rows as SQLite's VDBE
+does (``OP_Add`` ... in vdbe.c):
+
+- NULL in either operand gives NULL;
+- INTEGER op INTEGER stays INTEGER; ``/`` truncates toward zero, division
+  by zero is NULL; an overflow of ``+ - *`` (or ``MIN / -1``) would make that
+  row REAL: the engine does not reproduce mixed rows and gives up
+  (:class:`NotInShape`, the statement runs on SQLite);
+- anything with a REAL is computed in doubles, one IEEE operation per
+  operator, as SQLite does; division by zero and a NaN result are NULL;
+- unary minus of a non-literal is ``0 - x`` (so ``-(0.0)`` is ``0.0``), as
+  SQLite codes it.
+
+Values are float64 with NaN for NULL (REAL) or int64 with a NULL mask
+(INTEGER).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .constants import is_constant
+from .kinds import FLOAT_KINDS, NUMERIC_KINDS, NotInShape
+
+__all__ = ["Expr", "parse", "evaluate", "constants_of"]
+
+INT64_MIN = np.int64(np.iinfo(np.int64).min)
+
+
+@dataclasses.dataclass(frozen=True)
+class Expr:
+    """An argument expression: ``op`` is "const" (``args`` = (SQL text,)), "neg", "add", "sub", "mul", "div"
+    (``args`` = operand Exprs or column indices)."""
+
+    op: str
+    args: tuple
+
+    def columns(self):
+        for a in self.args:
+            if isinstance(a, Expr):
+                yield from a.columns()
+            elif self.op != "const":
+                yield a
+
+
+_BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}
+
+
+def parse(node, column_of, columns, where: str):
+    """Column index or :class:`Expr` of argument *node*; raises NotInShape outside the arithmetic shape."""
+    from sqlglot import exp
+
+    from ..registry import dialect
+
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.Column):
+        i = column_of(node)
+        if columns[i].kind not in NUMERIC_KINDS:
+            raise NotInShape(f"argument {columns[i].name!r} of {where} is not a numeric column")
+        return i
+    if is_constant(node):
+        return Expr("const", (node.sql(dialect=dialect()),))
+    if isinstance(node, exp.Neg):
+        return Expr("neg", (parse(node.this, column_of, columns, where),))
+    op = _BINARY.get(type(node).__name__)
+    if op is None:
+        raise NotInShape(f"argument {node.sql()} of {where} is not a column or arithmetic (+ - * /) of columns")
+    return Expr(op, (parse(node.this, column_of, columns, where), parse(node.expression, column_of, columns, where)))
+
+
+def constants_of(expr, out: list) -> None:
+    """Append the SQL texts of *expr*'s constants to *out*."""
+    if isinstance(expr, Expr):
+        if expr.op == "const":
+            out.append(expr.args[0])
+        else:
+            for a in expr.args:
+                constants_of(a, out)
+
+
+# A value: ("int", int64 array, NULL mask) | ("real", float64 array, NaN = NULL) | ("null",)
+# | ("cint", int) | ("creal", float) -- the last two constants, not yet broadcast.
+
+
+def evaluate(expr, n, load, constants):
+    """*expr* over *n* rows: ("int", values, null) or ("real", values with NaN for NULL) or ("null",).
+
+    *load(i)* gives column *i* at the rows (``("int", values, null)`` or
+    ``("real", values)``); *constants* maps a constant's SQL text to its value.
+    """
+    v = _eval(expr, load, constants)
+    if v[0] == "cint":
+        return "int", np.full(n, v[1], np.int64), np.zeros(n, bool)
+    if v[0] == "creal":
+        return "real", np.full(n, v[1], np.float64)
+    return v
+
+
+def _eval(expr, load, constants):
+    if not isinstance(expr, Expr):
+        return load(expr)
+    if expr.op == "const":
+        value = constants[expr.args[0]]
+        if value is None:
+            return ("null",)
+        if isinstance(value, bool):
+            value = int(value)
+        if isinstance(value, int):
+            return "cint", value
+        if isinstance(value, float):
+            return ("null",) if np.isnan(value) else ("creal", value)
+        raise NotInShape(f"a {type(value).__name__} constant in arithmetic (SQLite would convert it)")
+    if expr.op == "neg":
+        return _binary("sub", ("cint", 0), _eval(expr.args[0], load, constants))
+    return _binary(expr.op, _eval(expr.args[0], load, constants), _eval(expr.args[1], load, constants))
+
+
+def _real(v):
+    kind = v[0]
+    if kind == "real":
+        return v[1]
+    if kind == "creal":
+        return np.float64(v[1])
+    if kind == "cint":
+        return np.float64(v[1])
+    values, null = v[1], v[2]
+    out = values.astype(np.float64)
+    if null.any():
+        out[null] = np.nan
+    return out
+
+
+def _binary(op, a, b):
+    if a[0] == "null" or b[0] == "null":
+        return ("null",)
+    ints = a[0] in ("int", "cint") and b[0] in ("int", "cint")
+    if ints:
+        if a[0] == "cint" and b[0] == "cint":
+            return _const_int(op, a[1], b[1])
+        return _int_math(op, a, b)
+    x, y = _real(a), _real(b)
+    with np.errstate(all="ignore"):
+        if op == "add":
+            r = x + y
+        elif op == "sub":
+            r = x - y
+        elif op == "mul":
+            r = x * y
+        else:
+            r = np.where(y == 0.0, np.nan, x / np.where(y == 0.0, 1.0, y))
+    if np.ndim(r) == 0:
+        r = float(r)
+        return ("null",) if np.isnan(r) else ("creal", r)
+    return "real", r
+
+
+def _const_int(op, x, y):
+    if op == "div":
+        if y == 0:
+            return ("null",)
+        q = abs(x) // abs(y)
+        r = q if (x >= 0) == (y >= 0) else -q
+    else:
+        r = x + y if op == "add" else x - y if op == "sub" else x * y
+    if not -(2**63) <= r < 2**63:
+        raise NotInShape("integer overflow in an argument's arithmetic (SQLite makes it REAL)")
+    return "cint", r
+
+
+def _int_math(op, a, b):
+    def parts(v):
+        if v[0] == "cint":
+            return np.int64(v[1]), False
+        return v[1], v[2]
+
+    x, xn = parts(a)
+    y, yn = parts(b)
+    null = np.logical_or(xn, yn)
+    if np.ndim(null) == 0:
+        null = np.zeros(len(x) if np.ndim(x) else len(y), bool)
+    valid = ~null
+    with np.errstate(all="ignore"):
+        if op == "add":
+            r = np.add(x, y)
+            bad = ((x ^ r) & (y ^ r)) < 0
+        elif op == "sub":
+            r = np.subtract(x, y)
+            bad = ((x ^ y) & (x ^ r)) < 0
+        elif op == "mul":
+            r = np.multiply(x, y)
+            safe = np.where(x == 0, 1, x)
+            bad = (x != 0) & ((r // safe != y) | ((x == -1) & (y == INT64_MIN)))
+        else:
+            zero = y == 0
+            null = null | zero
+            valid = ~null
+            safe = np.where(zero, 1, y)
+            bad = (x == INT64_MIN) & (safe == -1)
+            q = np.floor_divide(x, np.where(bad, 1, safe))
+            # numpy floors; SQLite (C) truncates toward zero.
+            fix = (np.remainder(x, np.where(bad, 1, safe)) != 0) & ((x < 0) != (safe < 0))
+            r = q + fix
+    if np.any(bad & valid):
+        raise NotInShape("integer overflow in an argument's arithmetic (SQLite makes those rows REAL)")
+    r = np.asarray(r, np.int64)
+    if r.ndim == 0:
+        r = np.full(len(null), r, np.int64)
+    return "int", r, null
+
+
+def kind_of(column_kind) -> str:
+    return "real" if column_kind in FLOAT_KINDS else "int"
