@@ -151,18 +151,37 @@ def frames(draw):
                   for _ in range(n)], dtype=np.float64)
     ibig = draw(st.booleans())
     xi = [draw(st.integers(-(2**63), 2**63 - 1) if ibig else st.integers(-100, 100)) for _ in range(n)]
+    days = [draw(st.integers(0, 60)) for _ in range(n)]
+    stamps = pd.to_datetime("2020-01-01") + pd.to_timedelta(days, unit="D") + pd.to_timedelta(
+        [d * 3600 for d in days], unit="s")
+    d = pd.Series(stamps).where([not (null_keys and k % 6 == 2) for k in range(n)])
+    dd = pd.array([None if null_keys and k % 7 == 3 else (stamps[k].date()) for k in range(n)],
+                  dtype=pd.ArrowDtype(pa.date32()))
     return pd.DataFrame({
         "ki": k_int, "kf": gf, "kt": pd.array(gt, dtype=object), "kb": gb,
-        "x": x, "i": np.array(xi, dtype=np.int64),
+        "x": x, "i": np.array(xi, dtype=np.int64), "d": d.astype("datetime64[ns]"), "dd": dd,
     })
 
 
-KEYSETS = [(), ("ki",), ("kf",), ("kt",), ("kb",), ("kt", "ki"), ("kb", "kf", "kt")]
+KEYSETS = [(), ("ki",), ("kf",), ("kt",), ("kb",), ("kt", "ki"), ("kb", "kf", "kt"), ("dd", "kb"), ("d",)]
 AGG_CALLS = ["count(*)", "count(x)", "count(kt)", "sum(x)", "total(x)", "avg(x)", "min(x)", "max(x)",
              "sum(i)", "total(i)", "avg(i)", "min(i)", "max(i)", "sum(kb)", "evar(x)", "evar1(x)", "enulls(x)",
-             "var_samp(x)", "median(x)", "evar(i)"]
+             "var_samp(x)", "median(x)", "evar(i)",
+             # arithmetic in arguments (SQLite's integer/real rules, overflow, division by zero)
+             "sum(x * 2 - i)", "avg(i / 3)", "total(-x)", "min(x / i)", "max(i * i)", "count(x + i)",
+             "sum(i * 3 - 1)", "sum(i / (i - i))", "evar(x * 1.5)", "enulls(x - i)", "sum(-(i))", "avg(kb + 0.5)",
+             # FILTER (WHERE ...)
+             "sum(i) FILTER (WHERE x > 0)", "count(*) FILTER (WHERE kt = 'a' OR kt IS NULL)",
+             "evar(x) FILTER (WHERE i < 50)", "enulls(x) FILTER (WHERE i IN (1, 2, 3))",
+             "avg(x) FILTER (WHERE dd > '2020-01-20')",
+             # text min / max (BINARY)
+             "min(kt)", "max(kt)", "max(kt) FILTER (WHERE x > 0)"]
 WHERES = [None, "x > 0", "x <= 10.5 AND NOT (kt IS NULL)", "x BETWEEN -5 AND 1000 OR kt = 'a'", "i >= 0",
-          "kt IN ('a', '\u00e9')", "NOT (x < 0) OR i < 3", "ki IS NOT NULL", "kb = 1"]
+          "kt IN ('a', '\u00e9')", "NOT (x < 0) OR i < 3", "ki IS NOT NULL", "kb = 1",
+          # constant expressions (evaluated once by SQLite), dates and datetimes against text
+          "x > 0.06 - 0.01", "kt >= lower('A')", "d <= datetime('2020-02-01', '-3 days')",
+          "dd <= date('2020-02-01', '-30 days')", "d BETWEEN '2020-01-05' AND '2020-01-20 12:00'",
+          "dd <> '2020-01-03' AND dd IS NOT NULL", "kt < 'b' || ''"]
 TAILS = ["", " HAVING count(*) > 1", " ORDER BY 1 DESC", " LIMIT 2"]
 
 
@@ -234,14 +253,18 @@ def test_explain(df):
 
 OUTSIDE = [
     "SELECT g % 3 AS k, sum(x) FROM df GROUP BY g % 3",
-    "SELECT g, sum(x + 1) FROM df GROUP BY g",
+    "SELECT g, sum(abs(x)) FROM df GROUP BY g",
     "SELECT g, count(DISTINCT i) FROM df GROUP BY g",
     "SELECT g, sum(x) FROM df WHERE i IN (1, 2) GROUP BY g",
     "SELECT g, sum(x) FROM df WHERE i = 1 OR i = 2 GROUP BY g",
     "SELECT g, sum(x) OVER (PARTITION BY g) FROM df",
     "SELECT DISTINCT g FROM df",
     "SELECT g, group_concat(s) FROM df GROUP BY g",
-    "SELECT s, max(s) FROM df GROUP BY s",
+    "SELECT s, max(s || 'x') FROM df GROUP BY s",
+    "SELECT g, sum(x) FILTER (WHERE x > ?) FROM df GROUP BY g",
+    "SELECT g, sum(x) FROM df WHERE x > random() GROUP BY g",
+    "SELECT g, sum(x) FROM df WHERE s > date('now') GROUP BY g",
+    "SELECT g, sum(x * '2') FROM df GROUP BY g",
     "SELECT g, sum(x) FROM df WHERE x > i GROUP BY g",
     "SELECT g, sum(x) FROM (SELECT * FROM df) GROUP BY g",
     "SELECT g, x, sum(i) FROM df GROUP BY g",
@@ -262,6 +285,12 @@ INSIDE = [
     "SELECT round(avg(x), 3) AS a, upper(s) AS u FROM df GROUP BY s ORDER BY a",
     "SELECT var_samp(x), corr(x, i), stddev(x) FROM df",
     "SELECT g, boom(x) FROM df GROUP BY g",
+    "SELECT g, sum(x + 1), avg(i * 2.5), sum(i / 2), total(x / i) FROM df GROUP BY g",
+    "SELECT s, max(s), min(s), count(*) FILTER (WHERE x > 0) AS n FROM df GROUP BY s",
+    "SELECT g, evar(x) FILTER (WHERE i BETWEEN -2 AND 2 AND s <> 'b') FROM df GROUP BY g ORDER BY g LIMIT 7",
+    "SELECT sum(x) FILTER (WHERE s IN ('a', 'b')), count(*) FROM df WHERE x > 0.5 - 0.25",
+    "-- a leading comment\nSELECT g, count(*) FROM df GROUP BY g",
+    "SELECT g AS k, sum(x) AS t FROM df GROUP BY g ORDER BY g LIMIT 5 OFFSET 3",
 ]
 
 
@@ -330,27 +359,54 @@ def test_column_kinds():
         assert_same(pa.Table.from_pandas(frame, preserve_index=False), sql)
 
 
-@pytest.mark.parametrize(
-    "change",
-    [
-        lambda df: df.__setitem__("x", 2.0),
-        lambda df: df.drop(columns="x", inplace=True),
-        lambda df: df.drop(index=df.index[500:], inplace=True),
-    ],
-    ids=["assign", "drop-column", "trim-rows"],
-)
-@pytest.mark.filterwarnings("ignore:The inplace keyword")
-def test_native_engine_reads_what_was_registered(change):
-    """The native engine answers over the frame as registered, as SQLite does."""
-    df = pd.DataFrame({"g": np.arange(1000) % 3, "x": np.arange(1000, dtype=np.float64)})
-    sql = "SELECT g, sum(x) AS s, var_samp(x) AS v, count(*) AS n FROM t GROUP BY g"
+def _changed_frame():
+    n = 1000
+    return pd.DataFrame({
+        "g": np.arange(n) % 3,
+        "x": np.arange(n, dtype=np.float64),
+        "s": np.array(["a", "b", "\u00e9", None] * (n // 4), dtype=object),
+        "p": pd.array(["k1", "k2"] * (n // 2), dtype="string[pyarrow]"),
+        "c": pd.Categorical(["u", "v", "w", "u"] * (n // 4)),
+        "m": pd.array(list(range(n)), dtype="Int64"),
+    })
+
+
+CHANGES = {
+    "assign": lambda df: df.__setitem__("x", 2.0),
+    "drop-column": lambda df: df.drop(columns="x", inplace=True),
+    "trim-rows": lambda df: df.drop(index=df.index[500:], inplace=True),
+    "object-cell": lambda df: df.loc.__setitem__((slice(0, 600), "s"), "zz"),
+    "arrow-string-cell": lambda df: df.loc.__setitem__((slice(0, 600), "p"), "k9"),
+    "categorical": lambda df: df.__setitem__("c", df["c"].cat.rename_categories(["z", "y", "x"])),
+    "masked-cell": lambda df: df.loc.__setitem__((slice(0, 600), "m"), None),
+    "replace-all": lambda df: [df.__setitem__(c, df[c].iloc[::-1].to_numpy()) for c in list(df.columns)],
+}
+
+CHANGED_SQL = [
+    "SELECT g, sum(x) AS s, var_samp(x) AS v, count(*) AS n FROM t GROUP BY g",
+    "SELECT s, p, count(*) AS n, sum(x) AS t, max(s) AS hi FROM t WHERE s <> 'b' AND p = 'k1' GROUP BY s, p",
+    "SELECT c, sum(m) AS t, count(m) FILTER (WHERE c = 'u') AS n FROM t GROUP BY c",
+    "SELECT sum(x * 2 + m) AS t, count(*) FILTER (WHERE s IS NULL) AS n FROM t WHERE m > 10",
+]
+
+
+@pytest.mark.parametrize("change", list(CHANGES), ids=list(CHANGES))
+@pytest.mark.parametrize("sql", CHANGED_SQL)
+@pytest.mark.filterwarnings("ignore")
+def test_native_engine_reads_what_was_registered(change, sql):
+    """The native engine answers over the frame as registered (the table stage's buffers), as SQLite does."""
+    df = _changed_frame()
     with fastagg.connect() as db:
         db.register("t", df)
-        before = db.query(sql, output="arrow", engine="sqlite").to_pylist()
-        change(df)
+        before = db.query(sql, output="arrow", engine="sqlite")
+        CHANGES[change](df)
         assert db.explain(sql).engine == "native"
-        assert db.query(sql, output="arrow").to_pylist() == before
-        assert db.query(sql, output="arrow", engine="sqlite").to_pylist() == before
+        got = db.query(sql, output="arrow")
+        from fastagg.engine.native import last_run
+
+        assert last_run().engine == "native", last_run()
+        assert got.equals(before) and got.schema == before.schema, (got.to_pydict(), before.to_pydict())
+        assert db.query(sql, output="arrow", engine="sqlite").equals(before)
 
 
 def test_small_frames_go_to_sqlite_before_numba_loads():

@@ -67,6 +67,8 @@ def parse(node, column_of, columns, where: str):
             raise NotInShape(f"argument {columns[i].name!r} of {where} is not a numeric column")
         return i
     if is_constant(node):
+        if isinstance(node, exp.Literal) and node.is_string:
+            raise NotInShape(f"text {node.sql()} in {where}'s arithmetic (SQLite converts it)")
         return Expr("const", (node.sql(dialect=dialect()),))
     if isinstance(node, exp.Neg):
         return Expr("neg", (parse(node.this, column_of, columns, where),))

@@ -244,12 +244,13 @@ def _load(cd, column, rows, how):
     """Column values at *rows* as (values, uint8 NULL mask); zero-copy for a plain buffer read in full."""
     from . import kernels
 
-    if isinstance(rows, _Rows):
-        plain = _plain_buffer(column, np.float64 if how == "f64" else np.int64)
-        if plain is not None:
-            # The registration's own buffer (NaN is NULL, as the virtual table reads it).
-            null = np.isnan(plain).view(np.uint8) if how == "f64" else _zeros(len(plain), np.uint8)
-            return plain, null
+    plain = _plain_buffer(column, np.float64 if how == "f64" else np.int64)
+    if plain is not None:
+        # The registration's own buffer (NaN is NULL, as the virtual table reads it).
+        if not isinstance(rows, _Rows):
+            plain = plain[rows]
+        null = np.isnan(plain).view(np.uint8) if how == "f64" else _zeros(len(plain), np.uint8)
+        return plain, null
     fn = kernels.column_f64 if how == "f64" else kernels.column_i64
     return fn(cd, _as_array(rows))
 

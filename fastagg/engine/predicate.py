@@ -214,14 +214,23 @@ def _numbers(env, i, columns):
     return cache[key]
 
 
-def _micros(env, i):
+def _micros(env, i, columns):
+    """Column *i* (date / datetime) as (values, NULL mask, microseconds per unit of the values)."""
     key = ("us", i)
     cache = env["cache"]
     if key not in cache:
-        from .columnar import column_micros
+        c = columns[i]
+        if c.kind == TIME_KINDS_DATE and c.validity_kind == 0 and c.codes == 0 and c.data and c.nrows:
+            # A plain date32 buffer: its day counts, zero-copy.
+            import ctypes
 
-        values, null = column_micros(env["cols"][i], env["n"])
-        cache[key] = values, null.view(bool)
+            days = np.frombuffer((ctypes.c_char * (4 * c.nrows)).from_address(c.data), np.int32)
+            cache[key] = days, np.zeros(len(days), bool), 86400000000
+        else:
+            from .columnar import column_micros
+
+            values, null = column_micros(env["cols"][i], env["n"])
+            cache[key] = values, null.view(bool), 1
     return cache[key]
 
 
@@ -257,15 +266,18 @@ def _compare(env, i, columns, op, value):
         valid = null == 0
         return c & valid, ~c & valid
     if kind in TIME_KINDS:
-        micros, null = _micros(env, i)
-        valid = ~null
-        if valid.any():
-            lo, hi = micros[valid].min(), micros[valid].max()
-            if lo < _MIN_US or hi > _MAX_US:
-                raise NotInShape(f"column {columns[i].name!r} holds a year outside 0000-9999")
         with_time = kind != TIME_KINDS_DATE
         below = _first_over(value, with_time, False)  # text(m) < value  <=>  m < below
         upto = _first_over(value, with_time, True)  # text(m) <= value  <=>  m < upto
+        micros, null, scale = _micros(env, i, columns)
+        if scale != 1:
+            # Plain days: compare days with the bounds' day counts (m < b  <=>  days < ceil(b / scale)).
+            below, upto = -(-below // scale), -(-upto // scale)
+        valid = ~null
+        if valid.any():
+            lo, hi = micros[valid].min(), micros[valid].max()
+            if lo < _MIN_US // scale or hi > _MAX_US // scale:
+                raise NotInShape(f"column {columns[i].name!r} holds a year outside 0000-9999")
         if op == "EQ":
             c = (micros >= below) & (micros < upto)
         elif op == "NEQ":

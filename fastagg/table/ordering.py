@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import carray, njit
 
-from ..native.hashing import group_ids, hash_bytes
+from ..native.hashing import group_ids
 from ..native.intrinsics import as_voidptr
 from ..native.sort import counting_order, order_spans, radix_argsort, span_equal
 from .columns import K_BLOB32, K_BLOB64, K_DATETIME, K_F32, K_F64, K_I64, K_TEXT32, K_TEXT64, K_U64, V_NONE
@@ -32,7 +32,7 @@ def _text_view(cd):
         for i in range(nv + 1):
             offs[i] = offs32[i]
     else:
-        offs = carray(as_voidptr(cd.offsets), nv + 1, np.int64).copy()
+        offs = carray(as_voidptr(cd.offsets), nv + 1, np.int64)
     total = offs[nv] if nv > 0 else 0
     return offs, carray(as_voidptr(cd.data), max(total, 1), np.uint8)
 
@@ -66,32 +66,120 @@ def _group_ranks(ids, order):
 
 
 @njit(cache=True)
-def _text_ranks(cd, vals):
-    """Dense BINARY-order ranks of text / blob value rows *vals* (-1 = NULL -> rank 0).
+def _span_hash(buf, a, m):
+    """64-bit hash of ``buf[a:a+m]``, eight bytes at a time (independent loads, one multiply per word)."""
+    h = np.uint64(m) * np.uint64(0x9E3779B97F4A7C15)
+    j = 0
+    while j < m:
+        w = np.uint64(0)
+        top = min(8, m - j)
+        for t in range(top):
+            w |= np.uint64(buf[a + j + t]) << np.uint64(8 * t)
+        h = (h ^ w) * np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(31)
+        j += 8
+    return h
 
-    Hashes the bytes to group ids in O(n), then sorts only the distinct
-    values (a merge sort of G items). Returns (ranks, number of ranks).
+
+@njit(cache=True)
+def _short_text_keys(offs, buf, vals):
+    """Order-preserving int64 keys of values of at most 7 bytes, or ok=False; (keys, skip, ok).
+
+    With L the longest value's length: the bytes zero-padded to L as a
+    big-endian integer, then the length in 3 bits. memcmp order is the
+    padded bytes' order, then the shorter first (equal padded bytes differ
+    only by trailing NULs: the shorter is a prefix). Small L gives a small
+    key range, which :func:`_dense_ranks` ranks with a presence table.
     """
-    offs, buf = _text_view(cd)
     n = len(vals)
-    hashes = np.zeros(n, np.int64)
+    keys = np.zeros(n, np.int64)
     skip = np.zeros(n, np.uint8)
+    width = 0
     for i in range(n):
         v = vals[i]
         if v < 0:
             skip[i] = 1
-        else:
-            hashes[i] = hash_bytes(buf, offs[v], offs[v + 1])
-    ids, first, g = group_ids(hashes, skip, -1)
-    ranks = np.zeros(n, np.int64)
+            continue
+        m = offs[v + 1] - offs[v]
+        if m > width:
+            if m > 7:
+                return keys, skip, False
+            width = m
     for i in range(n):
-        # Equal hashes need not be equal bytes: on a collision, sort every value.
-        if ids[i] >= 0 and not span_equal(offs, buf, vals[first[ids[i]]], vals[i]):
-            valid = np.flatnonzero(skip == 0)
-            r = _byte_ranks(cd, vals[valid])
-            ranks[valid] = r + 1
-            return ranks, r.max() + 2
-    return _group_ranks(ids, order_spans(offs, buf, vals[first[:g]]))  # the distinct values only
+        v = vals[i]
+        if v < 0:
+            continue
+        a = offs[v]
+        m = offs[v + 1] - a
+        k = np.int64(0)
+        for j in range(width):
+            k = k << 8
+            if j < m:
+                k |= np.int64(buf[a + j])
+        keys[i] = (k << 3) | m
+    return keys, skip, True
+
+
+@njit(cache=True)
+def _text_ranks(cd, vals):
+    """Dense BINARY-order ranks of text / blob value rows *vals* (-1 = NULL -> rank 0).
+
+    Values of up to 7 bytes become order-preserving integers (their bytes and
+    length), ranked as integers. Longer ones: one pass hashing eight bytes at
+    a time into an open-addressing table of value rows, the bytes compared
+    on a hash match (so no collision can merge two values), then only the
+    distinct values sorted. Returns (ranks, number of ranks).
+    """
+    offs, buf = _text_view(cd)
+    n = len(vals)
+    keys, skip, short = _short_text_keys(offs, buf, vals)
+    if short:
+        return _dense_ranks(keys, skip)
+    cap = 1024
+    table = np.full(cap, -1, np.int64)  # slot -> id
+    first = np.empty(cap // 2, np.int64)  # id -> value row
+    hs = np.empty(cap // 2, np.uint64)  # id -> hash
+    ids = np.empty(n, np.int64)
+    g = 0
+    for i in range(n):
+        v = vals[i]
+        if v < 0:
+            ids[i] = -1
+            continue
+        a = offs[v]
+        m = offs[v + 1] - a
+        h = _span_hash(buf, a, m)
+        s = np.int64(h & np.uint64(cap - 1))
+        while True:
+            t = table[s]
+            if t < 0:
+                table[s] = g
+                first[g] = v
+                hs[g] = h
+                ids[i] = g
+                g += 1
+                if 2 * g >= cap:  # grow to keep the load under 1/2
+                    cap *= 2
+                    table = np.full(cap, -1, np.int64)
+                    f2 = np.empty(cap // 2, np.int64)
+                    f2[:g] = first[:g]
+                    first = f2
+                    h2 = np.empty(cap // 2, np.uint64)
+                    h2[:g] = hs[:g]
+                    hs = h2
+                    for u in range(g):
+                        s2 = np.int64(hs[u] & np.uint64(cap - 1))
+                        while table[s2] >= 0:
+                            s2 = (s2 + 1) & (cap - 1)
+                        table[s2] = u
+                break
+            if hs[t] == h:
+                b = first[t]
+                if v == b or span_equal(offs, buf, b, v):
+                    ids[i] = t
+                    break
+            s = (s + 1) & (cap - 1)
+    return _group_ranks(ids, order_spans(offs, buf, first[:g].copy()))  # the distinct values only
 
 
 @njit(cache=True)
