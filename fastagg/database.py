@@ -85,7 +85,7 @@ class Database:
             self._con = sqlite3.connect(path, check_same_thread=False)
             self._owns_connection = True
         self._tables: dict[str, Any] = {}
-        self._frames: dict[str, Any] = {}  # name -> frame as given (workers read self._tables' buffers)
+        self._frames: dict[str, Any] = {}  # name -> frame as given (every engine reads self._tables' buffers)
         # Queries running now (thread ids); close() waits for them.
         self._state = threading.Condition()
         self._running: list[int] = []
@@ -186,7 +186,7 @@ class Database:
         if name in self._tables:
             self.unregister(name)
         self._tables[name] = register_frame(self._con, name, frame, decimals=decimals)
-        self._frames[name] = _snapshot(frame)
+        self._frames[name] = frame
 
     def unregister(self, name: str) -> None:
         """Remove table *name* registered with :meth:`register`; release its buffers."""
@@ -388,23 +388,6 @@ class Database:
                 guard.finalize()
             self._leave()
         return convert(table, options.output)
-
-
-def _snapshot(frame):
-    """The frame as registered, for the native engine: later changes to the caller's frame do not reach it.
-
-    A shallow copy of a DataFrame (O(columns), no data copied) keeps its own
-    columns when the caller assigns, drops or trims columns or rows of the
-    original, as the registration's pinned buffers do; in-place writes into
-    a shared numpy buffer are visible to both, as documented for zero-copy
-    tables. Arrow tables are immutable.
-    """
-    import sys
-
-    pd = sys.modules.get("pandas")
-    if pd is not None and isinstance(frame, pd.DataFrame):
-        return frame.copy(deep=False)
-    return frame
 
 
 class _Guard:

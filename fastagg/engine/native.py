@@ -76,13 +76,32 @@ def _plan(db, sql: str, specs, engine: str = "auto"):
         # numba; the native engine would first import numba and load its
         # kernels (~0.6 s), more than it saves below this size.
         return f"frames under {NATIVE_MIN_ROWS:,} rows and numba not loaded yet: SQLite answers sooner"
-    plan = analyse(sql, tables, specs)
+    plan = _analysed(sql, tables, specs, analyse)
     if not isinstance(plan, str) and plan.where is not None:
         built = db._tables[plan.table].indexes
         if built:
             # SQLite may answer the WHERE through an index: rows in key order,
             # so its sums would add in another order than the frame's.
             return f"{plan.table!r} has an index ({', '.join(built[0]['columns'])}) SQLite may scan the WHERE by"
+    return plan
+
+
+#: Analyses by statement text, the registered tables' column names and kinds, and the specs:
+#: the sqlglot parse and rewrite cost milliseconds, a statement run again costs a lookup.
+_plans: dict = {}
+_PLANS_KEPT = 256
+
+
+def _analysed(sql, tables, specs, analyse):
+    key = (sql, tuple((name, tuple((c.name, c.kind) for c in cols)) for name, cols in tables.items()),
+           tuple(map(id, specs)))
+    hit = _plans.get(key)
+    if hit is not None and len(hit[0]) == len(specs) and all(a is b for a, b in zip(hit[0], specs)):
+        return hit[1]
+    plan = analyse(sql, tables, specs)  # a Plan is never changed after analysis: shared safely
+    if len(_plans) >= _PLANS_KEPT:
+        _plans.clear()
+    _plans[key] = (tuple(specs), plan)
     return plan
 
 

@@ -221,7 +221,7 @@ def _analyse(sql, tables, specs) -> Plan:
         from .predicate import check_where
 
         cond = node.expression.this if isinstance(node.expression, exp.Where) else node.expression
-        if any(isinstance(p, exp.Placeholder) and not p.name for p in cond.find_all(exp.Placeholder)):
+        if any(p.this is None for p in cond.find_all(exp.Placeholder)):
             _fail("an anonymous parameter (?) in FILTER (its number depends on the text order)")
         reason = check_where(cond, columns, index, pushdown=False)
         if reason:
