@@ -88,8 +88,9 @@ def outcome(df, sql, aggregates=AGGS, **kw):
         ran = last_run()
         RAN[ran.engine if ran else "sqlite"] += 1
         if result[0] == "ok" and fastagg.explain(df, sql, aggregates).engine == "native":
-            # In the shape and no error: the native engine must have answered.
-            assert ran is not None and ran.engine == "native", (sql, ran)
+            # In the shape and no error: the native engine must have answered (or given
+            # way to SQLite on an overflow in an argument's arithmetic, whose rows SQLite makes REAL).
+            assert ran is not None and (ran.engine == "native" or "overflow in an argument" in ran.reason), (sql, ran)
     return result
 
 
@@ -257,12 +258,15 @@ OUTSIDE = [
     "SELECT g, count(DISTINCT i) FROM df GROUP BY g",
     "SELECT g, sum(x) FROM df WHERE i IN (1, 2) GROUP BY g",
     "SELECT g, sum(x) FROM df WHERE i = 1 OR i = 2 GROUP BY g",
+    "SELECT g, sum(x) FROM df WHERE s IN ('a', 'b') GROUP BY g",  # the virtual table probes IN per value
+    "SELECT sum(x) FILTER (WHERE s IN ('a', 'b')) FROM df WHERE x > 0.5 - 0.25",  # an index plan: key order
+    "SELECT g, sum(x) FROM df WHERE s = 'a' OR s = 'b' GROUP BY g",  # SQLite makes it IN
     "SELECT g, sum(x) OVER (PARTITION BY g) FROM df",
     "SELECT DISTINCT g FROM df",
     "SELECT g, group_concat(s) FROM df GROUP BY g",
     "SELECT s, max(s || 'x') FROM df GROUP BY s",
     "SELECT g, sum(x) FILTER (WHERE x > ?) FROM df GROUP BY g",
-    "SELECT g, sum(x) FROM df WHERE x > random() GROUP BY g",
+    "SELECT g, sum(x) FROM df WHERE x > unicode('a') GROUP BY g",
     "SELECT g, sum(x) FROM df WHERE s > date('now') GROUP BY g",
     "SELECT g, sum(x * '2') FROM df GROUP BY g",
     "SELECT g, sum(x) FROM df WHERE x > i GROUP BY g",
@@ -288,7 +292,8 @@ INSIDE = [
     "SELECT g, sum(x + 1), avg(i * 2.5), sum(i / 2), total(x / i) FROM df GROUP BY g",
     "SELECT s, max(s), min(s), count(*) FILTER (WHERE x > 0) AS n FROM df GROUP BY s",
     "SELECT g, evar(x) FILTER (WHERE i BETWEEN -2 AND 2 AND s <> 'b') FROM df GROUP BY g ORDER BY g LIMIT 7",
-    "SELECT sum(x) FILTER (WHERE s IN ('a', 'b')), count(*) FROM df WHERE x > 0.5 - 0.25",
+    "SELECT sum(x) FILTER (WHERE s IN ('a', 'b')), count(*) FROM df WHERE x > 0.25 AND s <> 'zz'",
+    "SELECT g, sum(x) FILTER (WHERE s IN ('a', 'b')), count(*) FROM df WHERE x > 0.5 - 0.25 GROUP BY g",
     "-- a leading comment\nSELECT g, count(*) FROM df GROUP BY g",
     "SELECT g AS k, sum(x) AS t FROM df GROUP BY g ORDER BY g LIMIT 5 OFFSET 3",
 ]
@@ -382,6 +387,9 @@ CHANGES = {
     "replace-all": lambda df: [df.__setitem__(c, df[c].iloc[::-1].to_numpy()) for c in list(df.columns)],
 }
 
+#: Writes into a buffer the registration shares (documented: both engines see them).
+IN_PLACE = {"masked-cell"}
+
 CHANGED_SQL = [
     "SELECT g, sum(x) AS s, var_samp(x) AS v, count(*) AS n FROM t GROUP BY g",
     "SELECT s, p, count(*) AS n, sum(x) AS t, max(s) AS hi FROM t WHERE s <> 'b' AND p = 'k1' GROUP BY s, p",
@@ -398,15 +406,17 @@ def test_native_engine_reads_what_was_registered(change, sql):
     df = _changed_frame()
     with fastagg.connect() as db:
         db.register("t", df)
-        before = db.query(sql, output="arrow", engine="sqlite")
+        before = db.query(sql, output="arrow", engine="sqlite", workers=1)
         CHANGES[change](df)
         assert db.explain(sql).engine == "native"
         got = db.query(sql, output="arrow")
         from fastagg.engine.native import last_run
 
         assert last_run().engine == "native", last_run()
-        assert got.equals(before) and got.schema == before.schema, (got.to_pydict(), before.to_pydict())
-        assert db.query(sql, output="arrow", engine="sqlite").equals(before)
+        after = db.query(sql, output="arrow", engine="sqlite", workers=1)
+        assert got.equals(after) and got.schema == after.schema, (got.to_pydict(), after.to_pydict())
+        if change not in IN_PLACE:
+            assert after.equals(before)
 
 
 def test_small_frames_go_to_sqlite_before_numba_loads():

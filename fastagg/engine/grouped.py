@@ -425,6 +425,30 @@ def outer_sql(plan: Plan, table: str, names, decltypes) -> str:
     return sql
 
 
+def _check_scan_order(con, sql, plan, params):
+    """Raise :class:`NativeFailed` unless SQLite's plan feeds each group its rows in frame order.
+
+    The engine adds a group's doubles in frame order. With a WHERE, the
+    virtual table may answer through an index (a right-hand side SQLite
+    does not know at planning time makes an index plan cheap), which hands
+    rows over in key order: fine under GROUP BY (the table re-sorts the
+    rows and orders them by the keys, stably), not without one; and SQLite's
+    own sorter (``USE TEMP B-TREE``) orders rows its own way.
+    """
+    import sqlite3
+
+    try:
+        steps = con.execute("EXPLAIN QUERY PLAN " + sql, () if params is None else params).fetchall()
+    except (sqlite3.Error, ValueError, TypeError) as exc:
+        raise NativeFailed(f"SQLite does not plan the statement ({exc})") from None
+    for step in steps:
+        detail = str(step[-1])
+        if "TEMP B-TREE" in detail and "GROUP BY" in detail:
+            raise NativeFailed("SQLite groups with its own sorter (rows in its order)")
+        if not plan.grouped and "VIRTUAL TABLE INDEX 1:" in detail:
+            raise NativeFailed("SQLite reads the rows through an index (in key order)")
+
+
 def run_native(con, sql: str, plan: Plan, registration, params, workers):
     """Run *plan* natively and return its pyarrow result, or raise :class:`NativeFailed`."""
     from ..reader import _column_info, _prepare
@@ -446,6 +470,8 @@ def run_native(con, sql: str, plan: Plan, registration, params, workers):
     given = 0 if params is None else len(params)
     if nparams != given and not (nparams == 0 and params is None):
         raise NativeFailed("parameter count differs from the statement's")
+    if plan.where is not None:
+        _check_scan_order(con, sql, plan, params)
     try:
         constants = evaluate(con, plan.constants)
         keys, results, ngroups = compute_grouped(plan, registration, params, workers, constants)

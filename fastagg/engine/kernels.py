@@ -9,6 +9,10 @@ they mean to the virtual table. SQLite's own aggregates follow
 ``func.c`` of SQLite 3.40: ``sum``/``total``/``avg`` add doubles in row
 order (``rSum += v``), integer ``sum`` detects overflow, ``min``/``max``
 keep the first of equal values.
+
+numba's cache keys a compiled function by its own file only, not by the
+functions it inlines from :mod:`fastagg.table.ordering`: edit this file
+(or clear the cache) when the ordering code changes.
 """
 
 from __future__ import annotations

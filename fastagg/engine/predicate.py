@@ -106,12 +106,15 @@ def _walk(node, columns, index, env, pushdown):
     node = _unparen(node)
     if isinstance(node, exp.Or) and env is None and pushdown:
         # SQLite turns an OR of equalities on one column into IN (below).
+        seen = set()
         for term in node.find_all(exp.EQ):
             for side in (term.this, term.expression):
                 side = _unparen(side)
-                if isinstance(side, exp.Column) and index.get(side.name.lower()) is not None \
-                        and columns[index[side.name.lower()]].kind in NUMERIC_KINDS:
-                    raise NotInShape(f"{node.sql()}: OR over an equality on a numeric column (SQLite may scan it as IN)")
+                i = index.get(side.name.lower()) if isinstance(side, exp.Column) else None
+                if i is not None and (columns[i].kind in NUMERIC_KINDS or i in seen):
+                    raise NotInShape(f"{node.sql()}: OR over equalities on one column (SQLite may scan it as IN)")
+                if i is not None:
+                    seen.add(i)
     if isinstance(node, (exp.And, exp.Or)):
         lt, lf = _walk(node.this, columns, index, env, pushdown) or (None, None)
         rt, rf = _walk(node.expression, columns, index, env, pushdown) or (None, None)
@@ -160,10 +163,10 @@ def _walk(node, columns, index, env, pushdown):
         if node.args.get("query") or node.args.get("unnest") or node.args.get("field"):
             raise NotInShape(f"{node.sql()}: IN over a subquery")
         i = _column(node.this, columns, index)
-        if columns[i].kind in NUMERIC_KINDS and pushdown:
-            # The virtual table takes IN on a number as one scan per value: SQLite's
+        if pushdown:
+            # The virtual table answers IN by one probe (or scan) per value: SQLite's
             # sums then see rows in another order than the frame's.
-            raise NotInShape(f"{node.sql()}: IN on a numeric column")
+            raise NotInShape(f"{node.sql()}: IN in WHERE (the virtual table probes it one value at a time)")
         items = node.expressions
         if not items:
             raise NotInShape(f"{node.sql()}: empty IN list")

@@ -294,6 +294,11 @@ def _analyse(sql, tables, specs) -> Plan:
         reason = check_where(where.this, columns, index)
         if reason:
             _fail(f"WHERE: {reason}")
+        if group is None and any(where.this.find_all(exp.Placeholder, exp.Anonymous, exp.Add, exp.Sub, exp.Mul,
+                                                     exp.Div, exp.DPipe)):
+            # A right-hand side SQLite does not know when planning makes an index
+            # plan cheap for the virtual table: rows in key order, sums in another order.
+            _fail("WHERE with a parameter or an expression and no GROUP BY (SQLite may read through an index)")
     from .constants import constant_nodes
     from .expr import constants_of
 

@@ -66,19 +66,41 @@ def _group_ranks(ids, order):
 
 
 @njit(cache=True)
-def _span_hash(buf, a, m):
-    """64-bit hash of ``buf[a:a+m]``, eight bytes at a time (independent loads, one multiply per word)."""
+def _word(base, p):
+    """The eight bytes at address *base* + *p* as one uint64 (x86-64 loads unaligned words)."""
+    return carray(as_voidptr(base + p), 1, np.uint64)[0]
+
+
+@njit(cache=True)
+def _tail(buf, a, m):
+    """The last ``m % 8`` bytes of ``buf[a:a+m]`` as a little-endian uint64 (never read past the span)."""
+    w = np.uint64(0)
+    j = m - m % 8
+    for t in range(m % 8):
+        w |= np.uint64(buf[a + j + t]) << np.uint64(8 * t)
+    return w
+
+
+@njit(cache=True)
+def _span_hash(base, buf, a, m):
+    """64-bit hash of the *m* bytes at offset *a*: whole words loaded at once, one multiply per word."""
     h = np.uint64(m) * np.uint64(0x9E3779B97F4A7C15)
-    j = 0
-    while j < m:
-        w = np.uint64(0)
-        top = min(8, m - j)
-        for t in range(top):
-            w |= np.uint64(buf[a + j + t]) << np.uint64(8 * t)
-        h = (h ^ w) * np.uint64(0xBF58476D1CE4E5B9)
+    for j in range(0, m - 7, 8):
+        h = (h ^ _word(base, a + j)) * np.uint64(0xBF58476D1CE4E5B9)
         h ^= h >> np.uint64(31)
-        j += 8
+    if m % 8:
+        h = (h ^ _tail(buf, a, m)) * np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(31)
     return h
+
+
+@njit(cache=True)
+def _spans_equal(base, buf, a, b, m):
+    """Whether the *m* bytes at offsets *a* and *b* are equal, a word at a time."""
+    for j in range(0, m - 7, 8):
+        if _word(base, a + j) != _word(base, b + j):
+            return False
+    return m % 8 == 0 or _tail(buf, a, m) == _tail(buf, b, m)
 
 
 @njit(cache=True)
@@ -135,6 +157,7 @@ def _text_ranks(cd, vals):
     keys, skip, short = _short_text_keys(offs, buf, vals)
     if short:
         return _dense_ranks(keys, skip)
+    base = cd.data
     cap = 1024
     table = np.full(cap, -1, np.int64)  # slot -> id
     first = np.empty(cap // 2, np.int64)  # id -> value row
@@ -148,7 +171,7 @@ def _text_ranks(cd, vals):
             continue
         a = offs[v]
         m = offs[v + 1] - a
-        h = _span_hash(buf, a, m)
+        h = _span_hash(base, buf, a, m)
         s = np.int64(h & np.uint64(cap - 1))
         while True:
             t = table[s]
@@ -175,7 +198,7 @@ def _text_ranks(cd, vals):
                 break
             if hs[t] == h:
                 b = first[t]
-                if v == b or span_equal(offs, buf, b, v):
+                if v == b or (offs[b + 1] - offs[b] == m and _spans_equal(base, buf, offs[b], a, m)):
                     ids[i] = t
                     break
             s = (s + 1) & (cap - 1)
