@@ -145,10 +145,12 @@ def extreme_text(gids, ngroups, cd, rows, is_max):
     """
     best = np.full(ngroups, -1, np.int64)
     for i in range(len(gids)):
+        g = gids[i]
+        if g < 0:
+            continue  # a row in no group
         v = value_row(cd, rows[i])
         if v < 0:
             continue
-        g = gids[i]
         b = best[g]
         if b < 0:
             best[g] = v

@@ -306,6 +306,13 @@ def compute_grouped(plan: Plan, registration, params, workers, constants):
         gids, ngroups, first = kernels.group_rows(cols, np.array(plan.keys, np.int64), _as_array(rows))
     else:
         gids, ngroups, first = _zeros(len(rows), np.int64), 1, None
+    krows = None if first is None else (first if isinstance(rows, _Rows) else rows[first])
+    if plan.where is not None and all(a.spec is None for a in plan.aggregates) and len(rows) > nrows // 4:
+        # SQLite's own aggregates skip rows of group -1: read whole columns (zero-copy
+        # buffers, no gather of the rows the WHERE keeps), the dropped rows in no group.
+        full = np.full(nrows, -1, np.int64)
+        full[rows] = gids
+        gids, rows = full, _Rows(nrows)
     loaded = {}
     evaluated = {}
 
@@ -388,7 +395,6 @@ def compute_grouped(plan: Plan, registration, params, workers, constants):
         results.append(number_array(*out))
     keys = {}
     if plan.grouped:
-        krows = first if isinstance(rows, _Rows) else rows[first]
         for i in dict.fromkeys(plan.keys):
             keys[i] = key_array(columns[i], cols[i], np.ascontiguousarray(krows, dtype=np.int64))
     return keys, results, ngroups

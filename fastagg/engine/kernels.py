@@ -8,7 +8,8 @@ SQLite emits. Argument values come from the table stage's value access
 they mean to the virtual table. SQLite's own aggregates follow
 ``func.c`` of SQLite 3.40: ``sum``/``total``/``avg`` add doubles in row
 order (``rSum += v``), integer ``sum`` detects overflow, ``min``/``max``
-keep the first of equal values.
+keep the first of equal values. A row whose group id is negative belongs to
+no group (a row the WHERE dropped, when the engine reads whole columns).
 
 numba's cache keys a compiled function by its own file only, not by the
 functions it inlines from :mod:`fastagg.table.ordering`: edit this file
@@ -171,7 +172,7 @@ def count_rows(gids, ngroups, null):
     """count(x): non-NULL rows per group (count(*): pass an all-zero mask)."""
     out = np.zeros(ngroups, np.int64)
     for i in range(len(gids)):
-        if null[i] == 0:
+        if null[i] == 0 and gids[i] >= 0:
             out[gids[i]] += 1
     return out
 
@@ -184,9 +185,9 @@ def sum_int(gids, ngroups, x, null):
     cnt = np.zeros(ngroups, np.int64)
     overflow = np.zeros(ngroups, np.uint8)
     for i in range(len(gids)):
-        if null[i] != 0:
-            continue
         g = gids[i]
+        if null[i] != 0 or g < 0:
+            continue
         v = x[i]
         cnt[g] += 1
         rsum[g] += np.float64(v)
@@ -206,8 +207,8 @@ def sum_float(gids, ngroups, x, null):
     rsum = np.zeros(ngroups, np.float64)
     cnt = np.zeros(ngroups, np.int64)
     for i in range(len(gids)):
-        if null[i] == 0:
-            g = gids[i]
+        g = gids[i]
+        if null[i] == 0 and g >= 0:
             rsum[g] += x[i]
             cnt[g] += 1
     return rsum, cnt
@@ -219,9 +220,9 @@ def extreme_int(gids, ngroups, x, null, is_max):
     best = np.zeros(ngroups, np.int64)
     have = np.zeros(ngroups, np.uint8)
     for i in range(len(gids)):
-        if null[i] != 0:
-            continue
         g = gids[i]
+        if null[i] != 0 or g < 0:
+            continue
         v = x[i]
         if have[g] == 0 or (v > best[g] if is_max else v < best[g]):
             best[g] = v
@@ -235,9 +236,9 @@ def extreme_float(gids, ngroups, x, null, is_max):
     best = np.zeros(ngroups, np.float64)
     have = np.zeros(ngroups, np.uint8)
     for i in range(len(gids)):
-        if null[i] != 0:
-            continue
         g = gids[i]
+        if null[i] != 0 or g < 0:
+            continue
         v = x[i]
         if have[g] == 0 or (v > best[g] if is_max else v < best[g]):
             best[g] = v

@@ -76,14 +76,10 @@ def _plan(db, sql: str, specs, engine: str = "auto"):
         # numba; the native engine would first import numba and load its
         # kernels (~0.6 s), more than it saves below this size.
         return f"frames under {NATIVE_MIN_ROWS:,} rows and numba not loaded yet: SQLite answers sooner"
-    plan = _analysed(sql, tables, specs, analyse)
-    if not isinstance(plan, str) and plan.where is not None:
-        built = db._tables[plan.table].indexes
-        if built:
-            # SQLite may answer the WHERE through an index: rows in key order,
-            # so its sums would add in another order than the frame's.
-            return f"{plan.table!r} has an index ({', '.join(built[0]['columns'])}) SQLite may scan the WHERE by"
-    return plan
+    # Whether SQLite's own plan reads each group's rows in frame order (an
+    # index may answer the WHERE) is checked when the statement runs
+    # (grouped._check_scan_order): it depends on the indexes built so far.
+    return _analysed(sql, tables, specs, analyse)
 
 
 #: Analyses by statement text, the registered tables' column names and kinds, and the specs:
