@@ -15,7 +15,12 @@ every engine (fastagg ``workers=2``, DuckDB ``SET threads=2``,
   SQLite's ``sum``/``avg``/``count`` vs DuckDB's same function and pandas'
   own groupby method (and polars');
 - ungrouped ``SELECT myavg(x) FROM df`` vs numpy's ``x.mean()``;
-- the classic path (``to_sql`` + ``create_aggregate`` + ``read_sql``), once.
+- the classic path (``to_sql`` + ``create_aggregate`` + ``read_sql``), once;
+- TPC-H Q1 (``benchmarks/tpch/q01.sql``) over the ``lineitem`` Parquet file
+  of ``--tpch DIR`` (default ``benchmarks/data/tpch-sf1`` when present; its
+  decimals exposed as REAL), fastagg vs DuckDB, answers checked;
+- the fallback cost: a statement outside the native shape, ``engine="auto"``
+  (the shape check, then SQLite) vs ``engine="sqlite"``.
 
 Targets: custom variance <= 0.5x pandas-numba, <= 2x DuckDB, <= 3x numbagg;
 built-ins <= 1.5x DuckDB and faster than pandas; ungrouped <= 2x numpy.
@@ -25,7 +30,7 @@ Every answer is checked first: equal to DuckDB's within 1e-9 relative
 sketches differ).
 
 Run: ``python benchmarks/bench_groupby.py [--rows N] [--repeat R]
-[--no-big-groups] [--json PATH]``.
+[--no-big-groups] [--tpch DIR | --no-tpch] [--json PATH]``.
 """
 
 from __future__ import annotations
@@ -314,12 +319,52 @@ def bench_frame(label: str, df: pd.DataFrame, repeat: int, duck, pl, engines: li
     return rows
 
 
+def bench_tpch_q1(data_dir: str, repeat: int, duck, engines: list) -> dict:
+    """TPC-H Q1 over lineitem.parquet: fastagg (each engine) vs DuckDB, same Arrow table."""
+    import pyarrow.parquet as pq
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    sql = open(os.path.join(here, "tpch", "q01.sql")).read()
+    columns = ["l_returnflag", "l_linestatus", "l_quantity", "l_extendedprice", "l_discount", "l_tax", "l_shipdate"]
+    lineitem = pq.read_table(os.path.join(data_dir, "lineitem.parquet"), columns=columns)
+    duck.register("lineitem", lineitem)
+    duck_sql = sql.replace("date('1998-12-01', '-90 days')", "DATE '1998-12-01' - INTERVAL 90 DAY")
+    row = {"case": "TPC-H Q1", "rows": lineitem.num_rows,
+           "explain": str(fastagg.explain({"lineitem": lineitem}, sql))}
+    expected, row["duckdb s"] = measure(lambda: duck.sql(duck_sql).df(), repeat)
+    expected = expected.rename(columns={"l_returnflag": "g"})
+    for engine in engines:
+        kw = {"workers": THREADS} if engine is None else {"workers": THREADS, "engine": engine}
+        got, row[_fast_column(engine)] = measure(lambda: fastagg.query({"lineitem": lineitem}, sql, **kw), repeat)
+        got = got.rename(columns={"l_returnflag": "g"})
+        got["g"] = got["g"].astype(str) + got.pop("l_linestatus").astype(str)
+        want = expected.copy()
+        want["g"] = want["g"].astype(str) + want.pop("l_linestatus").astype(str)
+        check(f"TPC-H Q1 ({engine or 'default'})", want, got, rtol=1e-9)
+    duck.unregister("lineitem")
+    row["fastagg/duckdb"] = _ratio(row.get("fastagg s"), row["duckdb s"])
+    return row
+
+
+def bench_fallback(df: pd.DataFrame, repeat: int) -> dict:
+    """A statement outside the native shape: engine="auto" (checked, then SQLite) vs engine="sqlite"."""
+    sql = "SELECT g % 7 AS k, sum(x) AS s, count(*) AS n FROM df GROUP BY g % 7"
+    row = {"case": "fallback: " + sql, "explain": str(fastagg.explain(df, sql))}
+    _, row["auto s"] = measure(lambda: fastagg.query(df, sql, workers=THREADS), repeat)
+    _, row["sqlite s"] = measure(lambda: fastagg.query(df, sql, workers=THREADS, engine="sqlite"), repeat)
+    row["auto/sqlite"] = _ratio(row["auto s"], row["sqlite s"])
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--groups", type=int, default=1000, help="groups of the int and text key frames")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-big-groups", action="store_true", help="skip the 1,000,000-group frame")
+    default_tpch = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "tpch-sf1")
+    parser.add_argument("--tpch", default=default_tpch, help="directory holding TPC-H lineitem.parquet (Q1)")
+    parser.add_argument("--no-tpch", action="store_true", help="skip TPC-H Q1")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
@@ -375,11 +420,21 @@ def main() -> None:
         {"path": "classic / fastagg", "seconds": None, "ratio": _ratio(classic_s, fast_s)},
     ]
 
+    tpch = []
+    if not args.no_tpch and os.path.exists(os.path.join(args.tpch, "lineitem.parquet")):
+        print("bench_groupby: TPC-H Q1 ...", flush=True)
+        tpch.append(bench_tpch_q1(args.tpch, args.repeat, duck, engines))
+    fallback = [bench_fallback(frames[0][1], args.repeat)] if engines[-1] == "sqlite" else []
+
     title = f"Grouped, {args.rows:,} rows, {THREADS} threads each (median of {args.repeat})"
     grouped = ordered(grouped)
     print_table(title, grouped)
     print_table("Ungrouped", [ungrouped])
     print_table(f"Classic path, {frames[0][0]} (one run)", classic_rows)
+    if tpch:
+        print_table(f"TPC-H Q1 ({args.tpch})", tpch)
+    if fallback:
+        print_table("Fallback cost (a statement outside the native shape)", fallback)
     print(f"\nfastagg engines timed: {', '.join(e or 'default' for e in engines)}")
     write_json(args.json, {
         "rows": args.rows,
@@ -388,6 +443,8 @@ def main() -> None:
         "grouped": grouped,
         "ungrouped": [ungrouped],
         "classic": classic_rows,
+        "tpch_q1": tpch,
+        "fallback": fallback,
     })
 
 

@@ -482,3 +482,19 @@ def test_index_built_earlier_keeps_sqlites_order():
             got = db.query(sql, output="arrow")
             assert got.equals(ref) and got.schema == ref.schema, (sql, got.to_pydict(), ref.to_pydict())
         assert "expression and no GROUP BY" in db.explain(ungrouped).reason
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_large_frame_threaded_keys_and_counts(workers):
+    """Keys ranked on threads, counts over row ranges on threads: SQLite's answer, for any thread count."""
+    rng = np.random.default_rng(11)
+    n = 300_000
+    df = pd.DataFrame({
+        "k": rng.integers(0, 50, n),
+        "t": pd.array(rng.choice(["alpha-long-key", "b", None, "\u00e9t\u00e9-2024-xx"], n), dtype="string[pyarrow]"),
+        "x": rng.normal(size=n),
+    })
+    for sql in ["SELECT t, k, count(*), count(x), sum(x), max(t) FROM df GROUP BY t, k",
+                "SELECT count(*), count(t), total(x) FROM df",
+                "SELECT k, t, count(*) FILTER (WHERE x > 0) FROM df WHERE k < 40 GROUP BY k, t"]:
+        assert_same(df, sql, workers=workers)

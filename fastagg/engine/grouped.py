@@ -1,22 +1,31 @@
-"""The native grouped-aggregate engine: compiled loops over the frame's column buffers.
+"""The native grouped-aggregate engine: compiled loops over the registration's column buffers.
 
 For a statement in the shape (:mod:`.shape`), :func:`run_native`
 
-1. evaluates ``WHERE`` over Arrow columns (:mod:`.predicate`);
-2. numbers the groups by the key columns' dense ranks in SQLite's GROUP BY
-   order (:func:`.kernels.group_rows`, the table stage's ordering);
-3. runs each aggregate: SQLite's ``count``/``sum``/``total``/``avg``/
-   ``min``/``max`` as 3.40's ``func.c`` computes them (one thread, rows in
-   order, so float sums are bit-identical); a compiled fastagg aggregate
-   through the array entry points generated beside its SQLite callbacks
+1. asks SQLite for its plan when there is a WHERE (:func:`_check_scan_order`:
+   each group must get its rows in frame order, as the engine adds them),
+   and evaluates the statement's constants once with SQLite (:mod:`.constants`);
+2. evaluates ``WHERE`` and each ``FILTER`` over the registration's column
+   descriptors (:mod:`.predicate`), never the frame object;
+3. numbers the groups by the key columns' dense ranks in SQLite's GROUP BY
+   order (:func:`.kernels.group_rows`, the table stage's ordering; several
+   keys ranked on threads of their own for large frames);
+4. runs each aggregate over its argument (a column, or arithmetic,
+   :mod:`.expr`): SQLite's ``count``/``sum``/``total``/``avg``/``min``/``max``
+   as 3.40's ``func.c`` computes them (row order, so float sums are
+   bit-identical; ``count`` over row ranges on threads, counts combine
+   exactly); a compiled fastagg aggregate through the array entry points
+   generated beside its SQLite callbacks
    (:func:`fastagg.compile.codegen.generate_array_source`: the same
    ``__init__``/``step``/``finalize``/``merge``), one state record per group
    in an arena of its state dtype, split over threads when it has ``merge``
    and no growable fields (per-thread arenas merged in row-range order);
-4. registers the grouped result (keys taken from each group's first row,
-   one column per aggregate) as a table and lets SQLite run the rest of the
-   statement over it (select-list expressions, ``HAVING``, ``ORDER BY``,
-   ``LIMIT``, names), so result names and types are SQLite's own.
+5. builds the result itself for a *direct* plan (:mod:`.result`), or
+   registers the grouped result (keys read from the descriptors at each
+   group's first row, one column per aggregate) as a table and lets SQLite
+   run the rest of the statement over it (select-list expressions,
+   ``HAVING``, ``ORDER BY``, ``LIMIT``, names), so result names and types
+   are SQLite's own.
 
 Any error (an aggregate raising, integer overflow, a value the WHERE cannot
 compare exactly) raises :class:`NativeFailed`: the caller runs the statement
@@ -302,6 +311,15 @@ def compute_grouped(plan: Plan, registration, params, workers, constants):
             gids, ngroups, first = kernels.dense_int_groups(plain)
     if ngroups >= 0:
         pass
+    elif plan.grouped and len(plan.keys) > 1 and len(rows) >= THREAD_MIN_ROWS // 4 and threads_for(len(rows), workers) > 1:
+        # Each key's ranks on a thread of its own (hashing / sorting a key is
+        # independent of the others), then combined in key order.
+        table_rows = _as_array(rows)
+        ranks = np.empty((len(plan.keys), len(table_rows)), np.int64)
+        sizes = np.array(list(_executor(len(plan.keys)).map(
+            lambda t: kernels.key_ranks_into(cols[plan.keys[t]], table_rows, ranks[t]), range(len(plan.keys)))),
+            np.int64)
+        gids, ngroups, first = kernels.combine_ranks(ranks, sizes)
     elif plan.grouped:
         gids, ngroups, first = kernels.group_rows(cols, np.array(plan.keys, np.int64), _as_array(rows))
     else:

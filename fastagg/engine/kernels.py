@@ -25,7 +25,7 @@ from ..table.columns import K_F32, K_F64
 from ..table.ordering import _dense_ranks, _sort_keys
 from ..table.values import float_value, int_value, value_row
 
-__all__ = ["group_rows", "dense_int_groups", "column_f64", "column_i64", "count_rows", "sum_int", "sum_float", "extreme_int",
+__all__ = ["group_rows", "key_ranks_into", "combine_ranks", "dense_int_groups", "column_f64", "column_i64", "count_rows", "sum_int", "sum_float", "extreme_int",
            "extreme_float"]
 
 
@@ -73,6 +73,45 @@ def group_rows(cols, keycols, rows):
     first = np.full(max(g, 0), -1, np.int64)
     for i in range(n):
         k = ranks[i] - 1
+        gids[i] = k
+        if first[k] < 0:
+            first[k] = i
+    return gids, g, first
+
+
+@njit(cache=True, nogil=True)
+def key_ranks_into(cd, rows, out):
+    """Dense ranks (SQLite's order, NULL rank 0) of one key column at *rows*, written into *out*; their count."""
+    keys, isnull = _sort_keys(cd, rows)
+    r, m = _dense_ranks(keys, isnull)
+    out[:] = r
+    return m
+
+
+@njit(cache=True, nogil=True)
+def combine_ranks(ranks, sizes):
+    """Group ids of rows by several keys' dense ranks (rows of *ranks*, counts *sizes*), in key order.
+
+    The same numbering as :func:`group_rows`: (gids, ngroups, first).
+    """
+    nk, n = ranks.shape
+    comb = np.zeros(n, np.int64)
+    budget = 2 * n + 1024
+    prod = np.int64(1)
+    nulls = np.zeros(n, np.uint8)
+    for t in range(nk):
+        m = sizes[t]
+        if prod > budget // m:
+            comb, prod = _dense_ranks(comb, nulls)
+        for i in range(n):
+            comb[i] = comb[i] * m + ranks[t, i]
+        prod *= m
+    dense, m = _dense_ranks(comb, nulls)
+    g = m - 1
+    gids = np.empty(n, np.int64)
+    first = np.full(max(g, 0), -1, np.int64)
+    for i in range(n):
+        k = dense[i] - 1
         gids[i] = k
         if first[k] < 0:
             first[k] = i

@@ -1,9 +1,11 @@
 """The native engine's output: key values from the descriptors, the grouped table, the direct result.
 
 Key values are read from the registration's column descriptors at each
-group's first row (:mod:`.columnar`), keeping their column kind (an
-``int8`` key stays ``int8``, a datetime keeps its unit), so the grouped
-table shows SQLite the very values the frame's table would. A *direct*
+group's first row (:mod:`.columnar`) as SQLite's values of that column
+(integers as int64, reals as float64, text and blobs as bytes; dates and
+datetimes keep their day count / unit so the grouped table renders the
+same text), so the grouped table shows SQLite the very values the frame's
+table would. A *direct*
 plan (:data:`.shape.Plan.direct`) skips SQLite altogether: the result
 columns are built here with the types :func:`fastagg.reader.read_query`
 gives SQLite's values (int64 / float64 / string / binary, a NULL-type
