@@ -138,6 +138,7 @@ from .quantiles import Median, QuantileCont, QuantileDisc
 from .regression import RegrAvgX, RegrAvgY, RegrCount, RegrIntercept, RegrR2, RegrSlope, RegrSxx, RegrSxy, RegrSyy
 from .shape import Kurtosis, KurtosisPop, Skewness
 from .sketches import HLL_P, ApproxCountDistinct, ApproxQuantile
+from . import plain as _plain  # noqa: F401 - the native engine's plain forms (hooks on the classes above)
 
 __all__ = [
     "BUILTINS", "HLL_P",

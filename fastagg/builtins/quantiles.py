@@ -3,8 +3,8 @@
 Every value of the group is kept: numbers in a growable ``fastagg.vector``
 (8 bytes a row), any-typed values (``quantile_disc``, ``median`` of text)
 in a value list (:mod:`.valuelist`), so ``inverse`` removes one equal value
-and ``merge`` appends the other state's values; ``finalize`` sorts (or
-partitions).
+and ``merge`` appends the other state's values; ``finalize`` selects the
+order statistics it needs (``np.partition``).
 """
 
 from __future__ import annotations
@@ -25,14 +25,23 @@ __all__ = ["Median", "QuantileCont", "QuantileDisc"]
 
 @numba.njit(cache=True)
 def _quantile_cont(a, q):
-    """Sort *a* in place; interpolate linearly at 0-based rank ``q (n - 1)``, as DuckDB."""
-    a.sort()
+    """Interpolate linearly at 0-based rank ``q (n - 1)`` of the sorted *a*, as DuckDB.
+
+    The two order statistics come from a selection (``np.partition``, O(n)),
+    not a sort: the same values, so the same answer.
+    """
     rank = q * (len(a) - 1)
     lo = int(math.floor(rank))
     hi = int(math.ceil(rank))
+    b = np.partition(a, lo)
+    x = b[lo]
     if lo == hi:
-        return a[lo]
-    return a[lo] + (rank - lo) * (a[hi] - a[lo])
+        return x
+    y = b[hi]
+    for k in range(hi + 1, len(b)):  # the least value above position lo
+        if b[k] < y:
+            y = b[k]
+    return x + (rank - lo) * (y - x)
 
 
 @numba.njit(cache=True)

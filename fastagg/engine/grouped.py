@@ -309,6 +309,9 @@ def compute_grouped(plan: Plan, frame, registration, params, workers):
     loaded = {}
 
     def value(how, i):
+        if isinstance(i, tuple):  # ("literal", number): the same number on every row
+            return np.broadcast_to(np.array([i[1]], np.float64 if how == "f64" else np.int64), (len(rows),)), \
+                _zeros(len(rows), np.uint8)
         if (how, i) not in loaded:
             plain = None if plan.where is not None else _plain_buffer(columns[i], np.float64 if how == "f64" else np.int64)
             if plain is not None:

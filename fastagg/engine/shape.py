@@ -17,9 +17,10 @@ In the shape:
   text or blob columns;
 - the select list, ``HAVING`` and ``ORDER BY``: key columns, literals,
   arithmetic / comparisons / a few scalar functions, and aggregate calls
-  whose arguments are plain numeric columns (or ``*`` for ``count``):
-  fastagg aggregates given to the query or built in (numeric arguments and
-  results), and SQLite's ``count``, ``sum``, ``total``, ``avg``, ``min``,
+  whose arguments are plain numeric columns (or ``*`` for ``count``;
+  numeric literals too for fastagg aggregates): fastagg aggregates given to
+  the query or built in (numeric arguments and results, or a numeric plain
+  form, see :func:`plain_form`), and SQLite's ``count``, ``sum``, ``total``, ``avg``, ``min``,
   ``max``; parameters only in ``WHERE``;
 - ``WHERE``: comparisons of a column with a literal or parameter, ``AND``,
   ``OR``, ``NOT``, ``IS [NOT] NULL``, ``BETWEEN``, ``IN (literals)`` (checked
@@ -54,7 +55,7 @@ class Aggregate:
     """One aggregate call: ``name`` is SQLite's (``count``...) or a spec's; ``args`` column indices."""
 
     name: str
-    args: tuple[int, ...]  # () for count(*)
+    args: tuple  # column indices, ("literal", number) for a numeric literal; () for count(*)
     spec: object = None  # AggregateSpec, or None for SQLite's own
 
 
@@ -90,6 +91,43 @@ def analyse(sql: str, tables: dict, specs) -> Plan | str:
 
 def _fail(reason: str):
     raise NotInShape(reason)
+
+
+def _literal_number(node):
+    """The int or float of a numeric literal node (``0.9``, ``-1``), else None."""
+    from sqlglot import exp
+
+    sign = 1
+    if isinstance(node, exp.Neg):
+        node, sign = node.this, -1
+    if not isinstance(node, exp.Literal) or node.is_string:
+        return None
+    text = node.this
+    try:
+        if text.isdigit():
+            value = int(text)
+            return sign * value if value < 2**63 else None
+        return sign * float(text)
+    except ValueError:
+        return None
+
+
+def plain_form(spec, kinds):
+    """The spec the engine runs for *spec* called with arguments of *kinds* ("int", "float" or None).
+
+    An aggregate class may name a plain form of itself,
+    ``cls.__fastagg_plain_form__(kinds) -> class or None``: a class with
+    numeric arguments and result that gives the same answers over such
+    arguments without the window form's state (the built-ins taking
+    ``fastagg.Value`` have one). SQLite keeps running *spec* itself.
+    """
+    from ..compile.spec import spec_of
+
+    hook = getattr(spec.cls, "__fastagg_plain_form__", None)
+    if hook is None or None in kinds:
+        return spec
+    cls = hook(tuple(kinds))
+    return spec if cls is None else spec_of(cls)
 
 
 def _analyse(sql, tables, specs) -> Plan:
@@ -168,12 +206,13 @@ def _analyse(sql, tables, specs) -> Plan:
         if spec is not None:
             if len(args) != spec.narg:
                 _fail(f"{fname}() takes {spec.narg} arguments")
+            spec = plain_form(spec, [argument_kind(a) for a in args])
             for a in spec.args:
                 if a.kind not in ("float", "int", "bool"):
                     _fail(f"{fname}() takes a {a.kind} argument (the engine passes numbers only)")
             if spec.result.kind not in ("float", "int", "bool"):
                 _fail(f"{fname}() returns {spec.result.kind} (the engine returns numbers only)")
-            return Aggregate(fname, tuple(numeric_arg(fname, a) for a in args), spec)
+            return Aggregate(fname, tuple(numeric_arg(fname, a, literal=True) for a in args), spec)
         if fname in SQLITE_AGGREGATES and len(args) in SQLITE_AGGREGATES[fname]:
             if fname == "count":
                 if not args or isinstance(args[0], exp.Star):
@@ -188,7 +227,22 @@ def _analyse(sql, tables, specs) -> Plan:
             return Aggregate(fname, (numeric_arg(fname, args[0]),))
         return None
 
-    def numeric_arg(fname, node) -> int:
+    def argument_kind(node):
+        """"int" or "float": how the engine reads the argument (a numeric column or literal); else None."""
+        number = _literal_number(node)
+        if number is not None:
+            return "float" if isinstance(number, float) else "int"
+        if isinstance(node, exp.Column):
+            i = index.get(node.name.lower())
+            if i is not None and columns[i].kind in NUMERIC_KINDS:
+                return "float" if columns[i].kind in FLOAT_KINDS else "int"
+        return None
+
+    def numeric_arg(fname, node, literal=False):
+        if literal:
+            number = _literal_number(node)
+            if number is not None:
+                return ("literal", number)
         if not isinstance(node, exp.Column):
             _fail(f"argument {node.sql()} of {fname}() is not a plain column")
         i = column_of(node)

@@ -1,0 +1,599 @@
+"""Plain forms of the built-ins that take ``fastagg.Value``: numeric arguments, no window state.
+
+The native grouped engine (:mod:`fastagg.engine`) passes numbers only and
+never runs a window. For an integer or real column it asks an aggregate
+class for its *plain form* (``cls.__fastagg_plain_form__(kinds)``, see
+:func:`fastagg.engine.shape.plain_form`): one of the classes here, which
+gives the answer the type-generic class gives over such a column, exactly,
+without a ``fastagg.Value`` per row and without the rows a window form
+keeps (``arg_*``, the sketches). SQLite keeps running the type-generic
+classes; these have SQL names of their own (``<name>__int``,
+``<name>__real``) that no statement calls.
+
+Equal answers: a column holds one kind of number, so SQLite's order and
+equality are the numbers' own; the first of equal rows wins where the
+type-generic class says so (``mode``, ``arg_*``, ``quantile_disc`` of
+``0.0`` / ``-0.0``); float sums run in the same order (``entropy``).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba.extending import register_jitable
+
+from ..compile.spec import aggregate, array
+from ..compile.vector import vector
+from .extrema import ArgMax, ArgMin
+from .keys import Entropy, Mode, _entropy
+from .numhash import int_hash, real_hash
+from .quantiles import Median, QuantileDisc, _check_q_disc, _quantile_cont, _quantile_disc_index
+from .sketches import (
+    HLL_P, TDIGEST_BUFFER, TDIGEST_CAPACITY, ApproxCountDistinct, ApproxQuantile,
+    hll_add, hll_estimate, register_counts, tdigest_result, tdigest_step,
+)
+
+__all__ = ["SPARSE_LIMIT", "sparse_counts"]
+
+# --------------------------------------------------------------------------
+# approx_count_distinct: HyperLogLog, sparse while small
+
+SPARSE_LIMIT = 2048
+"""Hashes a plain HyperLogLog state keeps before it builds its 2**14 registers (16 KB either way)."""
+
+
+@numba.njit(cache=True)
+def _rank(h):
+    """The rank :func:`.sketches.hll_add` keeps for hash *h*: leading zeros after the index bits, + 1."""
+    rest = h << np.uint64(HLL_P)
+    rank = 1
+    top = np.uint64(1) << np.uint64(63)
+    while rank <= 64 - HLL_P and (rest & top) == np.uint64(0):
+        rest = rest << np.uint64(1)
+        rank += 1
+    return rank
+
+
+@numba.njit(cache=True)
+def sparse_counts(hashes):
+    """Ertl's register counts of the registers *hashes* would fill, without the 2**14 registers."""
+    k = len(hashes)
+    q = 64 - HLL_P
+    counts = np.zeros(q + 2, np.int64)
+    if k <= 128:  # few hashes: sort (index, rank) pairs, the last of each index is its register
+        keys = np.empty(k, np.int64)
+        for j in range(k):
+            keys[j] = int(hashes[j] >> np.uint64(64 - HLL_P)) * 256 + _rank(hashes[j])
+        keys.sort()
+        distinct = 0
+        for j in range(k):
+            if j + 1 == k or keys[j + 1] // 256 != keys[j] // 256:
+                counts[keys[j] % 256] += 1
+                distinct += 1
+        counts[0] = 2**HLL_P - distinct
+        return counts
+    registers = np.zeros(2**HLL_P, np.uint8)
+    for j in range(k):
+        hll_add(registers, hashes[j])
+    distinct = 0
+    for j in range(k):
+        index = int(hashes[j] >> np.uint64(64 - HLL_P))
+        r = registers[index]
+        if r != 0:
+            counts[r] += 1
+            distinct += 1
+            registers[index] = 0
+    counts[0] = 2**HLL_P - distinct
+    return counts
+
+
+@register_jitable
+def _hll_step(s, h):
+    if len(s.registers) == 0:
+        s.hashes.append(h)
+        if len(s.hashes) > SPARSE_LIMIT:  # dense from now on
+            s.registers.extend(np.zeros(2**HLL_P, np.uint8))
+            r = s.registers.as_array()
+            for x in s.hashes.as_array():
+                hll_add(r, x)
+            s.hashes.clear()
+    else:
+        hll_add(s.registers.as_array(), h)
+
+
+@register_jitable
+def _hll_finalize(s):
+    if len(s.registers) == 0:
+        return hll_estimate(sparse_counts(s.hashes.as_array()))
+    return hll_estimate(register_counts(s.registers.as_array()))
+
+
+@aggregate(name="approx_count_distinct__int")
+class ApproxCountDistinctInt:
+    """``approx_count_distinct`` of an integer column: the same registers, sparse while small.
+
+    Examples
+    --------
+    >>> s = ApproxCountDistinctInt()
+    >>> for v in (1, 2, 1):
+    ...     s.step(v)
+    >>> s.finalize()
+    2
+    """
+
+    hashes: vector(np.uint64)
+    registers: vector(np.uint8)
+
+    def step(self, v: int):
+        _hll_step(self, int_hash(v))
+
+    def finalize(self) -> int:
+        return _hll_finalize(self)
+
+
+@aggregate(name="approx_count_distinct__real")
+class ApproxCountDistinctReal:
+    """``approx_count_distinct`` of a real column (1.0 hashes as 1, as in the type-generic class).
+
+    Examples
+    --------
+    >>> s = ApproxCountDistinctReal(); s.step(1.5); s.step(1.5); s.finalize()
+    1
+    """
+
+    hashes: vector(np.uint64)
+    registers: vector(np.uint8)
+
+    def step(self, v: float):
+        _hll_step(self, real_hash(v))
+
+    def finalize(self) -> int:
+        return _hll_finalize(self)
+
+
+# --------------------------------------------------------------------------
+# approx_quantile: the t-digest without the kept rows
+
+
+@aggregate(name="approx_quantile__plain")
+class ApproxQuantilePlain:
+    """``approx_quantile`` without its window form's rows: the same digest, step by step.
+
+    Examples
+    --------
+    >>> s = ApproxQuantilePlain()
+    >>> for x in (1.0, 2.0, 3.0, 10.0):
+    ...     s.step(x, 0.5)
+    >>> s.finalize()
+    2.5
+    """
+
+    means: array(np.float64, TDIGEST_CAPACITY)
+    weights: array(np.float64, TDIGEST_CAPACITY)
+    buffer: array(np.float64, TDIGEST_BUFFER)
+    ncentroids: np.int64
+    nbuffer: np.int64
+    count: np.float64
+    lo: np.float64
+    hi: np.float64
+    q: np.float64
+
+    def step(self, x: float, q: float):
+        tdigest_step(self, x, q)
+
+    def finalize(self) -> float | None:
+        return tdigest_result(self)
+
+
+# --------------------------------------------------------------------------
+# median, quantile_disc: the numbers in a vector
+
+
+@aggregate(name="median__real")
+class MedianReal:
+    """``median`` of a numeric column: ``quantile_cont(x, 0.5)`` of the numbers, a real.
+
+    Examples
+    --------
+    >>> s = MedianReal(); s.step(4.0); s.step(1.0); s.step(2.0); s.finalize()
+    2.0
+    """
+
+    values: vector(np.float64)
+
+    def step(self, x: float):
+        self.values.append(x)
+
+    def finalize(self) -> float | None:
+        if len(self.values) == 0:
+            return None
+        return _quantile_cont(self.values.as_array(), 0.5)
+
+
+@numba.njit(cache=True)
+def _select(a, k):
+    """``a[order[k]]`` for the stable ascending order of *a* (the first of equal values first).
+
+    Equal numbers are identical but for the zeros: for ``0.0`` / ``-0.0``
+    the k-th in sorted order is the zero that arrived at that place among
+    the zeros.
+    """
+    v = np.partition(a, k)[k]
+    if v != 0:
+        return v
+    before = 0
+    for x in a:
+        if x < 0:
+            before += 1
+    j = k - before
+    for x in a:
+        if x == 0:
+            if j == 0:
+                return x
+            j -= 1
+    return v
+
+
+@aggregate(name="quantile_disc__int")
+class QuantileDiscInt:
+    """``quantile_disc`` of an integer column: an integer.
+
+    Examples
+    --------
+    >>> s = QuantileDiscInt()
+    >>> for x in (10, 1, 4, 2):
+    ...     s.step(x, 0.5)
+    >>> s.finalize()
+    2
+    """
+
+    values: vector(np.int64)
+    q: np.float64
+
+    def step(self, x: int, q: float):
+        if len(self.values) == 0:
+            _check_q_disc(q)
+            self.q = q
+        self.values.append(x)
+
+    def finalize(self) -> int | None:
+        n = len(self.values)
+        if n == 0:
+            return None
+        return _select(self.values.as_array(), _quantile_disc_index(n, self.q))
+
+
+@aggregate(name="quantile_disc__real")
+class QuantileDiscReal:
+    """``quantile_disc`` of a real column: a real.
+
+    Examples
+    --------
+    >>> s = QuantileDiscReal()
+    >>> for x in (10.0, 1.0, 4.0, 2.0):
+    ...     s.step(x, 0.5)
+    >>> s.finalize()
+    2.0
+    """
+
+    values: vector(np.float64)
+    q: np.float64
+
+    def step(self, x: float, q: float):
+        if len(self.values) == 0:
+            _check_q_disc(q)
+            self.q = q
+        self.values.append(x)
+
+    def finalize(self) -> float | None:
+        n = len(self.values)
+        if n == 0:
+            return None
+        return _select(self.values.as_array(), _quantile_disc_index(n, self.q))
+
+
+# --------------------------------------------------------------------------
+# mode, entropy: counts of equal numbers
+
+
+@numba.njit(cache=True)
+def _mode_of(a):
+    """The most frequent of *a*; on a tie, the value that occurs first (and that occurrence)."""
+    order = np.argsort(a, kind="mergesort")  # stable: a run starts at its first occurrence
+    n = len(a)
+    best_first = order[0]
+    best_count = 0
+    i = 0
+    while i < n:
+        first = order[i]
+        j = i + 1
+        while j < n and a[order[j]] == a[first]:
+            j += 1
+        if j - i > best_count or (j - i == best_count and first < best_first):
+            best_count = j - i
+            best_first = first
+        i = j
+    return a[best_first]
+
+
+@numba.njit(cache=True)
+def _run_counts(a):
+    """Counts of the distinct values of *a*, in ascending order."""
+    b = np.sort(a)
+    counts = np.zeros(len(b), np.int64)
+    m = 0
+    for k in range(len(b)):
+        if k == 0 or b[k] != b[k - 1]:
+            m += 1
+        counts[m - 1] += 1
+    return counts[:m]
+
+
+@aggregate(name="mode__int")
+class ModeInt:
+    """``mode`` of an integer column.
+
+    Examples
+    --------
+    >>> s = ModeInt()
+    >>> for x in (3, 1, 1, 3):
+    ...     s.step(x)
+    >>> s.finalize()
+    3
+    """
+
+    values: vector(np.int64)
+
+    def step(self, x: int):
+        self.values.append(x)
+
+    def finalize(self) -> int | None:
+        if len(self.values) == 0:
+            return None
+        return _mode_of(self.values.as_array())
+
+
+@aggregate(name="mode__real")
+class ModeReal:
+    """``mode`` of a real column.
+
+    Examples
+    --------
+    >>> s = ModeReal(); s.step(2.5); s.step(1.0); s.step(2.5); s.finalize()
+    2.5
+    """
+
+    values: vector(np.float64)
+
+    def step(self, x: float):
+        self.values.append(x)
+
+    def finalize(self) -> float | None:
+        if len(self.values) == 0:
+            return None
+        return _mode_of(self.values.as_array())
+
+
+@aggregate(name="entropy__int")
+class EntropyInt:
+    """``entropy`` of an integer column.
+
+    Examples
+    --------
+    >>> s = EntropyInt()
+    >>> for x in (1, 2, 2, 3):
+    ...     s.step(x)
+    >>> s.finalize()
+    1.5
+    """
+
+    values: vector(np.int64)
+
+    def step(self, x: int):
+        self.values.append(x)
+
+    def finalize(self) -> float:
+        if len(self.values) == 0:
+            return 0.0
+        return _entropy(_run_counts(self.values.as_array()))
+
+
+@aggregate(name="entropy__real")
+class EntropyReal:
+    """``entropy`` of a real column.
+
+    Examples
+    --------
+    >>> s = EntropyReal(); s.step(1.0); s.step(2.0); s.finalize()
+    1.0
+    """
+
+    values: vector(np.float64)
+
+    def step(self, x: float):
+        self.values.append(x)
+
+    def finalize(self) -> float:
+        if len(self.values) == 0:
+            return 0.0
+        return _entropy(_run_counts(self.values.as_array()))
+
+
+# --------------------------------------------------------------------------
+# arg_min, arg_max: the best (arg, val) pair, first row on a tie
+
+
+class _BestII:
+    """The best (arg, val) so far of an integer arg and an integer val (not registered)."""
+
+    n: np.int64
+    arg: np.int64
+    val: np.int64
+
+    def finalize(self) -> int | None:
+        return None if self.n == 0 else self.arg
+
+
+class _BestIR:
+    """Integer arg, real val (not registered)."""
+
+    n: np.int64
+    arg: np.int64
+    val: np.float64
+
+    def finalize(self) -> int | None:
+        return None if self.n == 0 else self.arg
+
+
+class _BestRI:
+    """Real arg, integer val (not registered)."""
+
+    n: np.int64
+    arg: np.float64
+    val: np.int64
+
+    def finalize(self) -> float | None:
+        return None if self.n == 0 else self.arg
+
+
+class _BestRR:
+    """Real arg, real val (not registered)."""
+
+    n: np.int64
+    arg: np.float64
+    val: np.float64
+
+    def finalize(self) -> float | None:
+        return None if self.n == 0 else self.arg
+
+
+# Only a strictly better val replaces the best: the first of equal rows wins.
+
+
+@aggregate(name="arg_min__int_int")
+class ArgMinII(_BestII):
+    """Plain ``arg_min`` of integer arg and val columns.
+
+    Examples
+    --------
+    >>> s = ArgMinII(); s.step(10, 3); s.step(20, 1); s.step(30, 1); s.finalize()
+    20
+    """
+
+    def step(self, arg: int, val: int):
+        if self.n == 0 or val < self.val:
+            self.arg = arg
+            self.val = val
+        self.n += 1
+
+
+@aggregate(name="arg_min__int_real")
+class ArgMinIR(_BestIR):
+    """Plain ``arg_min``, integer arg, real val."""
+
+    def step(self, arg: int, val: float):
+        if self.n == 0 or val < self.val:
+            self.arg = arg
+            self.val = val
+        self.n += 1
+
+
+@aggregate(name="arg_min__real_int")
+class ArgMinRI(_BestRI):
+    """Plain ``arg_min``, real arg, integer val."""
+
+    def step(self, arg: float, val: int):
+        if self.n == 0 or val < self.val:
+            self.arg = arg
+            self.val = val
+        self.n += 1
+
+
+@aggregate(name="arg_min__real_real")
+class ArgMinRR(_BestRR):
+    """Plain ``arg_min``, real arg and val."""
+
+    def step(self, arg: float, val: float):
+        if self.n == 0 or val < self.val:
+            self.arg = arg
+            self.val = val
+        self.n += 1
+
+
+@aggregate(name="arg_max__int_int")
+class ArgMaxII(_BestII):
+    """Plain ``arg_max`` of integer arg and val columns.
+
+    Examples
+    --------
+    >>> s = ArgMaxII(); s.step(10, 3); s.step(20, 5); s.step(30, 5); s.finalize()
+    20
+    """
+
+    def step(self, arg: int, val: int):
+        if self.n == 0 or val > self.val:
+            self.arg = arg
+            self.val = val
+        self.n += 1
+
+
+@aggregate(name="arg_max__int_real")
+class ArgMaxIR(_BestIR):
+    """Plain ``arg_max``, integer arg, real val."""
+
+    def step(self, arg: int, val: float):
+        if self.n == 0 or val > self.val:
+            self.arg = arg
+            self.val = val
+        self.n += 1
+
+
+@aggregate(name="arg_max__real_int")
+class ArgMaxRI(_BestRI):
+    """Plain ``arg_max``, real arg, integer val."""
+
+    def step(self, arg: float, val: int):
+        if self.n == 0 or val > self.val:
+            self.arg = arg
+            self.val = val
+        self.n += 1
+
+
+@aggregate(name="arg_max__real_real")
+class ArgMaxRR(_BestRR):
+    """Plain ``arg_max``, real arg and val."""
+
+    def step(self, arg: float, val: float):
+        if self.n == 0 or val > self.val:
+            self.arg = arg
+            self.val = val
+        self.n += 1
+
+
+_BEST = {
+    (True, "int", "int"): ArgMinII, (True, "int", "float"): ArgMinIR,
+    (True, "float", "int"): ArgMinRI, (True, "float", "float"): ArgMinRR,
+    (False, "int", "int"): ArgMaxII, (False, "int", "float"): ArgMaxIR,
+    (False, "float", "int"): ArgMaxRI, (False, "float", "float"): ArgMaxRR,
+}
+
+
+# --------------------------------------------------------------------------
+# The hooks the engine asks
+
+
+def _one(int_cls, real_cls):
+    def plain(kinds):
+        return int_cls if kinds[0] == "int" else real_cls
+
+    return staticmethod(plain)
+
+
+ApproxCountDistinct.__fastagg_plain_form__ = _one(ApproxCountDistinctInt, ApproxCountDistinctReal)
+ApproxQuantile.__fastagg_plain_form__ = staticmethod(lambda kinds: ApproxQuantilePlain)
+Median.__fastagg_plain_form__ = staticmethod(lambda kinds: MedianReal)
+QuantileDisc.__fastagg_plain_form__ = _one(QuantileDiscInt, QuantileDiscReal)
+Mode.__fastagg_plain_form__ = _one(ModeInt, ModeReal)
+Entropy.__fastagg_plain_form__ = _one(EntropyInt, EntropyReal)
+ArgMin.__fastagg_plain_form__ = staticmethod(lambda kinds: _BEST[True, kinds[0], kinds[1]])
+ArgMax.__fastagg_plain_form__ = staticmethod(lambda kinds: _BEST[False, kinds[0], kinds[1]])
