@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba.cpython.unsafe.numbers import leading_zeros
 from numba.extending import register_jitable
 
 from ..compile.spec import aggregate, array
@@ -38,51 +39,46 @@ __all__ = ["SPARSE_LIMIT", "sparse_counts"]
 # --------------------------------------------------------------------------
 # approx_count_distinct: HyperLogLog, sparse while small
 
-SPARSE_LIMIT = 2048
-"""Hashes a plain HyperLogLog state keeps before it builds its 2**14 registers (16 KB either way)."""
+SPARSE_LIMIT = 4096
+"""Registers a plain HyperLogLog state keeps as a list (4 bytes each) before it builds all 2**14 (16 KB)."""
+
+_Q = 64 - HLL_P
+
+
+@numba.njit(cache=True, inline="always")
+def _entry(h):
+    """Hash *h* as its register: ``index << 6 | rank`` with :func:`.sketches.hll_add`'s index and rank."""
+    h = np.uint64(h)
+    rank = min(leading_zeros(h << np.uint64(HLL_P)), _Q) + 1
+    return np.uint32((h >> np.uint64(_Q)) << np.uint64(6)) | np.uint32(rank)
 
 
 @numba.njit(cache=True)
-def _rank(h):
-    """The rank :func:`.sketches.hll_add` keeps for hash *h*: leading zeros after the index bits, + 1."""
-    rest = h << np.uint64(HLL_P)
-    rank = 1
-    top = np.uint64(1) << np.uint64(63)
-    while rank <= 64 - HLL_P and (rest & top) == np.uint64(0):
-        rest = rest << np.uint64(1)
-        rank += 1
-    return rank
-
-
-@numba.njit(cache=True)
-def sparse_counts(hashes):
-    """Ertl's register counts of the registers *hashes* would fill, without the 2**14 registers."""
-    k = len(hashes)
-    q = 64 - HLL_P
-    counts = np.zeros(q + 2, np.int64)
-    if k <= 128:  # few hashes: sort (index, rank) pairs, the last of each index is its register
-        keys = np.empty(k, np.int64)
-        for j in range(k):
-            keys[j] = int(hashes[j] >> np.uint64(64 - HLL_P)) * 256 + _rank(hashes[j])
-        keys.sort()
-        distinct = 0
-        for j in range(k):
-            if j + 1 == k or keys[j + 1] // 256 != keys[j] // 256:
-                counts[keys[j] % 256] += 1
-                distinct += 1
-        counts[0] = 2**HLL_P - distinct
-        return counts
-    registers = np.zeros(2**HLL_P, np.uint8)
-    for j in range(k):
-        hll_add(registers, hashes[j])
+def sparse_counts(entries):
+    """Ertl's register counts of the registers the *entries* (:func:`_entry`) fill."""
+    k = len(entries)
+    counts = np.zeros(_Q + 2, np.int64)
     distinct = 0
-    for j in range(k):
-        index = int(hashes[j] >> np.uint64(64 - HLL_P))
-        r = registers[index]
-        if r != 0:
-            counts[r] += 1
-            distinct += 1
-            registers[index] = 0
+    if k <= 128:  # few: sorted by (index, rank), the last of each index is its register
+        keys = np.sort(entries)
+        for j in range(k):
+            if j + 1 == k or keys[j + 1] >> 6 != keys[j] >> 6:
+                counts[keys[j] & 63] += 1
+                distinct += 1
+    else:
+        registers = np.zeros(2**HLL_P, np.uint8)
+        for e in entries:
+            i = e >> 6
+            r = np.uint8(e & 63)
+            if r > registers[i]:
+                registers[i] = r
+        for e in entries:
+            i = e >> 6
+            r = registers[i]
+            if r != 0:
+                counts[r] += 1
+                distinct += 1
+                registers[i] = 0
     counts[0] = 2**HLL_P - distinct
     return counts
 
@@ -90,13 +86,14 @@ def sparse_counts(hashes):
 @register_jitable
 def _hll_step(s, h):
     if len(s.registers) == 0:
-        s.hashes.append(h)
-        if len(s.hashes) > SPARSE_LIMIT:  # dense from now on
+        s.entries.append(_entry(h))
+        if len(s.entries) > SPARSE_LIMIT:  # dense from now on
             s.registers.extend(np.zeros(2**HLL_P, np.uint8))
             r = s.registers.as_array()
-            for x in s.hashes.as_array():
-                hll_add(r, x)
-            s.hashes.clear()
+            for e in s.entries.as_array():
+                if np.uint8(e & 63) > r[e >> 6]:
+                    r[e >> 6] = np.uint8(e & 63)
+            s.entries.clear()
     else:
         hll_add(s.registers.as_array(), h)
 
@@ -104,7 +101,7 @@ def _hll_step(s, h):
 @register_jitable
 def _hll_finalize(s):
     if len(s.registers) == 0:
-        return hll_estimate(sparse_counts(s.hashes.as_array()))
+        return hll_estimate(sparse_counts(s.entries.as_array()))
     return hll_estimate(register_counts(s.registers.as_array()))
 
 
@@ -121,7 +118,7 @@ class ApproxCountDistinctInt:
     2
     """
 
-    hashes: vector(np.uint64)
+    entries: vector(np.uint32)
     registers: vector(np.uint8)
 
     def step(self, v: int):
@@ -141,7 +138,7 @@ class ApproxCountDistinctReal:
     1
     """
 
-    hashes: vector(np.uint64)
+    entries: vector(np.uint32)
     registers: vector(np.uint8)
 
     def step(self, v: float):
