@@ -869,8 +869,9 @@ ENGINE_CALLS = {
     "median": ["median(x)", "median(z)", "median(i)", "median(k)"],
     "mode": ["mode(x)", "mode(z)", "mode(i)", "mode(k)"],
     "quantile_disc": ["quantile_disc(x, 0.3)", "quantile_disc(z, 0.5)", "quantile_disc(i, 0.9)", "quantile_disc(k, 0)"],
-    # Text results and any-typed text values stay on SQLite (the engine returns numbers).
-    "histogram": [], "any_value": [],
+    # A text result stays on SQLite (the engine returns numbers).
+    "any_value": ["any_value(x)", "any_value(z)", "any_value(i)", "any_value(k)"],
+    "histogram": [],
 }
 
 

@@ -25,7 +25,7 @@ from numba.extending import register_jitable
 
 from ..compile.spec import aggregate, array
 from ..compile.vector import vector
-from .extrema import ArgMax, ArgMin
+from .extrema import AnyValue, ArgMax, ArgMin
 from .keys import Entropy, Mode, _entropy
 from .numhash import int_hash, real_hash
 from .quantiles import Median, QuantileDisc, _check_q_disc, _quantile_cont, _quantile_disc_index
@@ -575,6 +575,44 @@ _BEST = {
 }
 
 
+@aggregate(name="any_value__int")
+class AnyValueInt:
+    """Plain ``any_value`` of an integer column: the first non-NULL value.
+
+    Examples
+    --------
+    >>> s = AnyValueInt(); s.step(4); s.step(1); s.finalize()
+    4
+    """
+
+    n: np.int64
+    first: np.int64
+
+    def step(self, x: int):
+        if self.n == 0:
+            self.first = x
+        self.n += 1
+
+    def finalize(self) -> int | None:
+        return None if self.n == 0 else self.first
+
+
+@aggregate(name="any_value__real")
+class AnyValueReal:
+    """Plain ``any_value`` of a real column."""
+
+    n: np.int64
+    first: np.float64
+
+    def step(self, x: float):
+        if self.n == 0:
+            self.first = x
+        self.n += 1
+
+    def finalize(self) -> float | None:
+        return None if self.n == 0 else self.first
+
+
 # --------------------------------------------------------------------------
 # The hooks the engine asks
 
@@ -592,5 +630,6 @@ Median.__fastagg_plain_form__ = staticmethod(lambda kinds: MedianReal)
 QuantileDisc.__fastagg_plain_form__ = _one(QuantileDiscInt, QuantileDiscReal)
 Mode.__fastagg_plain_form__ = _one(ModeInt, ModeReal)
 Entropy.__fastagg_plain_form__ = _one(EntropyInt, EntropyReal)
+AnyValue.__fastagg_plain_form__ = _one(AnyValueInt, AnyValueReal)
 ArgMin.__fastagg_plain_form__ = staticmethod(lambda kinds: _BEST[True, kinds[0], kinds[1]])
 ArgMax.__fastagg_plain_form__ = staticmethod(lambda kinds: _BEST[False, kinds[0], kinds[1]])
