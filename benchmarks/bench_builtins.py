@@ -25,7 +25,7 @@ numeric arguments) and with ``engine="sqlite"``, DuckDB's same function
 (two threads) and pandas' own groupby method where it has one, on
 bench_groupby's frame (int64 key, x, y normal, h integers), two threads for
 fastagg too; the native answer is checked against the SQLite one first
-(equal, NULL as NaN). Targets: within 1.5x of DuckDB, faster than pandas.
+(within 1e-12 relative: merged thread states, NULL as NaN). Targets: within 1.5x of DuckDB, faster than pandas.
 
 Run: ``python benchmarks/bench_builtins.py [--rows N] [--groups G] [--repeat R] [--json PATH]
 [--engines [--only NAME,...]]``.
@@ -132,9 +132,11 @@ def bench_engines(df: pd.DataFrame, repeat: int, only=None) -> list[dict]:
         sql = f"SELECT g, {call} AS v FROM df GROUP BY g"
         engine = fastagg.explain(df, sql).engine
         native = fastagg.query(df, sql, workers=2)
-        reference = fastagg.query(df, sql, workers=2, engine="sqlite")
+        reference = fastagg.query(df, sql, workers=1, engine="sqlite")  # one pass (workers=2 splits the SQL)
         np.testing.assert_array_equal(native["g"].to_numpy(), reference["g"].to_numpy())
-        np.testing.assert_array_equal(native["v"].to_numpy(float), reference["v"].to_numpy(float), err_msg=name)
+        # Two threads: the merged moments may differ from one pass in the last bits (documented, 1e-12).
+        np.testing.assert_allclose(native["v"].to_numpy(float), reference["v"].to_numpy(float), rtol=1e-12, atol=1e-12,
+                                   err_msg=name)
         row = {"aggregate": name, "engine": engine}
         row["fastagg s"] = median_time(lambda: fastagg.query(df, sql, workers=2), repeat)
         row["fastagg[sqlite] s"] = median_time(lambda: fastagg.query(df, sql, workers=2, engine="sqlite"),

@@ -950,3 +950,16 @@ def test_number_hash_is_parts_hash():
                                                            math.inf, -math.inf, 1e300, 5e-324, 0.5, 1e16]
     for v in reals:
         assert int(real_hash(v)) == int(parts_hash(2, 0, v, empty)), v
+
+
+@pytest.mark.parametrize("call", ["mode(z)", "mode(k)", "entropy(z)", "entropy(k)", "approx_count_distinct(i)",
+                                  "approx_count_distinct(z)", "median(z)", "median(k)", "quantile_disc(z, 0.5)",
+                                  "quantile_cont(x, 0.7)", "quantile_disc(k, 0.2)"])
+def test_native_engine_small_groups(engine_frame, call):
+    """Groups of 1 to 40 rows: the plain forms' no-allocation paths for small groups, against SQLite."""
+    frame = engine_frame.copy()
+    frame["g"] = (np.arange(len(frame)) * 7919 % len(frame)) // (1 + np.arange(len(frame)) % 40)
+    sql = f"SELECT g, {call} AS v FROM df GROUP BY g"
+    assert fastagg.explain(frame, sql).engine == "native"
+    _same_tables(fastagg.query(frame, sql, engine="sqlite", output="arrow"),
+                 fastagg.query(frame, sql, engine="native", output="arrow"), sql)

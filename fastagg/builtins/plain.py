@@ -18,6 +18,8 @@ type-generic class says so (``mode``, ``arg_*``, ``quantile_disc`` of
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 from numba.cpython.unsafe.numbers import leading_zeros
@@ -28,13 +30,13 @@ from ..compile.vector import vector
 from .extrema import AnyValue, ArgMax, ArgMin
 from .keys import Entropy, Mode, _entropy
 from .numhash import int_hash, real_hash
-from .quantiles import Median, QuantileDisc, _check_q_disc, _quantile_cont, _quantile_disc_index
+from .quantiles import Median, QuantileDisc, _check_q_disc, _quantile_cont, _quantile_disc_index, select_in_place
 from .sketches import (
     HLL_P, TDIGEST_BUFFER, TDIGEST_CAPACITY, ApproxCountDistinct, ApproxQuantile,
     hll_add, hll_estimate, register_counts, tdigest_result, tdigest_step,
 )
 
-__all__ = ["SPARSE_LIMIT", "sparse_counts"]
+__all__ = ["PLAIN_FORMS", "SPARSE_LIMIT", "sparse_counts"]
 
 # --------------------------------------------------------------------------
 # approx_count_distinct: HyperLogLog, sparse while small
@@ -55,12 +57,22 @@ def _entry(h):
 
 @numba.njit(cache=True)
 def sparse_counts(entries):
-    """Ertl's register counts of the registers the *entries* (:func:`_entry`) fill."""
+    """Ertl's register counts of the registers the *entries* (:func:`_entry`) fill; may reorder *entries*."""
     k = len(entries)
     counts = np.zeros(_Q + 2, np.int64)
     distinct = 0
     if k <= 128:  # few: sorted by (index, rank), the last of each index is its register
-        keys = np.sort(entries)
+        if k <= 16:  # in place, no allocation (the entries are the state's, freed after finalize)
+            keys = entries
+            for i in range(1, k):
+                e = keys[i]
+                j = i - 1
+                while j >= 0 and keys[j] > e:
+                    keys[j + 1] = keys[j]
+                    j -= 1
+                keys[j + 1] = e
+        else:
+            keys = np.sort(entries)
         for j in range(k):
             if j + 1 == k or keys[j + 1] >> 6 != keys[j] >> 6:
                 counts[keys[j] & 63] += 1
@@ -209,26 +221,27 @@ class MedianReal:
 
 @numba.njit(cache=True)
 def _select(a, k):
-    """``a[order[k]]`` for the stable ascending order of *a* (the first of equal values first).
+    """``a[order[k]]`` for the stable ascending order of *a* (the first of equal values first); reorders *a*.
 
-    Equal numbers are identical but for the zeros: for ``0.0`` / ``-0.0``
-    the k-th in sorted order is the zero that arrived at that place among
-    the zeros.
+    Equal numbers are identical but for the zeros: when the k-th in sorted
+    order is a zero, it is the zero that arrived at that place among the
+    zeros, found before *a* is reordered.
     """
-    v = np.partition(a, k)[k]
-    if v != 0:
-        return v
-    before = 0
+    below = 0
+    zeros = 0
     for x in a:
         if x < 0:
-            before += 1
-    j = k - before
-    for x in a:
-        if x == 0:
-            if j == 0:
-                return x
-            j -= 1
-    return v
+            below += 1
+        elif x == 0:
+            zeros += 1
+    if below <= k < below + zeros:
+        j = k - below
+        for x in a:
+            if x == 0:
+                if j == 0:
+                    return x
+                j -= 1
+    return select_in_place(a, k)
 
 
 @aggregate(name="quantile_disc__int")
@@ -293,11 +306,34 @@ class QuantileDiscReal:
 # mode, entropy: counts of equal numbers
 
 
+#: Groups of at most this many values are counted without allocating (quadratic scans).
+_SMALL = 16
+
+
 @numba.njit(cache=True)
 def _mode_of(a):
     """The most frequent of *a*; on a tie, the value that occurs first (and that occurrence)."""
-    order = np.argsort(a, kind="mergesort")  # stable: a run starts at its first occurrence
     n = len(a)
+    if n <= _SMALL:  # the earliest value of the greatest count: the same rule, no sort
+        best = 0
+        best_count = 0
+        for i in range(n):
+            earlier = False
+            for j in range(i):
+                if a[j] == a[i]:
+                    earlier = True
+                    break
+            if earlier:
+                continue
+            c = 0
+            for j in range(i, n):
+                if a[j] == a[i]:
+                    c += 1
+            if c > best_count:
+                best_count = c
+                best = i
+        return a[best]
+    order = np.argsort(a, kind="mergesort")  # stable: a run starts at its first occurrence
     best_first = order[0]
     best_count = 0
     i = 0
@@ -324,6 +360,33 @@ def _run_counts(a):
             m += 1
         counts[m - 1] += 1
     return counts[:m]
+
+
+@numba.njit(cache=True)
+def _entropy_of(a):
+    """:func:`.keys._entropy` of the counts of *a*'s distinct values in ascending order; reorders *a*.
+
+    The same terms added in the same order (ascending values), so the same bits.
+    """
+    n = len(a)
+    if n > _SMALL:
+        return _entropy(_run_counts(a))
+    for i in range(1, n):  # insertion sort in place
+        x = a[i]
+        j = i - 1
+        while j >= 0 and a[j] > x:
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = x
+    h = 0.0
+    c = 0
+    for k in range(n):
+        c += 1
+        if k + 1 == n or a[k + 1] != a[k]:
+            p = c / n
+            h -= p * math.log2(p)
+            c = 0
+    return h
 
 
 @aggregate(name="mode__int")
@@ -392,7 +455,7 @@ class EntropyInt:
     def finalize(self) -> float:
         if len(self.values) == 0:
             return 0.0
-        return _entropy(_run_counts(self.values.as_array()))
+        return _entropy_of(self.values.as_array())
 
 
 @aggregate(name="entropy__real")
@@ -413,7 +476,7 @@ class EntropyReal:
     def finalize(self) -> float:
         if len(self.values) == 0:
             return 0.0
-        return _entropy(_run_counts(self.values.as_array()))
+        return _entropy_of(self.values.as_array())
 
 
 # --------------------------------------------------------------------------
@@ -633,3 +696,9 @@ Entropy.__fastagg_plain_form__ = _one(EntropyInt, EntropyReal)
 AnyValue.__fastagg_plain_form__ = _one(AnyValueInt, AnyValueReal)
 ArgMin.__fastagg_plain_form__ = staticmethod(lambda kinds: _BEST[True, kinds[0], kinds[1]])
 ArgMax.__fastagg_plain_form__ = staticmethod(lambda kinds: _BEST[False, kinds[0], kinds[1]])
+
+PLAIN_FORMS: tuple[type, ...] = (
+    ApproxCountDistinctInt, ApproxCountDistinctReal, ApproxQuantilePlain, MedianReal, QuantileDiscInt,
+    QuantileDiscReal, ModeInt, ModeReal, EntropyInt, EntropyReal, AnyValueInt, AnyValueReal, *_BEST.values(),
+)  # fmt: skip
+"""Every plain form, for ahead-of-time compilation (``fastagg.warmup``)."""
