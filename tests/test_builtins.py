@@ -963,3 +963,13 @@ def test_native_engine_small_groups(engine_frame, call):
     assert fastagg.explain(frame, sql).engine == "native"
     _same_tables(fastagg.query(frame, sql, engine="sqlite", output="arrow"),
                  fastagg.query(frame, sql, engine="native", output="arrow"), sql)
+
+
+def test_native_engine_literal_arguments(engine_frame):
+    """Numeric literals reach the engine as constant columns; a real literal for an integer argument stays on SQLite."""
+    for call in ("bit_and(3)", "mode(-2)", "arg_max(7, x)", "quantile_cont(x, .25)", "approx_count_distinct(1.5)"):
+        sql = f"SELECT g, {call} AS v FROM df GROUP BY g"
+        assert fastagg.explain(engine_frame, sql).engine == "native", call
+        _same_tables(fastagg.query(engine_frame, sql, engine="sqlite", output="arrow"),
+                     fastagg.query(engine_frame, sql, engine="native", output="arrow"), sql)
+    assert fastagg.explain(engine_frame, "SELECT g, bit_or(2.5) FROM df GROUP BY g").engine == "sqlite"

@@ -212,6 +212,9 @@ def _analyse(sql, tables, specs) -> Plan:
                     _fail(f"{fname}() takes a {a.kind} argument (the engine passes numbers only)")
             if spec.result.kind not in ("float", "int", "bool"):
                 _fail(f"{fname}() returns {spec.result.kind} (the engine returns numbers only)")
+            for a, node in zip(spec.args, args):
+                if a.kind != "float" and isinstance(_literal_number(node), float):
+                    _fail(f"real literal {node.sql()} for an integer argument of {fname}()")
             return Aggregate(fname, tuple(numeric_arg(fname, a, literal=True) for a in args), spec)
         if fname in SQLITE_AGGREGATES and len(args) in SQLITE_AGGREGATES[fname]:
             if fname == "count":
