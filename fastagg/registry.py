@@ -399,6 +399,10 @@ def dialect():
 
         class _Parser(SQLite.Parser):
             FUNCTIONS: dict = {}
+            # arg_min / min_by / ... have parsers of their own that make typed
+            # nodes (ArgMin) and lose the name as written: parse them as calls too.
+            FUNCTION_PARSERS = {k: v for k, v in SQLite.Parser.FUNCTION_PARSERS.items()
+                                if k not in ("ARG_MAX", "ARGMAX", "MAX_BY", "ARG_MIN", "ARGMIN", "MIN_BY")}
 
         _DIALECT = type("FastaggSQLite", (SQLite,), {"Parser": _Parser})
     return _DIALECT

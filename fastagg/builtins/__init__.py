@@ -114,6 +114,13 @@ point. Results that depend on the order of equal rows (``mode``'s ties,
 result when the partial states cover contiguous row ranges and are merged
 in row order; a tie across partial states goes to the state merged into.
 
+The native grouped engine (``fastagg.explain`` says when it runs) passes
+numbers only and never runs a window: over integer and real columns it
+runs the *plain form* of the type-generic built-ins (:mod:`.plain`: the
+same answers, no ``fastagg.Value`` per row, no kept window rows), and the
+numeric ones as they are; a literal ``q`` is a constant argument there.
+``histogram`` (a text result) and text or blob arguments run on SQLite.
+
 One module per family, each state shape in one place:
 
 - :mod:`.moments`: var_*, stddev_*, covar_*, corr (Welford states) and weighted_avg
@@ -124,6 +131,8 @@ One module per family, each state shape in one place:
 - :mod:`.quantiles`: median, quantile_cont, quantile_disc (every value in a vector)
 - :mod:`.keys`: mode, histogram, entropy (counts per distinct value)
 - :mod:`.sketches`: approx_count_distinct (HyperLogLog), approx_quantile (t-digest)
+- :mod:`.plain`: numeric, window-free forms of the type-generic ones, for the native engine
+- :mod:`.numhash`: the hash of a number without a ``fastagg.Value`` (HyperLogLog)
 - :mod:`.frames`: the window form shared by states without an exact inverse
 - :mod:`.valuelist`: a growable list of ``fastagg.Value`` (four vectors)
 """
@@ -138,6 +147,7 @@ from .quantiles import Median, QuantileCont, QuantileDisc
 from .regression import RegrAvgX, RegrAvgY, RegrCount, RegrIntercept, RegrR2, RegrSlope, RegrSxx, RegrSxy, RegrSyy
 from .shape import Kurtosis, KurtosisPop, Skewness
 from .sketches import HLL_P, ApproxCountDistinct, ApproxQuantile
+from . import plain as _plain  # noqa: F401 - the native engine's plain forms (hooks on the classes above)
 
 __all__ = [
     "BUILTINS", "HLL_P",

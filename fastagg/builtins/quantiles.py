@@ -3,8 +3,8 @@
 Every value of the group is kept: numbers in a growable ``fastagg.vector``
 (8 bytes a row), any-typed values (``quantile_disc``, ``median`` of text)
 in a value list (:mod:`.valuelist`), so ``inverse`` removes one equal value
-and ``merge`` appends the other state's values; ``finalize`` sorts (or
-partitions).
+and ``merge`` appends the other state's values; ``finalize`` selects the
+order statistics it needs (``np.partition``).
 """
 
 from __future__ import annotations
@@ -20,19 +20,67 @@ from ..compile.vector import vector
 from ..native.anyvalue import REAL, make_value, value_parts
 from .valuelist import is_number, list_append, list_extend, list_get, list_remove_first, sorted_order
 
-__all__ = ["Median", "QuantileCont", "QuantileDisc"]
+__all__ = ["Median", "QuantileCont", "QuantileDisc", "select_in_place"]
+
+
+@numba.njit(cache=True)
+def select_in_place(a, k, lo=0):
+    """Reorder ``a[lo:]`` in place so that ``a[k]`` is its k-th least (Hoare's quickselect); return it.
+
+    ``a[lo:k]`` end up at most ``a[k]``, ``a[k + 1:]`` at least. No memory
+    is allocated, so a group of a few values costs a few comparisons.
+    Among equal values (``0.0`` and ``-0.0``) which one lands at ``k`` is
+    unspecified.
+    """
+    hi = len(a) - 1
+    while hi > lo:
+        mid = (lo + hi) // 2  # median of three as the pivot
+        if a[mid] < a[lo]:
+            a[mid], a[lo] = a[lo], a[mid]
+        if a[hi] < a[lo]:
+            a[hi], a[lo] = a[lo], a[hi]
+        if a[hi] < a[mid]:
+            a[hi], a[mid] = a[mid], a[hi]
+        pivot = a[mid]
+        i = lo
+        j = hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while pivot < a[j]:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            break
+    return a[k]
 
 
 @numba.njit(cache=True)
 def _quantile_cont(a, q):
-    """Sort *a* in place; interpolate linearly at 0-based rank ``q (n - 1)``, as DuckDB."""
-    a.sort()
+    """Interpolate linearly at 0-based rank ``q (n - 1)`` of the sorted *a*, as DuckDB; reorders *a*.
+
+    The two order statistics come from a selection in place
+    (:func:`select_in_place`, O(n)), not a sort: the same values, so the
+    same answer.
+    """
     rank = q * (len(a) - 1)
     lo = int(math.floor(rank))
     hi = int(math.ceil(rank))
+    x = select_in_place(a, lo)
     if lo == hi:
-        return a[lo]
-    return a[lo] + (rank - lo) * (a[hi] - a[lo])
+        return x
+    y = a[hi]
+    for k in range(hi + 1, len(a)):  # the least value above position lo
+        if a[k] < y:
+            y = a[k]
+    return x + (rank - lo) * (y - x)
 
 
 @numba.njit(cache=True)
@@ -132,7 +180,7 @@ class Median:
         k = _quantile_disc_index(numbers + others, 0.5)
         if k < numbers:
             a = self.values.as_array()
-            return make_value(REAL, 0, float(np.partition(a, k)[k]), np.empty(0, np.uint8))
+            return make_value(REAL, 0, float(select_in_place(a, k)), np.empty(0, np.uint8))
         order = sorted_order(self.tags.as_array(), self.payload.as_array(), self.data.as_array(), self.ends.as_array())
         return list_get(self.tags, self.payload, self.data, self.ends, order[k - numbers])
 

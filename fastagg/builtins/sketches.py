@@ -12,22 +12,29 @@ import math
 
 import numba
 import numpy as np
+from numba.extending import register_jitable
 
 from ..compile.spec import aggregate, array
 from ..compile.value import Value
-from ..native.anyvalue import parts_hash, value_parts
+from ..native.anyvalue import value_parts
+from .numhash import value_hash
 from ..compile.vector import vector
 from .frames import FRAME_LIMIT, check_rows_kept, move_to_end
 
-__all__ = ["ApproxCountDistinct", "ApproxQuantile", "HLL_P"]
+__all__ = [
+    "ApproxCountDistinct", "ApproxQuantile", "HLL_P", "hll_add", "hll_estimate", "register_counts",
+    "tdigest_step", "tdigest_result",
+]
 
 
 # --------------------------------------------------------------------------
 # approx_count_distinct: HyperLogLog
 
 HLL_P = 14  # 2**14 registers: standard error 1.04 / 128 = 0.81%
+
+
 @numba.njit(cache=True)
-def _hll_add(registers, h):
+def hll_add(registers, h):
     """Add hash *h*: the first HLL_P bits pick a register, which keeps the rank of the rest."""
     index = int(h >> np.uint64(64 - HLL_P))
     rest = h << np.uint64(HLL_P)
@@ -85,8 +92,8 @@ class ApproxCountDistinct:
 
     def step(self, v: Value):
         tag, ival, fval, data = value_parts(v)
-        h = np.uint64(parts_hash(tag, ival, fval, data))  # numba hands a plain Python caller an int
-        _hll_add(self.registers, h)
+        h = np.uint64(value_hash(tag, ival, fval, data))  # numba hands a plain Python caller an int
+        hll_add(self.registers, h)
         self.n += 1
         if self.n <= FRAME_LIMIT:
             self.hashes.append(h)
@@ -94,7 +101,7 @@ class ApproxCountDistinct:
     def inverse(self, v: Value):
         check_rows_kept(self.n, len(self.hashes))
         tag, ival, fval, data = value_parts(v)
-        if self.hashes.remove(np.uint64(parts_hash(tag, ival, fval, data))):
+        if self.hashes.remove(np.uint64(value_hash(tag, ival, fval, data))):
             self.n -= 1
             self.stale = True
 
@@ -110,46 +117,58 @@ class ApproxCountDistinct:
         if self.stale:  # a row left the frame: the registers of the rows still in it
             self.registers[:] = 0
             for h in self.hashes.as_array():
-                _hll_add(self.registers, h)
+                hll_add(self.registers, h)
             self.stale = False
-        m = 2**HLL_P
-        q = 64 - HLL_P
-        counts = np.zeros(q + 2, np.int64)
-        for r in self.registers:
-            counts[r] += 1
-        if counts[0] == m:
-            return 0
-        # Ertl's tau(1 - C[q+1]/m): the saturated registers' share.
-        x = 1.0 - counts[q + 1] / m
-        if x == 0.0 or x == 1.0:
-            z = 0.0
-        else:
-            y = 1.0
-            z = 1.0 - x
-            while True:
-                x = math.sqrt(x)
-                z_old = z
-                y *= 0.5
-                z -= (1.0 - x) * (1.0 - x) * y
-                if z == z_old:
-                    break
-            z /= 3.0
-        z *= m
-        for k in range(q, 0, -1):
-            z = 0.5 * (z + counts[k])
-        # Ertl's sigma(C[0]/m): the empty registers' share.
-        x = counts[0] / m
+        return hll_estimate(register_counts(self.registers))
+
+
+@numba.njit(cache=True)
+def register_counts(registers):
+    """How many registers hold each rank 0..64 - HLL_P + 1 (Ertl's C)."""
+    counts = np.zeros(64 - HLL_P + 2, np.int64)
+    for r in registers:
+        counts[r] += 1
+    return counts
+
+
+@numba.njit(cache=True)
+def hll_estimate(counts):
+    """Ertl's improved raw estimate (arXiv:1702.01284) from the register counts, rounded."""
+    m = 2**HLL_P
+    q = 64 - HLL_P
+    if counts[0] == m:
+        return 0
+    # Ertl's tau(1 - C[q+1]/m): the saturated registers' share.
+    x = 1.0 - counts[q + 1] / m
+    if x == 0.0 or x == 1.0:
+        z = 0.0
+    else:
         y = 1.0
-        s = x
+        z = 1.0 - x
         while True:
-            x = x * x
-            s_old = s
-            s += x * y
-            y += y
-            if s == s_old:
+            x = math.sqrt(x)
+            z_old = z
+            y *= 0.5
+            z -= (1.0 - x) * (1.0 - x) * y
+            if z == z_old:
                 break
-        z += m * s
-        return int(round(m * m / (2.0 * math.log(2.0)) / z))
+        z /= 3.0
+    z *= m
+    for k in range(q, 0, -1):
+        z = 0.5 * (z + counts[k])
+    # Ertl's sigma(C[0]/m): the empty registers' share.
+    x = counts[0] / m
+    y = 1.0
+    s = x
+    while True:
+        x = x * x
+        s_old = s
+        s += x * y
+        y += y
+        if s == s_old:
+            break
+    z += m * s
+    return int(round(m * m / (2.0 * math.log(2.0)) / z))
 
 
 # --------------------------------------------------------------------------
@@ -277,24 +296,7 @@ class ApproxQuantile:
     values: vector(np.float64)
 
     def step(self, x: float, q: float):
-        if self.count == 0.0:
-            if not (0.0 <= q <= 1.0):
-                raise ValueError("approx_quantile(x, q): argument 'q' is out of range: q must be between 0 and 1")
-            self.q = q
-            self.lo = x
-            self.hi = x
-        elif x < self.lo:
-            self.lo = x
-        elif x > self.hi:
-            self.hi = x
-        self.count += 1.0
-        self.buffer[self.nbuffer] = x
-        self.nbuffer += 1
-        if self.nbuffer == TDIGEST_BUFFER:
-            self.ncentroids = _tdigest_compress(
-                self.means, self.weights, self.ncentroids, self.buffer, np.ones(TDIGEST_BUFFER), self.count
-            )
-            self.nbuffer = 0
+        tdigest_step(self, x, q)
         if self.count <= FRAME_LIMIT:
             self.values.append(x)
 
@@ -339,34 +341,65 @@ class ApproxQuantile:
             )
             self.count = float(len(self.values))
             self.stale = False
-        if self.count == 0.0:
-            return None
-        if self.nbuffer > 0:
-            self.ncentroids = _tdigest_compress(
-                self.means, self.weights, self.ncentroids, self.buffer[: self.nbuffer],
-                np.ones(self.nbuffer), self.count,
-            )
-            self.nbuffer = 0
-        # Interpolate between centroid centres, at 0-based ranks.
-        k = self.ncentroids
-        target = self.q * (self.count - 1.0)
-        before = 0.0
-        prev_rank = 0.0
-        prev_value = self.lo
-        for i in range(k):
-            w = self.weights[i]
-            rank = before + (w - 1.0) / 2.0
-            if target <= rank:
-                if rank == prev_rank:
-                    return float(self.means[i])
-                t = (target - prev_rank) / (rank - prev_rank)
-                return float(prev_value + t * (self.means[i] - prev_value))
-            prev_rank = rank
-            prev_value = self.means[i]
-            before += w
-        last = self.count - 1.0
-        if last == prev_rank:
-            return float(self.hi)
-        t = (target - prev_rank) / (last - prev_rank)
-        return float(prev_value + t * (self.hi - prev_value))
+        return tdigest_result(self)
+
+
+# The digest's step and answer, shared with the plain form (:mod:`.plain`):
+# each takes the state itself (a record in compiled code, a reference).
+
+
+@register_jitable
+def tdigest_step(s, x, q):
+    """Add row *x* to the digest of state *s* (the first row's *q* is kept)."""
+    if s.count == 0.0:
+        if not (0.0 <= q <= 1.0):
+            raise ValueError("approx_quantile(x, q): argument 'q' is out of range: q must be between 0 and 1")
+        s.q = q
+        s.lo = x
+        s.hi = x
+    elif x < s.lo:
+        s.lo = x
+    elif x > s.hi:
+        s.hi = x
+    s.count += 1.0
+    s.buffer[s.nbuffer] = x
+    s.nbuffer += 1
+    if s.nbuffer == TDIGEST_BUFFER:
+        s.ncentroids = _tdigest_compress(s.means, s.weights, s.ncentroids, s.buffer, np.ones(TDIGEST_BUFFER), s.count)
+        s.nbuffer = 0
+
+
+@register_jitable
+def tdigest_result(s):
+    """The quantile ``s.q`` of the digest of state *s*; None for no rows."""
+    if s.count == 0.0:
+        return None
+    if s.nbuffer > 0:
+        s.ncentroids = _tdigest_compress(
+            s.means, s.weights, s.ncentroids, s.buffer[: s.nbuffer],
+            np.ones(s.nbuffer), s.count,
+        )
+        s.nbuffer = 0
+    # Interpolate between centroid centres, at 0-based ranks.
+    k = s.ncentroids
+    target = s.q * (s.count - 1.0)
+    before = 0.0
+    prev_rank = 0.0
+    prev_value = s.lo
+    for i in range(k):
+        w = s.weights[i]
+        rank = before + (w - 1.0) / 2.0
+        if target <= rank:
+            if rank == prev_rank:
+                return float(s.means[i])
+            t = (target - prev_rank) / (rank - prev_rank)
+            return float(prev_value + t * (s.means[i] - prev_value))
+        prev_rank = rank
+        prev_value = s.means[i]
+        before += w
+    last = s.count - 1.0
+    if last == prev_rank:
+        return float(s.hi)
+    t = (target - prev_rank) / (last - prev_rank)
+    return float(prev_value + t * (s.hi - prev_value))
 

@@ -19,7 +19,9 @@ In the shape:
   arithmetic / comparisons / a few scalar functions, and aggregate calls
   whose arguments are numeric columns, constants or ``+ - * /`` of them
   (:mod:`.expr`), or ``*`` for ``count``: fastagg aggregates given to the
-  query or built in (numeric arguments and results), and SQLite's
+  query or built in (numeric arguments and results, or a numeric plain
+  form, see :func:`plain_form`; an integer argument takes only an integer
+  column or literal), and SQLite's
   ``count``, ``sum``, ``total``, ``avg``, ``min``, ``max`` (``min``/``max``
   also of a text or blob column), each with an optional ``FILTER (WHERE
   ...)`` of the WHERE forms; parameters only in ``WHERE`` and ``FILTER``;
@@ -107,6 +109,43 @@ def _fail(reason: str):
     raise NotInShape(reason)
 
 
+def _literal_number(node):
+    """The int or float of a numeric literal node (``0.9``, ``-1``), else None."""
+    from sqlglot import exp
+
+    sign = 1
+    if isinstance(node, exp.Neg):
+        node, sign = node.this, -1
+    if not isinstance(node, exp.Literal) or node.is_string:
+        return None
+    text = node.this
+    try:
+        if text.isdigit():
+            value = int(text)
+            return sign * value if value < 2**63 else None
+        return sign * float(text)
+    except ValueError:
+        return None
+
+
+def plain_form(spec, kinds):
+    """The spec the engine runs for *spec* called with arguments of *kinds* ("int", "float" or None).
+
+    An aggregate class may name a plain form of itself,
+    ``cls.__fastagg_plain_form__(kinds) -> class or None``: a class with
+    numeric arguments and result that gives the same answers over such
+    arguments without the window form's state (the built-ins taking
+    ``fastagg.Value`` have one). SQLite keeps running *spec* itself.
+    """
+    from ..compile.spec import spec_of
+
+    hook = getattr(spec.cls, "__fastagg_plain_form__", None)
+    if hook is None or None in kinds:
+        return spec
+    cls = hook(tuple(kinds))
+    return spec if cls is None else spec_of(cls)
+
+
 def _analyse(sql, tables, specs) -> Plan:
     import sqlglot
     from sqlglot import exp
@@ -183,11 +222,18 @@ def _analyse(sql, tables, specs) -> Plan:
         if spec is not None:
             if len(args) != spec.narg:
                 _fail(f"{fname}() takes {spec.narg} arguments")
+            spec = plain_form(spec, [argument_kind(a) for a in args])
             for a in spec.args:
                 if a.kind not in ("float", "int", "bool"):
                     _fail(f"{fname}() takes a {a.kind} argument (the engine passes numbers only)")
             if spec.result.kind not in ("float", "int", "bool"):
                 _fail(f"{fname}() returns {spec.result.kind} (the engine returns numbers only)")
+            for a, node in zip(spec.args, args):
+                # A REAL (or an expression that may be one) for an integer argument
+                # stays on SQLite: its conversion is the callback's, not the engine's.
+                if a.kind != "float" and not isinstance(node, exp.Column) \
+                        and not isinstance(_literal_number(node), int):
+                    _fail(f"{node.sql()} for an integer argument of {fname}()")
             return Aggregate(fname, tuple(numeric_arg(fname, a) for a in args), spec, filt)
         if fname in SQLITE_AGGREGATES and len(args) in SQLITE_AGGREGATES[fname]:
             if fname == "count":
@@ -207,6 +253,17 @@ def _analyse(sql, tables, specs) -> Plan:
                 _fail(f"{fname}(): SQLite {sqlite3.sqlite_version} sums with Kahan-Babuska-Neumaier "
                       f"compensation, which the engine does not reproduce")
             return Aggregate(fname, (numeric_arg(fname, args[0]),), None, filt)
+        return None
+
+    def argument_kind(node):
+        """"int" or "float": how the engine reads the argument (a numeric column or literal); else None."""
+        number = _literal_number(node)
+        if number is not None:
+            return "float" if isinstance(number, float) else "int"
+        if isinstance(node, exp.Column):
+            i = index.get(node.name.lower())
+            if i is not None and columns[i].kind in NUMERIC_KINDS:
+                return "float" if columns[i].kind in FLOAT_KINDS else "int"
         return None
 
     def numeric_arg(fname, node):

@@ -1,0 +1,704 @@
+"""Plain forms of the built-ins that take ``fastagg.Value``: numeric arguments, no window state.
+
+The native grouped engine (:mod:`fastagg.engine`) passes numbers only and
+never runs a window. For an integer or real column it asks an aggregate
+class for its *plain form* (``cls.__fastagg_plain_form__(kinds)``, see
+:func:`fastagg.engine.shape.plain_form`): one of the classes here, which
+gives the answer the type-generic class gives over such a column, exactly,
+without a ``fastagg.Value`` per row and without the rows a window form
+keeps (``arg_*``, the sketches). SQLite keeps running the type-generic
+classes; these have SQL names of their own (``<name>__int``,
+``<name>__real``) that no statement calls.
+
+Equal answers: a column holds one kind of number, so SQLite's order and
+equality are the numbers' own; the first of equal rows wins where the
+type-generic class says so (``mode``, ``arg_*``, ``quantile_disc`` of
+``0.0`` / ``-0.0``); float sums run in the same order (``entropy``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba.cpython.unsafe.numbers import leading_zeros
+from numba.extending import register_jitable
+
+from ..compile.spec import aggregate, array
+from ..compile.vector import vector
+from .extrema import AnyValue, ArgMax, ArgMin
+from .keys import Entropy, Mode, _entropy
+from .numhash import int_hash, real_hash
+from .quantiles import Median, QuantileDisc, _check_q_disc, _quantile_cont, _quantile_disc_index, select_in_place
+from .sketches import (
+    HLL_P, TDIGEST_BUFFER, TDIGEST_CAPACITY, ApproxCountDistinct, ApproxQuantile,
+    hll_add, hll_estimate, register_counts, tdigest_result, tdigest_step,
+)
+
+__all__ = ["PLAIN_FORMS", "SPARSE_LIMIT", "sparse_counts"]
+
+# --------------------------------------------------------------------------
+# approx_count_distinct: HyperLogLog, sparse while small
+
+SPARSE_LIMIT = 4096
+"""Registers a plain HyperLogLog state keeps as a list (4 bytes each) before it builds all 2**14 (16 KB)."""
+
+_Q = 64 - HLL_P
+
+
+@numba.njit(cache=True, inline="always")
+def _entry(h):
+    """Hash *h* as its register: ``index << 6 | rank`` with :func:`.sketches.hll_add`'s index and rank."""
+    h = np.uint64(h)
+    rank = min(leading_zeros(h << np.uint64(HLL_P)), _Q) + 1
+    return np.uint32((h >> np.uint64(_Q)) << np.uint64(6)) | np.uint32(rank)
+
+
+@numba.njit(cache=True)
+def sparse_counts(entries):
+    """Ertl's register counts of the registers the *entries* (:func:`_entry`) fill; may reorder *entries*."""
+    k = len(entries)
+    counts = np.zeros(_Q + 2, np.int64)
+    distinct = 0
+    if k <= 128:  # few: sorted by (index, rank), the last of each index is its register
+        if k <= 16:  # in place, no allocation (the entries are the state's, freed after finalize)
+            keys = entries
+            for i in range(1, k):
+                e = keys[i]
+                j = i - 1
+                while j >= 0 and keys[j] > e:
+                    keys[j + 1] = keys[j]
+                    j -= 1
+                keys[j + 1] = e
+        else:
+            keys = np.sort(entries)
+        for j in range(k):
+            if j + 1 == k or keys[j + 1] >> 6 != keys[j] >> 6:
+                counts[keys[j] & 63] += 1
+                distinct += 1
+    else:
+        registers = np.zeros(2**HLL_P, np.uint8)
+        for e in entries:
+            i = e >> 6
+            r = np.uint8(e & 63)
+            if r > registers[i]:
+                registers[i] = r
+        for e in entries:
+            i = e >> 6
+            r = registers[i]
+            if r != 0:
+                counts[r] += 1
+                distinct += 1
+                registers[i] = 0
+    counts[0] = 2**HLL_P - distinct
+    return counts
+
+
+@register_jitable
+def _hll_step(s, h):
+    if len(s.registers) == 0:
+        s.entries.append(_entry(h))
+        if len(s.entries) > SPARSE_LIMIT:  # dense from now on
+            s.registers.extend(np.zeros(2**HLL_P, np.uint8))
+            r = s.registers.as_array()
+            for e in s.entries.as_array():
+                if np.uint8(e & 63) > r[e >> 6]:
+                    r[e >> 6] = np.uint8(e & 63)
+            s.entries.clear()
+    else:
+        hll_add(s.registers.as_array(), h)
+
+
+@register_jitable
+def _hll_finalize(s):
+    if len(s.registers) == 0:
+        return hll_estimate(sparse_counts(s.entries.as_array()))
+    return hll_estimate(register_counts(s.registers.as_array()))
+
+
+@aggregate(name="approx_count_distinct__int")
+class ApproxCountDistinctInt:
+    """``approx_count_distinct`` of an integer column: the same registers, sparse while small.
+
+    Examples
+    --------
+    >>> s = ApproxCountDistinctInt()
+    >>> for v in (1, 2, 1):
+    ...     s.step(v)
+    >>> s.finalize()
+    2
+    """
+
+    entries: vector(np.uint32)
+    registers: vector(np.uint8)
+
+    def step(self, v: int):
+        _hll_step(self, int_hash(v))
+
+    def finalize(self) -> int:
+        return _hll_finalize(self)
+
+
+@aggregate(name="approx_count_distinct__real")
+class ApproxCountDistinctReal:
+    """``approx_count_distinct`` of a real column (1.0 hashes as 1, as in the type-generic class).
+
+    Examples
+    --------
+    >>> s = ApproxCountDistinctReal(); s.step(1.5); s.step(1.5); s.finalize()
+    1
+    """
+
+    entries: vector(np.uint32)
+    registers: vector(np.uint8)
+
+    def step(self, v: float):
+        _hll_step(self, real_hash(v))
+
+    def finalize(self) -> int:
+        return _hll_finalize(self)
+
+
+# --------------------------------------------------------------------------
+# approx_quantile: the t-digest without the kept rows
+
+
+@aggregate(name="approx_quantile__plain")
+class ApproxQuantilePlain:
+    """``approx_quantile`` without its window form's rows: the same digest, step by step.
+
+    Examples
+    --------
+    >>> s = ApproxQuantilePlain()
+    >>> for x in (1.0, 2.0, 3.0, 10.0):
+    ...     s.step(x, 0.5)
+    >>> s.finalize()
+    2.5
+    """
+
+    means: array(np.float64, TDIGEST_CAPACITY)
+    weights: array(np.float64, TDIGEST_CAPACITY)
+    buffer: array(np.float64, TDIGEST_BUFFER)
+    ncentroids: np.int64
+    nbuffer: np.int64
+    count: np.float64
+    lo: np.float64
+    hi: np.float64
+    q: np.float64
+
+    def step(self, x: float, q: float):
+        tdigest_step(self, x, q)
+
+    def finalize(self) -> float | None:
+        return tdigest_result(self)
+
+
+# --------------------------------------------------------------------------
+# median, quantile_disc: the numbers in a vector
+
+
+@aggregate(name="median__real")
+class MedianReal:
+    """``median`` of a numeric column: ``quantile_cont(x, 0.5)`` of the numbers, a real.
+
+    Examples
+    --------
+    >>> s = MedianReal(); s.step(4.0); s.step(1.0); s.step(2.0); s.finalize()
+    2.0
+    """
+
+    values: vector(np.float64)
+
+    def step(self, x: float):
+        self.values.append(x)
+
+    def finalize(self) -> float | None:
+        if len(self.values) == 0:
+            return None
+        return _quantile_cont(self.values.as_array(), 0.5)
+
+
+@numba.njit(cache=True)
+def _select(a, k):
+    """``a[order[k]]`` for the stable ascending order of *a* (the first of equal values first); reorders *a*.
+
+    Equal numbers are identical but for the zeros: when the k-th in sorted
+    order is a zero, it is the zero that arrived at that place among the
+    zeros, found before *a* is reordered.
+    """
+    below = 0
+    zeros = 0
+    for x in a:
+        if x < 0:
+            below += 1
+        elif x == 0:
+            zeros += 1
+    if below <= k < below + zeros:
+        j = k - below
+        for x in a:
+            if x == 0:
+                if j == 0:
+                    return x
+                j -= 1
+    return select_in_place(a, k)
+
+
+@aggregate(name="quantile_disc__int")
+class QuantileDiscInt:
+    """``quantile_disc`` of an integer column: an integer.
+
+    Examples
+    --------
+    >>> s = QuantileDiscInt()
+    >>> for x in (10, 1, 4, 2):
+    ...     s.step(x, 0.5)
+    >>> s.finalize()
+    2
+    """
+
+    values: vector(np.int64)
+    q: np.float64
+
+    def step(self, x: int, q: float):
+        if len(self.values) == 0:
+            _check_q_disc(q)
+            self.q = q
+        self.values.append(x)
+
+    def finalize(self) -> int | None:
+        n = len(self.values)
+        if n == 0:
+            return None
+        return _select(self.values.as_array(), _quantile_disc_index(n, self.q))
+
+
+@aggregate(name="quantile_disc__real")
+class QuantileDiscReal:
+    """``quantile_disc`` of a real column: a real.
+
+    Examples
+    --------
+    >>> s = QuantileDiscReal()
+    >>> for x in (10.0, 1.0, 4.0, 2.0):
+    ...     s.step(x, 0.5)
+    >>> s.finalize()
+    2.0
+    """
+
+    values: vector(np.float64)
+    q: np.float64
+
+    def step(self, x: float, q: float):
+        if len(self.values) == 0:
+            _check_q_disc(q)
+            self.q = q
+        self.values.append(x)
+
+    def finalize(self) -> float | None:
+        n = len(self.values)
+        if n == 0:
+            return None
+        return _select(self.values.as_array(), _quantile_disc_index(n, self.q))
+
+
+# --------------------------------------------------------------------------
+# mode, entropy: counts of equal numbers
+
+
+#: Groups of at most this many values are counted without allocating (quadratic scans).
+_SMALL = 16
+
+
+@numba.njit(cache=True)
+def _mode_of(a):
+    """The most frequent of *a*; on a tie, the value that occurs first (and that occurrence)."""
+    n = len(a)
+    if n <= _SMALL:  # the earliest value of the greatest count: the same rule, no sort
+        best = 0
+        best_count = 0
+        for i in range(n):
+            earlier = False
+            for j in range(i):
+                if a[j] == a[i]:
+                    earlier = True
+                    break
+            if earlier:
+                continue
+            c = 0
+            for j in range(i, n):
+                if a[j] == a[i]:
+                    c += 1
+            if c > best_count:
+                best_count = c
+                best = i
+        return a[best]
+    order = np.argsort(a, kind="mergesort")  # stable: a run starts at its first occurrence
+    best_first = order[0]
+    best_count = 0
+    i = 0
+    while i < n:
+        first = order[i]
+        j = i + 1
+        while j < n and a[order[j]] == a[first]:
+            j += 1
+        if j - i > best_count or (j - i == best_count and first < best_first):
+            best_count = j - i
+            best_first = first
+        i = j
+    return a[best_first]
+
+
+@numba.njit(cache=True)
+def _run_counts(a):
+    """Counts of the distinct values of *a*, in ascending order."""
+    b = np.sort(a)
+    counts = np.zeros(len(b), np.int64)
+    m = 0
+    for k in range(len(b)):
+        if k == 0 or b[k] != b[k - 1]:
+            m += 1
+        counts[m - 1] += 1
+    return counts[:m]
+
+
+@numba.njit(cache=True)
+def _entropy_of(a):
+    """:func:`.keys._entropy` of the counts of *a*'s distinct values in ascending order; reorders *a*.
+
+    The same terms added in the same order (ascending values), so the same bits.
+    """
+    n = len(a)
+    if n > _SMALL:
+        return _entropy(_run_counts(a))
+    for i in range(1, n):  # insertion sort in place
+        x = a[i]
+        j = i - 1
+        while j >= 0 and a[j] > x:
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = x
+    h = 0.0
+    c = 0
+    for k in range(n):
+        c += 1
+        if k + 1 == n or a[k + 1] != a[k]:
+            p = c / n
+            h -= p * math.log2(p)
+            c = 0
+    return h
+
+
+@aggregate(name="mode__int")
+class ModeInt:
+    """``mode`` of an integer column.
+
+    Examples
+    --------
+    >>> s = ModeInt()
+    >>> for x in (3, 1, 1, 3):
+    ...     s.step(x)
+    >>> s.finalize()
+    3
+    """
+
+    values: vector(np.int64)
+
+    def step(self, x: int):
+        self.values.append(x)
+
+    def finalize(self) -> int | None:
+        if len(self.values) == 0:
+            return None
+        return _mode_of(self.values.as_array())
+
+
+@aggregate(name="mode__real")
+class ModeReal:
+    """``mode`` of a real column.
+
+    Examples
+    --------
+    >>> s = ModeReal(); s.step(2.5); s.step(1.0); s.step(2.5); s.finalize()
+    2.5
+    """
+
+    values: vector(np.float64)
+
+    def step(self, x: float):
+        self.values.append(x)
+
+    def finalize(self) -> float | None:
+        if len(self.values) == 0:
+            return None
+        return _mode_of(self.values.as_array())
+
+
+@aggregate(name="entropy__int")
+class EntropyInt:
+    """``entropy`` of an integer column.
+
+    Examples
+    --------
+    >>> s = EntropyInt()
+    >>> for x in (1, 2, 2, 3):
+    ...     s.step(x)
+    >>> s.finalize()
+    1.5
+    """
+
+    values: vector(np.int64)
+
+    def step(self, x: int):
+        self.values.append(x)
+
+    def finalize(self) -> float:
+        if len(self.values) == 0:
+            return 0.0
+        return _entropy_of(self.values.as_array())
+
+
+@aggregate(name="entropy__real")
+class EntropyReal:
+    """``entropy`` of a real column.
+
+    Examples
+    --------
+    >>> s = EntropyReal(); s.step(1.0); s.step(2.0); s.finalize()
+    1.0
+    """
+
+    values: vector(np.float64)
+
+    def step(self, x: float):
+        self.values.append(x)
+
+    def finalize(self) -> float:
+        if len(self.values) == 0:
+            return 0.0
+        return _entropy_of(self.values.as_array())
+
+
+# --------------------------------------------------------------------------
+# arg_min, arg_max: the best (arg, val) pair, first row on a tie
+
+
+class _BestII:
+    """The best (arg, val) so far of an integer arg and an integer val (not registered)."""
+
+    n: np.int64
+    arg: np.int64
+    val: np.int64
+
+    def finalize(self) -> int | None:
+        return None if self.n == 0 else self.arg
+
+
+class _BestIR:
+    """Integer arg, real val (not registered)."""
+
+    n: np.int64
+    arg: np.int64
+    val: np.float64
+
+    def finalize(self) -> int | None:
+        return None if self.n == 0 else self.arg
+
+
+class _BestRI:
+    """Real arg, integer val (not registered)."""
+
+    n: np.int64
+    arg: np.float64
+    val: np.int64
+
+    def finalize(self) -> float | None:
+        return None if self.n == 0 else self.arg
+
+
+class _BestRR:
+    """Real arg, real val (not registered)."""
+
+    n: np.int64
+    arg: np.float64
+    val: np.float64
+
+    def finalize(self) -> float | None:
+        return None if self.n == 0 else self.arg
+
+
+# Only a strictly better val replaces the best: the first of equal rows wins.
+
+
+@aggregate(name="arg_min__int_int")
+class ArgMinII(_BestII):
+    """Plain ``arg_min`` of integer arg and val columns.
+
+    Examples
+    --------
+    >>> s = ArgMinII(); s.step(10, 3); s.step(20, 1); s.step(30, 1); s.finalize()
+    20
+    """
+
+    def step(self, arg: int, val: int):
+        if self.n == 0 or val < self.val:
+            self.arg = arg
+            self.val = val
+        self.n += 1
+
+
+@aggregate(name="arg_min__int_real")
+class ArgMinIR(_BestIR):
+    """Plain ``arg_min``, integer arg, real val."""
+
+    def step(self, arg: int, val: float):
+        if self.n == 0 or val < self.val:
+            self.arg = arg
+            self.val = val
+        self.n += 1
+
+
+@aggregate(name="arg_min__real_int")
+class ArgMinRI(_BestRI):
+    """Plain ``arg_min``, real arg, integer val."""
+
+    def step(self, arg: float, val: int):
+        if self.n == 0 or val < self.val:
+            self.arg = arg
+            self.val = val
+        self.n += 1
+
+
+@aggregate(name="arg_min__real_real")
+class ArgMinRR(_BestRR):
+    """Plain ``arg_min``, real arg and val."""
+
+    def step(self, arg: float, val: float):
+        if self.n == 0 or val < self.val:
+            self.arg = arg
+            self.val = val
+        self.n += 1
+
+
+@aggregate(name="arg_max__int_int")
+class ArgMaxII(_BestII):
+    """Plain ``arg_max`` of integer arg and val columns.
+
+    Examples
+    --------
+    >>> s = ArgMaxII(); s.step(10, 3); s.step(20, 5); s.step(30, 5); s.finalize()
+    20
+    """
+
+    def step(self, arg: int, val: int):
+        if self.n == 0 or val > self.val:
+            self.arg = arg
+            self.val = val
+        self.n += 1
+
+
+@aggregate(name="arg_max__int_real")
+class ArgMaxIR(_BestIR):
+    """Plain ``arg_max``, integer arg, real val."""
+
+    def step(self, arg: int, val: float):
+        if self.n == 0 or val > self.val:
+            self.arg = arg
+            self.val = val
+        self.n += 1
+
+
+@aggregate(name="arg_max__real_int")
+class ArgMaxRI(_BestRI):
+    """Plain ``arg_max``, real arg, integer val."""
+
+    def step(self, arg: float, val: int):
+        if self.n == 0 or val > self.val:
+            self.arg = arg
+            self.val = val
+        self.n += 1
+
+
+@aggregate(name="arg_max__real_real")
+class ArgMaxRR(_BestRR):
+    """Plain ``arg_max``, real arg and val."""
+
+    def step(self, arg: float, val: float):
+        if self.n == 0 or val > self.val:
+            self.arg = arg
+            self.val = val
+        self.n += 1
+
+
+_BEST = {
+    (True, "int", "int"): ArgMinII, (True, "int", "float"): ArgMinIR,
+    (True, "float", "int"): ArgMinRI, (True, "float", "float"): ArgMinRR,
+    (False, "int", "int"): ArgMaxII, (False, "int", "float"): ArgMaxIR,
+    (False, "float", "int"): ArgMaxRI, (False, "float", "float"): ArgMaxRR,
+}
+
+
+@aggregate(name="any_value__int")
+class AnyValueInt:
+    """Plain ``any_value`` of an integer column: the first non-NULL value.
+
+    Examples
+    --------
+    >>> s = AnyValueInt(); s.step(4); s.step(1); s.finalize()
+    4
+    """
+
+    n: np.int64
+    first: np.int64
+
+    def step(self, x: int):
+        if self.n == 0:
+            self.first = x
+        self.n += 1
+
+    def finalize(self) -> int | None:
+        return None if self.n == 0 else self.first
+
+
+@aggregate(name="any_value__real")
+class AnyValueReal:
+    """Plain ``any_value`` of a real column."""
+
+    n: np.int64
+    first: np.float64
+
+    def step(self, x: float):
+        if self.n == 0:
+            self.first = x
+        self.n += 1
+
+    def finalize(self) -> float | None:
+        return None if self.n == 0 else self.first
+
+
+# --------------------------------------------------------------------------
+# The hooks the engine asks
+
+
+def _one(int_cls, real_cls):
+    def plain(kinds):
+        return int_cls if kinds[0] == "int" else real_cls
+
+    return staticmethod(plain)
+
+
+ApproxCountDistinct.__fastagg_plain_form__ = _one(ApproxCountDistinctInt, ApproxCountDistinctReal)
+ApproxQuantile.__fastagg_plain_form__ = staticmethod(lambda kinds: ApproxQuantilePlain)
+Median.__fastagg_plain_form__ = staticmethod(lambda kinds: MedianReal)
+QuantileDisc.__fastagg_plain_form__ = _one(QuantileDiscInt, QuantileDiscReal)
+Mode.__fastagg_plain_form__ = _one(ModeInt, ModeReal)
+Entropy.__fastagg_plain_form__ = _one(EntropyInt, EntropyReal)
+AnyValue.__fastagg_plain_form__ = _one(AnyValueInt, AnyValueReal)
+ArgMin.__fastagg_plain_form__ = staticmethod(lambda kinds: _BEST[True, kinds[0], kinds[1]])
+ArgMax.__fastagg_plain_form__ = staticmethod(lambda kinds: _BEST[False, kinds[0], kinds[1]])
+
+PLAIN_FORMS: tuple[type, ...] = (
+    ApproxCountDistinctInt, ApproxCountDistinctReal, ApproxQuantilePlain, MedianReal, QuantileDiscInt,
+    QuantileDiscReal, ModeInt, ModeReal, EntropyInt, EntropyReal, AnyValueInt, AnyValueReal, *_BEST.values(),
+)  # fmt: skip
+"""Every plain form, for ahead-of-time compilation (``fastagg.warmup``)."""
