@@ -9,8 +9,8 @@ profiled from an empty cache, about 80 % of the LLVM time went to helpers whose
 machine code nothing ever runs (their callers inline them).
 
 Here the callbacks are compiled in a *child* process whose numba links every
-library unoptimised (each function still gets numba's function-level
-passes), emits no machine code and writes nothing to numba's cache; then
+library unoptimised, emits no machine code and writes nothing to numba's
+cache (see :func:`_defer_llvm`); then
 the callbacks' modules are linked into one module, optimised once with
 numba's own pipeline (same ``-O`` level, the same "cheap" pre-pass and
 reference-count pruning) and emitted once with numba's target machine (same
@@ -42,7 +42,11 @@ def _defer_llvm() -> None:
     """Make this process's numba link libraries without optimising or emitting them.
 
     Only for a process that compiles and never runs compiled code: the entry
-    points numba records are placeholders.
+    points numba records are placeholders, and nothing goes to numba's cache
+    (its entries are object code, which other processes load and run). Tried:
+    caching LLVM bitcode in a directory of the child's own; a rebuild then
+    took 25.2 instead of 26.6 s of CPU (numba refuses to cache most of these
+    functions, "uses dynamic globals"), not worth it.
     """
     from numba.core import caching, codegen
     from numba.core.registry import cpu_target
@@ -52,15 +56,18 @@ def _defer_llvm() -> None:
     fake = iter(range(0x1000, 1 << 40, 0x10))
 
     codegen.CPUCodeLibrary._optimize_final_module = lambda self: None
+    # numba's function-level passes before linking stay: skipping them saved
+    # 3 s of the virtual table's build, but ORDER BY over text then ran 15-30 %
+    # slower (the inliner judged bigger callees).
     codegen.JITCodeLibrary._finalize_specific = lambda self: None
     codegen.JITCPUCodegen._add_module = lambda self, module: None
+    codegen.JITCPUCodegen.set_env = lambda self, env_name, env: None  # no global to write to
 
     def placeholder(self, name):
         self._ensure_finalized()
         return next(fake)
 
     codegen.JITCodeLibrary.get_pointer_to_function = placeholder
-    codegen.JITCPUCodegen.set_env = lambda self, env_name, env: None  # no global to write to
     caching.Cache.save_overload = lambda self, sig, data: None
 
 

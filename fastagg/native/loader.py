@@ -38,6 +38,18 @@ Python's version, the process triple, the host CPU name and features, every
 whose key differs, whose checksum fails (truncated, corrupted) or that does
 not parse is ignored and rebuilt; it is never loaded.
 
+Building. An image whose builder is a module-level function (the fixed
+machinery: the virtual table, the reader; see :data:`FIXED_IMAGES`) is built
+by a child process (:mod:`.build`) that compiles the callbacks with numba
+and links everything into one LLVM module optimised and emitted once; the
+parent waits, then loads the image like any other, without importing numba.
+The fixed images' children start together. A copy of each is kept beside
+numba's cache (:func:`shared_image_path`), so that a new ``FASTAGG_CACHE_DIR``
+copies instead of compiling. If a child fails, the builder runs in-process
+(numba's per-function object code, as numba's cache holds it);
+``FASTAGG_IMAGE_CHILDREN=0`` always builds in-process. Images of user code
+(:mod:`fastagg.compile.cache`) build in-process.
+
 Only ELF platforms (Linux) use images; elsewhere :meth:`NativeImage.addresses`
 always takes the builder's numba cfuncs. ``FASTAGG_NATIVE_IMAGES=0``
 switches images off (an internal switch, for comparison and debugging).
