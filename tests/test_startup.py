@@ -1,9 +1,10 @@
 """Start-up (issue 14): a cheap import, native images loaded without numba, warm-up.
 
 Each test runs fresh interpreters (``run_isolated``) with an empty
-``FASTAGG_CACHE_DIR`` of its own; numba's own cache (``__pycache__`` beside
-fastagg's sources) stays warm, so building the images takes seconds, not
-minutes.
+``FASTAGG_CACHE_DIR`` of its own; the copies of the images kept beside
+numba's cache (``__pycache__`` beside fastagg's sources) stay warm, so
+"building" an image is mostly a copy; one test compiles from an empty numba
+cache too (child processes, fastagg.native.build).
 """
 
 from __future__ import annotations
@@ -44,6 +45,19 @@ def _run(code: str, cache, **env) -> dict:
     proc = run_isolated(code, timeout=600, env={"FASTAGG_CACHE_DIR": str(cache), **env})
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fixed_images_built():
+    """Build the fixed images once, with time to spare, before the tests' 120-s runs.
+
+    Once built, a copy is kept beside numba's cache (``__pycache__``) and
+    each test's empty ``FASTAGG_CACHE_DIR`` copies it; after a change to
+    fastagg's compiled code the first build compiles from nothing (a minute
+    or more on a loaded machine).
+    """
+    proc = run_isolated("import fastagg; fastagg.warmup(builtins=False)", timeout=1200)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_import_fastagg_imports_neither_pandas_nor_numba():
