@@ -535,7 +535,9 @@ class NativeImage:
                 raise ImageError(f"{self.name}: {symbol} not found in its own image")
             addresses[name] = addr
         _loaded[str(path)] = addresses
-        self.source = source
+        # Written by a child this process started (perhaps for another image's
+        # build, see _build_in_child): built here, not found in the cache.
+        self.source = "child" if str(path) in _children else source
         self.timings["load"] = time.perf_counter() - t0
         return addresses
 
@@ -590,6 +592,8 @@ class NativeImage:
         path = self.path()
         started = _children.get(str(path))
         if started is None:
+            if not os.path.basename(sys.executable or "").lower().startswith("python"):
+                return None  # embedded: sys.executable is the host program, not an interpreter
             env = dict(os.environ)
             # The child imports this very fastagg (and the builder's modules).
             paths = [os.getcwd() if p == "" else p for p in sys.path if isinstance(p, str)]
