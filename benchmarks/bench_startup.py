@@ -21,7 +21,7 @@ that the cache is warm. Answers are checked (the plain query's sums against
 pandas) in every child.
 
 Run: ``python benchmarks/bench_startup.py [--repeat 5] [--cold] [--cold-repeat 1]
-[--importtime] [--json PATH]``.
+[--importtime] [--root CHECKOUT] [--json PATH]``.
 """
 
 from __future__ import annotations
@@ -105,6 +105,9 @@ assert np.allclose(r["v"].to_numpy(float), df.groupby("g")["x"].var().to_numpy()
 """
 
 DONE = """
+import resource
+cpu = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+out["cpu"] = sum(r.ru_utime + r.ru_stime for r in cpu)  # this process and the image builds it waited for
 print("RESULT " + json.dumps(out))
 """
 
@@ -113,7 +116,7 @@ def run_child(code: str, env: dict, timeout: float = 1800) -> tuple[dict, float]
     """Run *code* in a fresh interpreter; return its RESULT payload and the wall seconds."""
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout, cwd=env["FASTAGG_BENCH_ROOT"]
     )
     wall = time.perf_counter() - start
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
@@ -147,6 +150,9 @@ def scenario(label: str, key: str, runs: list, target: float | None) -> dict:
         "target s": target,
         "meets target": None if target is None else ("yes" if value <= target else "no"),
         "process wall (s)": statistics.median(w for _, w in runs),
+        # CPU of the process and of the children it waited for (the image builds):
+        # on a loaded machine a steadier figure than the wall time.
+        "process cpu (s)": statistics.median(r.get("cpu", float("nan")) for r, _ in runs),
         "runs": len(runs),
     }
 
@@ -154,7 +160,7 @@ def scenario(label: str, key: str, runs: list, target: float | None) -> dict:
 def importtime_top(env: dict, top: int = 12) -> list[dict]:
     """The largest cumulative entries of ``python -X importtime -c "import fastagg"`` (nesting depth <= 2)."""
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import fastagg"], env=env, capture_output=True, text=True, cwd=ROOT
+        [sys.executable, "-X", "importtime", "-c", "import fastagg"], env=env, capture_output=True, text=True, cwd=env["FASTAGG_BENCH_ROOT"]
     )
     entries = []
     for line in proc.stderr.splitlines():
@@ -177,10 +183,17 @@ def main() -> None:
     parser.add_argument("--cold-repeat", type=int, default=1, help="processes per cold figure")
     parser.add_argument("--importtime", action="store_true", help="add python -X importtime's largest entries")
     parser.add_argument("--json", default=None)
+    parser.add_argument(
+        "--root", default=str(ROOT),
+        help="the fastagg checkout the processes import (default: this one; another, e.g. "
+        "`git archive` of a base commit, for a before/after in the same run)",
+    )
     args = parser.parse_args()
 
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    root = str(Path(args.root).resolve())
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    env["FASTAGG_BENCH_ROOT"] = root
     work = Path(tempfile.mkdtemp(prefix="fastagg-startup-"))
     try:
         cached_module = write_aggregate(work, "StartupCachedVar")
@@ -250,6 +263,7 @@ def main() -> None:
 
     imports = importtime_top(env) if args.importtime else []
 
+    print(f"fastagg from {root}")
     print_table(f"Warm cache, fresh processes (median of {args.repeat}; interpreter alone {baseline:.3f} s wall)", rows)
     print_table("Modules loaded by `import fastagg`", modules)
     if cold_rows:
@@ -257,6 +271,7 @@ def main() -> None:
     if imports:
         print_table("python -X importtime -c 'import fastagg' (largest, depth <= 2)", imports)
     payload = {
+        "root": root,
         "repeat": args.repeat,
         "interpreter_wall_s": baseline,
         "warm": rows,

@@ -156,7 +156,7 @@ def warmup(*modules: str, builtins: bool = True, verbose: bool = False, on_step=
     def image_step(image):
         def run():
             image.addresses()
-            return "compiled" if image.source == "numba" else "cache"
+            return "compiled" if image.source in ("numba", "child") else "cache"
 
         return run
 

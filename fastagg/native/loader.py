@@ -38,6 +38,18 @@ Python's version, the process triple, the host CPU name and features, every
 whose key differs, whose checksum fails (truncated, corrupted) or that does
 not parse is ignored and rebuilt; it is never loaded.
 
+Building. An image whose builder is a module-level function (the fixed
+machinery: the virtual table, the reader; see :data:`FIXED_IMAGES`) is built
+by a child process (:mod:`.build`) that compiles the callbacks with numba
+and links everything into one LLVM module optimised and emitted once; the
+parent waits, then loads the image like any other, without importing numba.
+The fixed images' children start together. A copy of each is kept beside
+numba's cache (:func:`shared_image_path`), so that a new ``FASTAGG_CACHE_DIR``
+copies instead of compiling. If a child fails, the builder runs in-process
+(numba's per-function object code, as numba's cache holds it);
+``FASTAGG_IMAGE_CHILDREN=0`` always builds in-process. Images of user code
+(:mod:`fastagg.compile.cache`) build in-process.
+
 Only ELF platforms (Linux) use images; elsewhere :meth:`NativeImage.addresses`
 always takes the builder's numba cfuncs. ``FASTAGG_NATIVE_IMAGES=0``
 switches images off (an internal switch, for comparison and debugging).
@@ -54,7 +66,9 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -80,6 +94,26 @@ def native_cache_dir() -> Path:
         "fastagg",
     )
     return Path(base) / "native"
+
+
+def shared_image_path(path: Path) -> Path | None:
+    """Where a copy of image *path* is kept beside numba's own cache, or None.
+
+    numba caches fastagg's ``cache=True`` functions in ``NUMBA_CACHE_DIR`` or
+    else in ``__pycache__`` beside the sources; the linked image is the
+    same kind of compiled artefact, so it is kept there too. An empty
+    ``FASTAGG_CACHE_DIR`` (a new user cache, a test) then copies it instead
+    of compiling again. Validated exactly like the image itself.
+    """
+    base = os.environ.get("NUMBA_CACHE_DIR")
+    if base:
+        directory = Path(base) / "fastagg-images"
+    else:
+        here = Path(__file__).resolve().parent
+        if not os.access(here, os.W_OK):
+            return None
+        directory = here / "__pycache__" / "fastagg-images"
+    return directory / path.name
 
 
 _fingerprints: dict[tuple, str] = {}
@@ -285,6 +319,48 @@ def _get_engine():
 
 
 # --------------------------------------------------------------------------
+# Child builds (fastagg.native.build)
+
+_CHILD_ENV = "FASTAGG_IMAGE_CHILD"  # set in a child: it builds in-process
+_CHILD_TIMEOUT = 3600.0
+#: The fixed machinery's images, as (module, builder, name, stages, parts):
+#: when one of them must be built, the children of all start at once, so that
+#: they build in parallel (named here as data: this stage imports neither).
+#: *parts* can split an image's callbacks between children, each compiling
+#: its callbacks' call trees (``None``: every callback not named in another
+#: part). Not used for now: split three ways, the virtual table took 51 s of
+#: CPU instead of 28 s (the call trees share most helpers, which each child
+#: compiles again), a loss on two cores.
+FIXED_IMAGES = (
+    ("fastagg.table.callbacks", "_build", "vtab", ("table", "native", "sqlite"), (None,)),
+    ("fastagg.reader", "_loop_entries", "reader", ("native", "sqlite"), (None,)),
+)
+_children: dict = {}  # image path -> [(child process, part file or None)]
+
+
+def children_enabled() -> bool:
+    """Whether images are built by child processes (``FASTAGG_IMAGE_CHILDREN=0``: in-process)."""
+    return (
+        images_enabled()
+        and not os.environ.get(_CHILD_ENV)
+        and os.environ.get("FASTAGG_IMAGE_CHILDREN", "1") != "0"
+    )
+
+
+def _child_target(builder) -> tuple[str, str] | None:
+    module = getattr(builder, "__module__", None)
+    name = getattr(builder, "__qualname__", "")
+    if not module or module == "__main__" or not name.isidentifier():
+        return None
+    return module, name
+
+
+def _shared_exists(path: Path) -> bool:
+    shared = shared_image_path(path)
+    return shared is not None and shared.exists()
+
+
+# --------------------------------------------------------------------------
 # Images
 
 
@@ -361,7 +437,12 @@ class NativeImage:
         self.stages = tuple(stages)
         self._addresses: dict[str, int] | None = None
         self._keep = None  # the numba cfuncs, when built in this process
-        self.source = None  # "image" or "numba", once resolved
+        # "image" (loaded), "copy" (loaded from the copy beside numba's cache),
+        # "child" (built by a child process, then loaded) or "numba"
+        # (compiled or loaded by numba in this process), once resolved.
+        self.source = None
+        # A module-level builder can run in a child process (see .build).
+        self._target = _child_target(builder)
         self.timings: dict[str, float] = {}
 
     # -- paths and keys ---------------------------------------------------
@@ -407,14 +488,22 @@ class NativeImage:
             # engine must not see the same strong symbols twice.
             self.source = "image"
             return done
+        header = self._read(path)
+        source = "image"
+        if header is None:
+            shared = shared_image_path(path)
+            if shared is None or self._read(shared) is None:
+                return None
+            try:
+                self.copy_to(shared, path)
+            except OSError:
+                return None
+            header = self._read(path)
+            if header is None:
+                return None
+            source = "copy"
+        header, blobs = header
         try:
-            data = path.read_bytes()
-        except OSError:
-            return None
-        try:
-            header, blobs = _decode(data)
-            if header.get("key") != json.loads(json.dumps(self.key(), sort_keys=True)):
-                raise ImageError("key mismatch")
             symbols = runtime_symbols()
             missing = []
             ll = _llvm()
@@ -428,7 +517,7 @@ class NativeImage:
                     symbols[name] = addr
             if missing:
                 raise ImageError(f"unresolvable symbols: {', '.join(missing[:5])}")
-        except (ImageError, ValueError, KeyError, TypeError, struct.error) as exc:
+        except (ImageError, KeyError, TypeError) as exc:
             self._discard(path, exc)
             return None
         except ImportError:
@@ -446,9 +535,35 @@ class NativeImage:
                 raise ImageError(f"{self.name}: {symbol} not found in its own image")
             addresses[name] = addr
         _loaded[str(path)] = addresses
-        self.source = "image"
+        # Written by a child this process started (perhaps for another image's
+        # build, see _build_in_child): built here, not found in the cache.
+        self.source = "child" if str(path) in _children else source
         self.timings["load"] = time.perf_counter() - t0
         return addresses
+
+    def _read(self, path: Path):
+        """``(header, blobs)`` of the valid image file *path*, or None (a bad file is deleted)."""
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        try:
+            header, blobs = _decode(data)
+            if header.get("key") != json.loads(json.dumps(self.key(), sort_keys=True)):
+                raise ImageError("key mismatch")
+            header["undefined"], header["symbols"]  # noqa: B018 - present
+        except (ImageError, ValueError, KeyError, TypeError, struct.error) as exc:
+            self._discard(path, exc)
+            return None
+        return header, blobs
+
+    @staticmethod
+    def copy_to(src: Path, dst: Path) -> None:
+        """Copy image file *src* to *dst* atomically."""
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f"{dst.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
 
     @staticmethod
     def _discard(path: Path, why: BaseException) -> None:
@@ -462,7 +577,117 @@ class NativeImage:
 
     # -- building ---------------------------------------------------------
 
+    def _parts(self) -> tuple:
+        for module, builder, _, _, parts in FIXED_IMAGES:
+            if self._target == (module, builder):
+                return parts
+        return (None,)
+
+    def _spawn(self) -> list | None:
+        """Start (once per process) the children that build this image; None if they cannot.
+
+        Returns ``[(process, part file or None)]``: with several parts, each
+        child writes its part and the parent joins them (:meth:`_join`).
+        """
+        path = self.path()
+        started = _children.get(str(path))
+        if started is None:
+            if not os.path.basename(sys.executable or "").lower().startswith("python"):
+                return None  # embedded: sys.executable is the host program, not an interpreter
+            env = dict(os.environ)
+            # The child imports this very fastagg (and the builder's modules).
+            paths = [os.getcwd() if p == "" else p for p in sys.path if isinstance(p, str)]
+            env["PYTHONPATH"] = os.pathsep.join(paths)
+            module, builder = self._target
+            parts = self._parts()
+            named = [n for part in parts if part is not None for n in part]
+            started = []
+            for i, part in enumerate(parts):
+                spec = {
+                    "module": module, "builder": builder, "name": self.name,
+                    "stages": list(self.stages), "key": self.extra_key, "path": str(path),
+                }
+                out = None
+                if len(parts) > 1:
+                    out = path.with_name(f"{path.name}.{os.getpid()}.part{i}")
+                    spec["out"] = str(out)
+                    spec["only" if part is not None else "exclude"] = list(part if part is not None else named)
+                try:
+                    proc = subprocess.Popen(
+                        [sys.executable, "-m", "fastagg.native.build", json.dumps(spec)],
+                        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                        stderr=None if os.environ.get("FASTAGG_IMAGE_LOG") else subprocess.DEVNULL,
+                    )
+                except OSError:
+                    for proc, _ in started:
+                        proc.kill()
+                    return None
+                started.append((proc, out))
+            _children[str(path)] = started
+        return started
+
+    def _join(self, parts: list[Path]) -> None:
+        """Write the image from the part files its children wrote, then remove them."""
+        blobs, symbols = [], {}
+        try:
+            for part in parts:
+                header, part_blobs = _decode(part.read_bytes())
+                if header.get("key") != json.loads(json.dumps(self.key(), sort_keys=True)):
+                    raise ImageError("part of another key")
+                blobs += part_blobs
+                symbols.update(header["symbols"])
+            path = self.save_object(blobs, symbols)
+            shared = shared_image_path(path)
+            if shared is not None:
+                self.copy_to(path, shared)
+        finally:
+            for part in parts:
+                try:
+                    part.unlink()
+                except OSError:
+                    pass
+
+    def _build_in_child(self) -> dict[str, int] | None:
+        """Build the image in child processes (:mod:`.build`) and load it; None if that failed."""
+        if self._target is None or not children_enabled():
+            return None
+        if any(self._target == (module, builder) for module, builder, *_ in FIXED_IMAGES):
+            for module, builder, name, stages, _ in FIXED_IMAGES:
+                other = NativeImage(name, None, "", stages)
+                other._target = (module, builder)
+                path = other.path()
+                if str(path) not in _children and str(path) not in _loaded and not path.exists() and not _shared_exists(path):
+                    other._spawn()
+        started = self._spawn()
+        if started is None:
+            return None
+        t0 = time.perf_counter()
+        ok = True
+        for proc, _ in started:
+            try:
+                ok = proc.wait(timeout=_CHILD_TIMEOUT) == 0 and ok
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                ok = False
+        parts = [out for _, out in started if out is not None]
+        if parts:
+            try:
+                if ok:
+                    self._join(parts)
+            except (ImageError, OSError, ValueError, KeyError, TypeError, struct.error):
+                ok = False
+        if not ok:
+            return None
+        loaded = self.load()
+        if loaded is not None:
+            self.source = "child"
+            self.timings["compile"] = time.perf_counter() - t0
+        return loaded
+
     def _build(self) -> dict[str, int]:
+        loaded = self._build_in_child()
+        if loaded is not None:
+            return loaded
         t0 = time.perf_counter()
         cfuncs = self.builder()
         self._keep = cfuncs
@@ -471,18 +696,26 @@ class NativeImage:
         addresses = {name: cf.address for name, cf in cfuncs.items()}
         if images_enabled():
             try:
-                self.save(cfuncs)
+                path = self.save(cfuncs)
+                shared = shared_image_path(path) if self._target is not None else None
+                if shared is not None:
+                    self.copy_to(path, shared)
             except (ImageError, OSError, ValueError):
                 pass  # no image: the next process compiles (or loads numba's cache) again
         return addresses
 
     def save(self, cfuncs: dict) -> Path:
         """Write the image of *cfuncs* (numba cfuncs) atomically; return its path."""
-        blobs, symbols, undefined = [], {}, set()
-        for name, cf in cfuncs.items():
-            obj = _object_code(cf)
-            blobs.append(obj)
-            symbols[name] = cf.native_name
+        blobs = [_object_code(cf) for cf in cfuncs.values()]
+        return self.save_object(blobs, {name: cf.native_name for name, cf in cfuncs.items()})
+
+    def save_object(self, blobs: list[bytes], symbols: dict[str, str], path: Path | None = None) -> Path:
+        """Write an image of object files *blobs* defining *symbols* ``{name: symbol}``.
+
+        Written to :meth:`path`, or to *path* (a part of the image, see :meth:`_build_in_child`).
+        """
+        undefined = set()
+        for obj in blobs:
             undefined.update(undefined_symbols(obj))
         header = {
             "key": self.key(),
@@ -490,7 +723,7 @@ class NativeImage:
             "undefined": sorted(undefined),
             "sizes": [len(b) for b in blobs],
         }
-        path = self.path()
+        path = self.path() if path is None else path
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_bytes(_encode(header, blobs))
