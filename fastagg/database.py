@@ -232,10 +232,16 @@ class Database:
         dict
             ``{name: {"rows": int, "columns": [str, ...], "indexes": [...]}}``;
             each index is ``{"columns": [str, ...], "bytes": int,
-            "distinct": int, "nulls": int}``. An index is built in compiled
+            "distinct": int, "nulls": int}``, and ``"indexes_kept"``: whether
+            they outlive the registration. An index is built in compiled
             code the first time a query probes the frame by those columns (a
-            join, ``IN``, or a lookup once the index exists), kept until the
-            frame is unregistered, and costs 8 bytes a row.
+            join, ``IN``, or a lookup once the index exists) and costs 8
+            bytes a row. It is kept until the frame is unregistered; for a
+            pyarrow Table (immutable) it is kept with the table itself and
+            reused by every later registration of the same table object
+            (each ``fastagg.query`` call registers its frames), until the
+            table is garbage collected. pandas frames can change in place,
+            so their indexes go with the registration.
 
         Examples
         --------
@@ -250,7 +256,8 @@ class Database:
         """
         self._check_open()
         return {
-            name: {"rows": reg.nrows, "columns": [c.name for c in reg.columns], "indexes": reg.indexes}
+            name: {"rows": reg.nrows, "columns": [c.name for c in reg.columns], "indexes": reg.indexes,
+                   "indexes_kept": reg.indexes_kept}
             for name, reg in sorted(self._tables.items())
         }
 
