@@ -3,7 +3,7 @@
 An index over columns ``c1, .., ck`` is the table's row numbers sorted by
 those columns in SQLite's order (NULLs first, numbers numerically, text
 BINARY, blobs memcmp, datetimes as their ISO text), built with the same
-compiled ordering code as ORDER BY (:func:`fastagg.table.ordering.order_rows`).
+compiled ordering code as ORDER BY (the dense ranks of :mod:`fastagg.table.ordering`).
 One structure answers ``=``, ``IS``, ranges, and ORDER BY: every probe is a
 binary search (log2(n) comparisons) for the contiguous slice ``[lo, hi)``
 of the permutation holding the matching rows; a multi-column probe narrows
@@ -35,11 +35,12 @@ from ..sqlite.declarations import (
     sqlite3_free,
     sqlite3_malloc64,
 )
-from ..sqlite.structs import INDEX, INDEXES, MAX_INDEX_COLUMNS, MAX_INDEXES, PLAN_TERM, SCRATCH_BYTES
+from ..sqlite.structs import INDEX, INDEXES, MAX_INDEX_COLUMNS, MAX_INDEXES, SCRATCH_BYTES
 from .columns import (
     K_BLOB32, K_BLOB64, K_DATE32, K_DATETIME, K_NULL, K_TEXT32, K_TEXT64,
 )
-from .ordering import _dense_ranks, _sort_keys, order_rows
+from ..native.sort import counting_order
+from .ordering import _dense_ranks, _sort_keys
 from .values import SQLITE_FLOAT, SQLITE_INTEGER, SQLITE_NULL, SQLITE_TEXT, cell
 
 __all__ = ["OP_IS", "build_index", "column_class", "estimate_distinct", "find_index", "index_entries", "probe"]
@@ -215,23 +216,85 @@ def probe(cols, perm, nrows, keys, nk, neq, terms, argv):
 
 
 @njit(cache=True)
-def _same_key(cols, keys, nk, r1, r2, sp):
-    """Whether rows *r1* and *r2* have equal, non-NULL keys; (equal, r2 has a NULL)."""
-    null2 = False
-    equal = True
-    for j in range(nk):
-        cd = cols[keys[j]]
-        t2, i2, f2, a2, n2, _ = cell(cd, r2, sp)
-        if t2 == SQLITE_NULL:
-            null2 = True
-            equal = False
+def _index_order(cols, nrows, keys, nk):
+    """(permutation, distinct keys, NULL keys) of the table's rows by ``keys[:nk]``, ascending.
+
+    The order of :func:`fastagg.table.ordering.order_rows` (each column as
+    dense ranks of SQLite's order, NULL rank 0, placed by counting sorts),
+    and the counts from the same ranks: equal ranks are equal values, so
+    neighbours in index order are compared as integers, not as cells.
+    """
+    ranks = np.empty((nk, nrows), np.int64)
+    sizes = np.empty(nk, np.int64)
+    rows = np.arange(nrows)
+    for t in range(nk):
+        k, isnull = _sort_keys(cols[keys[t]], rows)
+        r, m = _dense_ranks(k, isnull)
+        ranks[t, :] = r
+        sizes[t] = m
+    budget = 2 * nrows + 1024
+    prod = np.int64(1)
+    fits = True
+    for t in range(nk):
+        if prod > budget // sizes[t]:
+            fits = False
+            break
+        prod *= sizes[t]
+    nnull = 0
+    if nk == 1:
+        # Dense ranks: the non-NULL values present are exactly ranks 1 .. m-1.
+        for i in range(nrows):
+            if ranks[0, i] == 0:
+                nnull += 1
+        return counting_order(ranks[0], sizes[0]), sizes[0] - 1, nnull
+    if fits:
+        comb = ranks[0].copy()
+        hasnull = ranks[0] == 0
+        for t in range(1, nk):
+            for i in range(nrows):
+                comb[i] = comb[i] * sizes[t] + ranks[t, i]
+                if ranks[t, i] == 0:
+                    hasnull[i] = True
+        seen = np.zeros(prod, np.uint8)
+        nd = 0
+        for i in range(nrows):
+            if hasnull[i]:
+                nnull += 1
+            elif seen[comb[i]] == 0:
+                seen[comb[i]] = 1
+                nd += 1
+        return counting_order(comb, prod), nd, nnull
+    perm = np.arange(nrows)
+    for t in range(nk - 1, -1, -1):
+        key = np.empty(nrows, np.int64)
+        for i in range(nrows):
+            key[i] = ranks[t, perm[i]]
+        perm = perm[counting_order(key, sizes[t])]
+    # Neighbours in index order: equal keys are adjacent.
+    nd = 0
+    prev_ok = False
+    for i in range(nrows):
+        r = perm[i]
+        null = False
+        for t in range(nk):
+            if ranks[t, r] == 0:
+                null = True
+                break
+        if null:
+            nnull += 1
+            prev_ok = False
             continue
-        if equal:
-            # cell() formats datetimes into the scratch: compare a private copy.
-            t1, i1, f1, a1, n1, _ = cell(cd, r1, as_voidptr(address_of(sp) + SCRATCH_BYTES // 2))
-            if t1 == SQLITE_NULL or _cmp(t1, i1, f1, a1, n1, t2, i2, f2, a2, n2) != 0:
-                equal = False
-    return equal, null2
+        same = prev_ok
+        if same:
+            q = perm[i - 1]
+            for t in range(nk):
+                if ranks[t, r] != ranks[t, q]:
+                    same = False
+                    break
+        if not same:
+            nd += 1
+        prev_ok = True
+    return perm, nd, nnull
 
 
 @njit(cache=True)
@@ -241,35 +304,12 @@ def build_index(dir_addr, cols, nrows, keys, nk):
     e = head[0].count
     if e >= MAX_INDEXES or nk > MAX_INDEX_COLUMNS:
         return -2
-    terms = np.zeros(nk, PLAN_TERM)
-    for j in range(nk):
-        terms[j].column = keys[j]
-        terms[j].argv = -1
-    perm = order_rows(cols, np.arange(nrows), terms)
+    perm, nd, nnull = _index_order(cols, nrows, keys, nk)
     nbytes = 8 * max(nrows, 1)
     p = sqlite3_malloc64(nbytes)
     if is_null(p):
         return -1
     carray(p, max(nrows, 1), np.int64)[:nrows] = perm
-    # Distinct keys and NULL keys, one pass over neighbours in index order.
-    scratch = np.zeros(SCRATCH_BYTES, np.uint8)
-    sp = as_voidptr(scratch.ctypes.data)
-    nd = 0
-    nnull = 0
-    prev_ok = False
-    for i in range(nrows):
-        if i == 0:
-            eq, isnull = _same_key(cols, keys, nk, perm[0], perm[0], sp)
-            eq = False
-        else:
-            eq, isnull = _same_key(cols, keys, nk, perm[i - 1], perm[i], sp)
-        if isnull:
-            nnull += 1
-            prev_ok = False
-            continue
-        if not (eq and prev_ok):
-            nd += 1
-        prev_ok = True
     ent = entries[e]
     ent.ncols = nk
     for j in range(MAX_INDEX_COLUMNS):
