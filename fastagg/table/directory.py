@@ -45,7 +45,7 @@ from ..sqlite.structs import INDEX, INDEXES, MAX_INDEXES, MIRRORS
 
 __all__ = [
     "DIRECTORY_BYTES", "acquire_directory", "directory_entries", "free_directory", "init_directory",
-    "is_kept", "kept_directories", "release_directory",
+    "entry_bytes", "is_kept", "kept_directories", "release_directory",
 ]
 
 _HEAD = INDEXES.itemsize
@@ -72,11 +72,18 @@ def directory_entries(addr: int) -> list:
     return [mirror.from_address(addr + _HEAD + e * _ENTRY) for e in range(head.count)]
 
 
+def entry_bytes(ent) -> int:
+    """All the memory of index entry *ent*: its permutation and its key-start table."""
+    return int(ent.bytes) + (8 * (int(ent.span) + 1) if ent.starts else 0)
+
+
 def free_directory(addr: int) -> None:
     """Free every index of the directory at *addr*, then the directory (Python side)."""
     for ent in directory_entries(addr):
         if ent.perm:
             _capi.lib.sqlite3_free(ent.perm)
+        if ent.starts:
+            _capi.lib.sqlite3_free(ent.starts)
     _capi.lib.sqlite3_free(addr)
 
 
@@ -184,5 +191,5 @@ def kept_directories() -> dict:
     with _lock:
         entries = [e for e in _by_addr.values() if not e.orphaned]
         nbytes = sum(DIRECTORY_BYTES(MIRRORS["INDEXES"][1].from_address(e.addr).ncols)
-                     + sum(int(ent.bytes) for ent in directory_entries(e.addr)) for e in entries)
+                     + sum(entry_bytes(ent) for ent in directory_entries(e.addr)) for e in entries)
         return {"directories": len(entries), "bytes": nbytes}

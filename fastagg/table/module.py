@@ -616,7 +616,9 @@ def _index_filter(cur, plan, cols, nrows, argv, argc):
         if filters[f].op == OP_EQ or filters[f].op == OP_IS:
             neq += 1
     av = carray(argv, max(argc, 1), np.intp)
-    lo, hi, exact = probe(cols, perm, nrows, keys, nk, neq, filters, av)
+    span = ent.span if ent.starts != 0 else 0
+    starts = carray(as_voidptr(ent.starts if span > 0 else ent.perm), max(span + 1, 1), np.int64)
+    lo, hi, exact = probe(cols, perm, nrows, keys, nk, neq, filters, av, starts, ent.base, span)
     m = hi - lo
     # The index found may have more columns than the plan's keys: its own
     # columns decide the slice's order.

@@ -40,7 +40,7 @@ from ..sqlite import capi as _capi
 from ..sqlite.structs import MIRRORS
 from .callbacks import module_address, module_destroy_address
 from .columns import build_table, check_schema, frame_columns, quote, schema_text
-from .directory import acquire_directory, directory_entries, is_kept, release_directory
+from .directory import acquire_directory, directory_entries, entry_bytes, is_kept, release_directory
 
 __all__ = ["Registration", "register_frame", "registry_lock", "release_pending", "unregister_frame"]
 
@@ -131,6 +131,14 @@ class Registration:
         """Whether the indexes outlive this registration, kept with the source for its next one."""
         with registry_lock:
             return self._token is not None and bool(self._slots().indexes) and is_kept(self._slots().indexes)
+
+    @property
+    def index_bytes(self) -> int:
+        """Memory of every index built so far: permutations plus key-start tables (0 once released)."""
+        with registry_lock:
+            if self._token is None or not self._slots().indexes:
+                return 0
+            return sum(entry_bytes(ent) for ent in directory_entries(self._slots().indexes))
 
     @property
     def indexes(self) -> list[dict]:
