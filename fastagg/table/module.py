@@ -280,15 +280,29 @@ def _index_candidate(info, cons, ncons, cols, dir_addr, nrows, orderby, norder, 
         if find_index(dir_addr, keys, norder) < 0:
             return PLAN_SCAN, -1, keys, picks, 0, 0.0, 0.0, False
         return PLAN_INDEX, norder, keys, picks, 0, 0.5 * n, np.float64(n), False
+    rdiv = 1.0 if rcol < 0 else (4.0 if (rlo >= 0 and rhi >= 0) else 3.0)
+    have = find_index(dir_addr, keys, nk) >= 0
+    if not have and rcol >= 0 and neq > 0:
+        # A new index: when the equalities alone leave a few rows per probe,
+        # leave the range to SQLite and key the index on the equalities
+        # only: one column sorts several times faster than two, and later
+        # queries joining on the same key reuse it (q03's (l_orderkey,
+        # l_shipdate) would serve nothing else).
+        erows, _ = _probe_rows(dir_addr, cols, nrows, keys, neq, 1.0)
+        if erows <= 32.0:
+            keys[neq] = -1
+            nk = neq
+            npick = neq
+            rcol = -1
+            rdiv = 1.0
+            have = find_index(dir_addr, keys, nk) >= 0
+    rows, unique = _probe_rows(dir_addr, cols, nrows, keys, neq, rdiv)
     constant = True
     slot = np.zeros(1, np.intp)
     for f in range(npick):
         slot[0] = 0
         if sqlite3_vtab_rhs_value(info, picks[f], as_voidptr(slot.ctypes.data)) != SQLITE_OK or slot[0] == 0:
             constant = False
-    rdiv = 1.0 if rcol < 0 else (4.0 if (rlo >= 0 and rhi >= 0) else 3.0)
-    have = find_index(dir_addr, keys, nk) >= 0
-    rows, unique = _probe_rows(dir_addr, cols, nrows, keys, neq, rdiv)
     if not have and neq > 0:
         # An index already built whose leading columns all have an equality
         # here answers a superset (SQLite tests every constraint anyway):
@@ -298,13 +312,18 @@ def _index_candidate(info, cons, ncons, cols, dir_addr, nrows, orderby, norder, 
         head, entries = index_entries(dir_addr)
         best = -1
         bm = 0
+        brows = np.float64(n) + 1.0
         for e in range(head[0].count):
             m = 0
             while m < entries[e].ncols and m < neq and _among(keys, neq, entries[e].cols[m]):
                 m += 1
-            if m > bm:
-                best = e
-                bm = m
+            if m > 0:
+                # The one returning the fewest rows (l_partkey, not l_suppkey, for q20).
+                er, _ = _probe_rows(dir_addr, cols, nrows, entries[e].cols, m, 1.0)
+                if er < brows:
+                    best = e
+                    bm = m
+                    brows = er
         if best >= 0:
             akeys = np.full(MAX_INDEX_COLUMNS, -1, np.int64)
             apicks = np.zeros(max(ncons, 1), np.int64)
