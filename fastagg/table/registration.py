@@ -276,9 +276,13 @@ def register_frame(
     Joins, correlated subqueries, ``IN`` and lookups use indexes inside the
     table: ``=``, ``IS`` and range constraints on any columns (one or
     several, any kind; text compared BINARY) are answered by a binary
-    search of a sorted row permutation (8 bytes a row), built in compiled
+    search of a sorted row permutation (8 bytes a row; dense integer keys
+    add a table of where each key starts, up to 8 more), built in compiled
     code the first time a plan needs it, kept until the registration is
-    closed and reused by every later statement (:attr:`Registration.indexes`).
+    closed and reused by every later statement (:attr:`Registration.indexes`);
+    over a pyarrow Table (immutable) it is kept with the table object and
+    reused by later registrations of it (every ``fastagg.query`` call) until
+    the table is garbage collected (docs/joins.md).
     xBestIndex prices a scan at n rows and a probe at log2(n) plus the rows
     it returns (n / distinct keys), so that SQLite probes the inner frame of
     a join by key rather than rescanning it per outer row; a single constant
