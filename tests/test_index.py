@@ -250,3 +250,37 @@ def test_like_filtered_table_is_the_outer_loop(con):
     for name, df in (("part", part), ("supp", supp), ("ps", ps)):
         df.to_sql(name, ref, index=False)
     assert_rows_match(con.execute(sql).fetchall(), ref.execute(sql).fetchall(), what=sql)
+
+
+def test_dense_integer_keys_probe_through_the_key_start_table(con):
+    # Dense int64 keys (negative base, gaps, duplicates) get a key-start table:
+    # probes outside the span, at its ends, IN lists, a second key column and
+    # ranges give what SQLite gives over the loaded table.
+    rng = np.random.default_rng(13)
+    n = 5000
+    t = pd.DataFrame({"k": rng.integers(-300, 300, n), "j": rng.integers(0, 5, n), "v": np.arange(n)})
+    t = t[t.k % 7 != 0]  # gaps
+    u = pd.DataFrame({"k": np.array([-1000, -300, -299, 0, 7, 14, 299, 300, 10**12], np.int64),
+                      "j": np.array([1, 2, 3, 0, 4, 1, 2, 3, 0], np.int64)})
+    reg = register_frame(con, "t", t)
+    register_frame(con, "u", u)
+    ref = sqlite3.connect(":memory:")
+    t.to_sql("t", ref, index=False)
+    u.to_sql("u", ref, index=False)
+    for sql in (
+        "SELECT u.k, count(t.v), sum(t.v) FROM u LEFT JOIN t ON t.k = u.k GROUP BY u.k",
+        "SELECT u.k, u.j, count(t.v) FROM u LEFT JOIN t ON t.k = u.k AND t.j = u.j GROUP BY u.k, u.j",
+        "SELECT u.k, count(t.v) FROM u LEFT JOIN t ON t.k = u.k AND t.j >= 3 GROUP BY u.k",
+        "SELECT count(*), sum(v) FROM t WHERE k IN (-300, -299, 0, 1, 299, 5000)",
+        "SELECT count(*) FROM t a JOIN t b ON b.k = a.k WHERE a.v < 500",
+    ):
+        assert_rows_match(sorted(con.execute(sql).fetchall()), sorted(ref.execute(sql).fetchall()), what=sql)
+    with fastagg.connect() as db:
+        db.register("t", t)
+        db.register("u", u)
+        db.query("SELECT count(*) FROM u LEFT JOIN t ON t.k = u.k")  # LEFT: t is probed
+        info = db.table_info["t"]
+        perm = sum(ix["bytes"] for ix in info["indexes"])
+        span = int(t.k.max() - t.k.min() + 1)
+        assert info["index_bytes"] == perm + 8 * (span + 1)
+    assert reg.indexes
