@@ -232,10 +232,19 @@ class Database:
         dict
             ``{name: {"rows": int, "columns": [str, ...], "indexes": [...]}}``;
             each index is ``{"columns": [str, ...], "bytes": int,
-            "distinct": int, "nulls": int}``. An index is built in compiled
+            "distinct": int, "nulls": int}`` (``bytes``: its row permutation),
+            ``"index_bytes"``: all the memory of the indexes (permutations,
+            and for dense integer keys a table of where each key starts,
+            8 bytes per key value), and ``"indexes_kept"``: whether they
+            outlive the registration. An index is built in compiled
             code the first time a query probes the frame by those columns (a
-            join, ``IN``, or a lookup once the index exists), kept until the
-            frame is unregistered, and costs 8 bytes a row.
+            join, ``IN``, or a lookup once the index exists) and costs 8 to
+            16 bytes a row. It is kept until the frame is unregistered; for a
+            pyarrow Table (immutable) it is kept with the table itself and
+            reused by every later registration of the same table object
+            (each ``fastagg.query`` call registers its frames), until the
+            table is garbage collected. pandas frames can change in place,
+            so their indexes go with the registration.
 
         Examples
         --------
@@ -250,7 +259,8 @@ class Database:
         """
         self._check_open()
         return {
-            name: {"rows": reg.nrows, "columns": [c.name for c in reg.columns], "indexes": reg.indexes}
+            name: {"rows": reg.nrows, "columns": [c.name for c in reg.columns], "indexes": reg.indexes,
+                   "index_bytes": reg.index_bytes, "indexes_kept": reg.indexes_kept}
             for name, reg in sorted(self._tables.items())
         }
 

@@ -237,7 +237,12 @@ MAX_INDEXES = 16
 #: nnull
 #:     Rows whose key has a NULL in any column.
 #: bytes
-#:     Memory of the permutation.
+#:     Memory of the permutation (``starts`` adds 8 (span + 1) when set).
+#: starts
+#:     0, or, when the first column is a plain int64 column whose values span
+#:     ``span`` <= 2 n + 1024 integers from ``base``: ``span + 1`` int64
+#:     positions, ``starts[v - base]`` the first position of key ``v`` in the
+#:     permutation (an equality probe on it is two reads, not a binary search).
 INDEX = np.dtype(
     [
         ("ncols", np.int64),
@@ -247,6 +252,9 @@ INDEX = np.dtype(
         ("ndistinct", np.int64),
         ("nnull", np.int64),
         ("bytes", np.int64),
+        ("starts", _PTR),
+        ("base", np.int64),
+        ("span", np.int64),
     ],
     align=True,
 )
@@ -346,7 +354,8 @@ class _PlanTerm(ctypes.Structure):
 class _Index(ctypes.Structure):
     _fields_ = [("ncols", ctypes.c_int64), ("cols", ctypes.c_int64 * MAX_INDEX_COLUMNS),
                 ("perm", _C_PTR), ("nrows", ctypes.c_int64), ("ndistinct", ctypes.c_int64),
-                ("nnull", ctypes.c_int64), ("bytes", ctypes.c_int64)]
+                ("nnull", ctypes.c_int64), ("bytes", ctypes.c_int64),
+                ("starts", _C_PTR), ("base", ctypes.c_int64), ("span", ctypes.c_int64)]
 
 
 class _Indexes(ctypes.Structure):

@@ -18,10 +18,12 @@ Memory ownership and lifetime
   the release waits, and is retried by every later ``register_frame``,
   ``close`` and :func:`release_pending`.
 * The *indexes* (:mod:`fastagg.table.index`) live in a directory the token
-  points to (``sqlite3_malloc64``); compiled code builds them on first use
-  and they are freed with the directory when the buffers are released
+  points to (``sqlite3_malloc64``); compiled code builds them on first use.
+  The registration lets go of the directory when the buffers are released
   (after ``dead`` is set, with no cursor open: cursors may read an index's
-  permutation in place).
+  permutation in place): it is freed then, unless it is kept with its
+  source (a pyarrow Table, :mod:`fastagg.table.directory`) for the next
+  registration of the same table, until the table is garbage collected.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from ..sqlite import capi as _capi
 from ..sqlite.structs import MIRRORS
 from .callbacks import module_address, module_destroy_address
 from .columns import build_table, check_schema, frame_columns, quote, schema_text
-from .directory import DIRECTORY_BYTES, directory_entries, free_directory, init_directory
+from .directory import acquire_directory, directory_entries, entry_bytes, is_kept, release_directory
 
 __all__ = ["Registration", "register_frame", "registry_lock", "release_pending", "unregister_frame"]
 
@@ -125,6 +127,20 @@ class Registration:
         return _Token.from_address(self._token)
 
     @property
+    def indexes_kept(self) -> bool:
+        """Whether the indexes outlive this registration, kept with the source for its next one."""
+        with registry_lock:
+            return self._token is not None and bool(self._slots().indexes) and is_kept(self._slots().indexes)
+
+    @property
+    def index_bytes(self) -> int:
+        """Memory of every index built so far: permutations plus key-start tables (0 once released)."""
+        with registry_lock:
+            if self._token is None or not self._slots().indexes:
+                return 0
+            return sum(entry_bytes(ent) for ent in directory_entries(self._slots().indexes))
+
+    @property
     def indexes(self) -> list[dict]:
         """The indexes built so far: one dict per index.
 
@@ -172,7 +188,7 @@ class Registration:
             return False
         tok.dead = 1  # every callback checks this before touching the pins
         if tok.indexes:
-            free_directory(tok.indexes)
+            release_directory(tok.indexes)
             tok.indexes = None
         tok.refs -= 1
         if tok.refs == 0:
@@ -260,9 +276,13 @@ def register_frame(
     Joins, correlated subqueries, ``IN`` and lookups use indexes inside the
     table: ``=``, ``IS`` and range constraints on any columns (one or
     several, any kind; text compared BINARY) are answered by a binary
-    search of a sorted row permutation (8 bytes a row), built in compiled
+    search of a sorted row permutation (8 bytes a row; dense integer keys
+    add a table of where each key starts, up to 8 more), built in compiled
     code the first time a plan needs it, kept until the registration is
-    closed and reused by every later statement (:attr:`Registration.indexes`).
+    closed and reused by every later statement (:attr:`Registration.indexes`);
+    over a pyarrow Table (immutable) it is kept with the table object and
+    reused by later registrations of it (every ``fastagg.query`` call) until
+    the table is garbage collected (docs/joins.md).
     xBestIndex prices a scan at n rows and a probe at log2(n) plus the rows
     it returns (n / distinct keys), so that SQLite probes the inner frame of
     a join by key rather than rescanning it per outer row; a single constant
@@ -316,11 +336,14 @@ def register_frame(
             raise MemoryError("sqlite3_malloc64 failed")
         tok = _Token.from_address(token)
         ctypes.memset(token, 0, ctypes.sizeof(_Token))
-        directory = _capi.lib.sqlite3_malloc64(DIRECTORY_BYTES(len(columns)))
-        if not directory:
+        try:
+            # Indexes built by earlier registrations of the same immutable source are reused.
+            source = None if isinstance(frame, Registration) else frame
+            signature = column_structs.tobytes() + descriptor.tobytes()[:8]
+            directory = acquire_directory(source, decimals, signature, len(columns))
+        except MemoryError:
             _capi.lib.sqlite3_free(token)
-            raise MemoryError("sqlite3_malloc64 failed")
-        init_directory(directory, len(columns))
+            raise
         tok.refs, tok.alive, tok.table, tok.indexes = 2, 1, descriptor.ctypes.data, directory
         reg = Registration(con, name, columns, (descriptor, column_structs), schema_buf, token, handle)
         _registry[token] = reg
