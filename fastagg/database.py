@@ -338,6 +338,9 @@ class Database:
     def _run(self, sql: str, options: QueryOptions):
         """Run *sql* with *options*: register, read into Arrow, unregister, convert."""
         check_sql(sql)
+        # Before this statement's aggregates are compiled (which imports numba):
+        # the native engine's small-frame rule asks whether numba was already there.
+        numba_loaded = "numba" in sys.modules
         given, builtins = options.spec_groups(sql)
         from .reader import read_query
 
@@ -361,7 +364,7 @@ class Database:
                     if options.engine != "sqlite" and self._tables:
                         from .engine.native import native_query
 
-                        table = native_query(self, sql, functions.usable, options)
+                        table = native_query(self, sql, functions.usable, options, numba_loaded)
                     if table is None and (options.workers is None or options.workers > 1):
                         from .engine.parallel import query_parallel
 

@@ -187,6 +187,37 @@ print(json.dumps({{"value": value, "error": error, "compiler": compiler}}))
     assert "no rows" in first["error"] and "no rows" in second["error"]
 
 
+def test_new_aggregate_on_a_small_frame_in_a_fresh_process_runs_on_sqlite(tmp_path):
+    """The statement that first imports numba (to compile its aggregate) does not also compile
+    the native engine's entry points for a small frame: SQLite answers, with the same result."""
+    code = """
+import json, sys
+import numpy as np, pandas as pd, fastagg
+from fastagg.engine.native import last_run
+
+@fastagg.aggregate(name="mean_small_frame")
+class MeanSmallFrame:
+    total: np.float64
+    n: np.int64
+    def step(self, x: float):
+        self.total += x
+        self.n += 1
+    def finalize(self) -> float | None:
+        return self.total / self.n if self.n else None
+
+df = pd.DataFrame({"g": np.arange(1000) % 7, "x": np.arange(1000) * 0.5})
+sql = "SELECT g, mean_small_frame(x) AS m FROM df GROUP BY g"
+first = fastagg.query(df, sql, aggregates=[MeanSmallFrame])
+engine_first = last_run().engine
+again = fastagg.query(df, sql, aggregates=[MeanSmallFrame])  # numba is loaded now
+print(json.dumps({"first": first["m"].tolist(), "again": again["m"].tolist(),
+                  "engine_first": engine_first, "engine_again": last_run() and last_run().engine}))
+"""
+    out = _run(code, tmp_path / "cache")
+    assert out["engine_first"] == "sqlite"
+    assert out["first"] == out["again"]
+
+
 def test_warmup_compiles_then_serves_from_cache(tmp_path):
     code = """
 import json, sys, fastagg

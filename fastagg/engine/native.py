@@ -56,9 +56,13 @@ _GROUP = re.compile(r"\bgroup\s+by\b", re.IGNORECASE)
 NATIVE_MIN_ROWS = 200_000
 
 
-def _plan(db, sql: str, specs, engine: str = "auto"):
+def _plan(db, sql: str, specs, engine: str = "auto", numba_loaded: bool | None = None):
     """A :class:`.shape.Plan` or the reason; a cheap textual test first, so that
-    plain SQL (``SELECT * FROM df``) pays no parse and never imports sqlglot."""
+    plain SQL (``SELECT * FROM df``) pays no parse and never imports sqlglot.
+
+    *numba_loaded*: whether numba was imported before the statement compiled
+    its aggregates (default: whether it is now).
+    """
     from .shape import SQLITE_AGGREGATES, analyse
 
     tables = {name: reg.columns for name, reg in db._tables.items()}
@@ -69,12 +73,16 @@ def _plan(db, sql: str, specs, engine: str = "auto"):
     aggregates = set(SQLITE_AGGREGATES) | {s.name.lower() for s in specs}
     if not _GROUP.search(sql) and not {n.lower() for n in _CALL.findall(sql)} & aggregates:
         return "no aggregate and no GROUP BY"
-    if engine == "auto" and "numba" not in sys.modules and all(
+    if numba_loaded is None:
+        numba_loaded = "numba" in sys.modules
+    if engine == "auto" and not numba_loaded and all(
         reg.nrows < NATIVE_MIN_ROWS for reg in db._tables.values()
     ):
         # Start-up: SQLite answers a small frame from native images without
         # numba; the native engine would first import numba and load its
-        # kernels (~0.6 s), more than it saves below this size.
+        # kernels (~0.6 s), more than it saves below this size. A new aggregate
+        # compiled for this statement (numba imported just now) counts as not
+        # loaded: its array entry points would be a second compile (~0.9 s).
         return f"frames under {NATIVE_MIN_ROWS:,} rows and numba not loaded yet: SQLite answers sooner"
     # Whether SQLite's own plan reads each group's rows in frame order (an
     # index may answer the WHERE) is checked when the statement runs
@@ -115,15 +123,18 @@ def explain_statement(db, sql: str, specs, engine: str = "auto") -> Explanation:
     return Explanation("native", what)
 
 
-def native_query(db, sql: str, specs, options):
+def native_query(db, sql: str, specs, options, numba_loaded: bool | None = None):
     """Run *sql* natively on session *db*: a pyarrow Table, or None to run it on SQLite.
+
+    *numba_loaded*: whether numba was imported before the statement's
+    aggregates were compiled (see :data:`NATIVE_MIN_ROWS`).
 
     Raises
     ------
     fastagg.Error
         ``engine="native"`` and the statement is outside the shape.
     """
-    plan = _plan(db, sql, specs, options.engine)
+    plan = _plan(db, sql, specs, options.engine, numba_loaded)
     _last.value = Explanation("sqlite", plan) if isinstance(plan, str) else None
     if isinstance(plan, str):
         if options.engine == "native":
