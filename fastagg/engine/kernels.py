@@ -122,7 +122,7 @@ def combine_ranks(ranks, sizes):
 def dense_int_groups(x):
     """Group ids of a plain int64 key with a small value range: (gids, ngroups, first), or ngroups -1.
 
-    The common case (an integer key without NULLs) in two passes over the
+    The common case (an integer key without NULLs) in three passes over the
     buffer, without copying it; the ids are the keys' dense ranks, as
     :func:`group_rows` gives.
     """
@@ -133,30 +133,33 @@ def dense_int_groups(x):
     hi = x[0]
     for i in range(n):
         v = x[i]
-        if v < lo:
-            lo = v
-        elif v > hi:
-            hi = v
+        lo = min(lo, v)  # branch-free: LLVM vectorises the min/max pass
+        hi = max(hi, v)
     span = hi - lo
     if span < 0 or span > 2 * n + 1024:
         return np.zeros(0, np.int64), -1, np.zeros(0, np.int64)
-    mark = np.zeros(span + 1, np.int64)
+    # Each key's first row, found in the marking pass, so that the last pass
+    # (one per row) is a plain gather with no branch.
+    firstpos = np.full(span + 1, -1, np.int64)
     for i in range(n):
-        mark[x[i] - lo] = 1
+        j = x[i] - lo
+        if firstpos[j] < 0:
+            firstpos[j] = i
+    mark = np.empty(span + 1, np.int64)
     g = 0
     for j in range(span + 1):
-        if mark[j] != 0:
+        if firstpos[j] >= 0:
             mark[j] = g
             g += 1
         else:
             mark[j] = -1
+    first = np.empty(g, np.int64)
+    for j in range(span + 1):
+        if firstpos[j] >= 0:
+            first[mark[j]] = firstpos[j]
     gids = np.empty(n, np.int64)
-    first = np.full(g, -1, np.int64)
     for i in range(n):
-        k = mark[x[i] - lo]
-        gids[i] = k
-        if first[k] < 0:
-            first[k] = i
+        gids[i] = mark[x[i] - lo]
     return gids, g, first
 
 
