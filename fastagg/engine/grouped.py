@@ -105,8 +105,7 @@ def _sqlite_aggregate(agg, is_float, gids, ngroups, value, kernels, sums, key, n
         return _threaded_count(kernels, gids, ngroups, null, nthreads), None
     x, null = value("f64" if is_float else "i64", agg.args[0])
     if name in ("min", "max"):
-        fn = kernels.extreme_float if is_float else kernels.extreme_int
-        best, have = fn(gids, ngroups, x, null, name == "max")
+        best, have = kernels.extreme(gids, ngroups, x, null, name == "max")
         return best, have == 0
     if key not in sums:
         if is_float:

@@ -25,8 +25,7 @@ from ..table.columns import K_F32, K_F64
 from ..table.ordering import _dense_ranks, _sort_keys
 from ..table.values import float_value, int_value, value_row
 
-__all__ = ["group_rows", "key_ranks_into", "combine_ranks", "dense_int_groups", "column_f64", "column_i64", "count_rows", "sum_int", "sum_float", "extreme_int",
-           "extreme_float"]
+__all__ = ["group_rows", "key_ranks_into", "combine_ranks", "dense_int_groups", "column_f64", "column_i64", "count_rows", "sum_int", "sum_float", "extreme"]
 
 
 @njit(cache=True, nogil=True)
@@ -257,25 +256,9 @@ def sum_float(gids, ngroups, x, null):
 
 
 @njit(cache=True, nogil=True)
-def extreme_int(gids, ngroups, x, null, is_max):
-    """minmaxStep over integers: (value, present) per group; ties keep the first."""
-    best = np.zeros(ngroups, np.int64)
-    have = np.zeros(ngroups, np.uint8)
-    for i in range(len(gids)):
-        g = gids[i]
-        if null[i] != 0 or g < 0:
-            continue
-        v = x[i]
-        if have[g] == 0 or (v > best[g] if is_max else v < best[g]):
-            best[g] = v
-            have[g] = 1
-    return best, have
-
-
-@njit(cache=True, nogil=True)
-def extreme_float(gids, ngroups, x, null, is_max):
-    """minmaxStep over reals: (value, present) per group; ties (0.0, -0.0) keep the first."""
-    best = np.zeros(ngroups, np.float64)
+def extreme(gids, ngroups, x, null, is_max):
+    """minmaxStep over int64 or float64 *x*: (value, present) per group; ties (0.0, -0.0) keep the first."""
+    best = np.zeros(ngroups, x.dtype)
     have = np.zeros(ngroups, np.uint8)
     for i in range(len(gids)):
         g = gids[i]
