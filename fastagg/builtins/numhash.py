@@ -4,7 +4,7 @@
 integral real as that integer, else the real's IEEE bits) mixed with a
 constant. It goes through a one-element array per call, which compiled code
 allocates on the heap; here the same 8-byte xxHash64 is written out on
-registers (Collet's reference: one 8-byte lane, then the avalanche), so
+registers (:func:`fastagg.native.xxh64.xxhash64_word`), so
 ``approx_count_distinct`` hashes a row in a few nanoseconds. The answers are
 ``parts_hash``'s, bit for bit (tests/test_builtins.py checks).
 """
@@ -18,14 +18,10 @@ from numba import types
 from numba.extending import intrinsic
 
 from ..native.anyvalue import INTEGER, REAL, parts_hash
+from ..native.xxh64 import xxhash64_word
 
 __all__ = ["int_hash", "real_hash", "value_hash"]
 
-_P1 = np.uint64(0x9E3779B185EBCA87)
-_P2 = np.uint64(0xC2B2AE3D27D4EB4F)
-_P3 = np.uint64(0x165667B19E3779F9)
-_P4 = np.uint64(0x85EBCA77C2B2AE63)
-_P5 = np.uint64(0x27D4EB2F165667C5)
 _NUMBER = np.uint64(0x2545F4914F6CDD1D)  # parts_hash's constant for numbers
 _TWO63 = 9223372036854775808.0
 
@@ -56,29 +52,10 @@ def _word(typingctx, i):
     return sig, codegen
 
 
-@numba.njit(cache=True, inline="always")
-def _rotl(x, r):
-    return (x << np.uint64(r)) | (x >> np.uint64(64 - r))
-
-
-@numba.njit(cache=True, inline="always")
-def _xxh64_word(lane):
-    """xxHash64 (seed 0) of the 8 little-endian bytes of *lane*."""
-    h = np.add(_P5, np.uint64(8))
-    h ^= np.multiply(_rotl(np.multiply(lane, _P2), 31), _P1)
-    h = np.add(np.multiply(_rotl(h, 27), _P1), _P4)
-    h ^= h >> np.uint64(33)
-    h = np.multiply(h, _P2)
-    h ^= h >> np.uint64(29)
-    h = np.multiply(h, _P3)
-    h ^= h >> np.uint64(32)
-    return h
-
-
 @numba.njit(cache=True)
 def int_hash(i):
     """``parts_hash`` of the integer *i*."""
-    return _xxh64_word(_word(np.int64(i))) ^ _NUMBER
+    return xxhash64_word(_word(np.int64(i))) ^ _NUMBER
 
 
 @numba.njit(cache=True)
@@ -86,8 +63,8 @@ def real_hash(f):
     """``parts_hash`` of the real *f*: an integral real hashes as that integer (1.0 as 1)."""
     f = np.float64(f)
     if f == np.floor(f) and -_TWO63 <= f < _TWO63:
-        return _xxh64_word(_word(np.int64(f))) ^ _NUMBER
-    return _xxh64_word(_bits(f)) ^ _NUMBER
+        return xxhash64_word(_word(np.int64(f))) ^ _NUMBER
+    return xxhash64_word(_bits(f)) ^ _NUMBER
 
 
 @numba.njit(cache=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["xxhash64"]
+__all__ = ["xxhash64", "xxhash64_word"]
 
 # xxHash64's primes (Collet's reference, xxhash.h), as uint64 so that
 # compiled arithmetic stays in uint64 and wraps.
@@ -40,6 +40,21 @@ def _read_le(v, i, nbytes):
 def _xxh_round(acc, lane):
     """xxHash64's round: mix 8 input bytes *lane* into accumulator *acc*."""
     return np.multiply(_rotl(np.add(acc, np.multiply(lane, _P2)), 31), _P1)
+
+
+@numba.njit(cache=True, inline="always")
+def xxhash64_word(lane):
+    """xxHash64 (seed 0) of the 8 little-endian bytes of uint64 *lane*: :func:`xxhash64` of
+    them, on registers (one lane, then the avalanche), for callers hashing one number a row."""
+    h = np.add(_P5, np.uint64(8))
+    h ^= _xxh_round(_ZERO, lane)
+    h = np.add(np.multiply(_rotl(h, 27), _P1), _P4)
+    h ^= h >> np.uint64(33)
+    h = np.multiply(h, _P2)
+    h ^= h >> np.uint64(29)
+    h = np.multiply(h, _P3)
+    h ^= h >> np.uint64(32)
+    return h
 
 
 @numba.njit(cache=True)
