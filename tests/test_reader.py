@@ -740,3 +740,29 @@ def test_error_message_of_a_replaced_error_is_the_codes_own(con):
     with pytest.raises(sqlite3.OperationalError):
         con.execute("SELECT * FROM nowhere")
     assert _capi.error_message(handle, _capi.SQLITE_ERROR) == ("no such table: nowhere", _capi.SQLITE_ERROR)
+
+
+def test_handle_check_from_many_threads_at_once():
+    """connection_handle's layout probe (a limit set through the handle) runs one thread at a
+    time: concurrent checks of one connection neither fail nor leave the limit changed."""
+    from fastagg.sqlite import capi
+
+    con = sqlite3.connect(":memory:", check_same_thread=False)
+    limit = con.getlimit(capi._PROBE_LIMIT)
+    errors = []
+
+    def check():
+        try:
+            for _ in range(300):
+                capi.connection_handle(con)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=check) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert con.getlimit(capi._PROBE_LIMIT) == limit
+    con.close()

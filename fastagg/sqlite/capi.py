@@ -27,6 +27,7 @@ from __future__ import annotations
 import ctypes
 import sqlite3
 import sys
+import threading
 from functools import lru_cache
 
 from ..errors import SQLiteLibraryError
@@ -271,6 +272,7 @@ class _PyObjectHead(ctypes.Structure):
 _DB_OFFSET = ctypes.sizeof(_PyObjectHead)
 
 _PROBE_LIMIT = SQLITE_LIMIT_VARIABLE_NUMBER
+_PROBE_LOCK = threading.Lock()
 
 
 def connection_handle(con: sqlite3.Connection) -> int:
@@ -308,11 +310,15 @@ def _verify_handle(con: sqlite3.Connection, handle: int, main_file: str) -> None
     if reported != main_file:
         raise SQLiteLibraryError(_layout_message(con))
     if hasattr(con, "getlimit"):
-        old = con.getlimit(_PROBE_LIMIT)
-        probe = max(1, old - 1)
-        lib.sqlite3_limit(handle, _PROBE_LIMIT, probe)
-        seen = con.getlimit(_PROBE_LIMIT)
-        lib.sqlite3_limit(handle, _PROBE_LIMIT, old)
+        # One probe at a time: two threads probing the same connection would
+        # read each other's probe value (a false layout error, and a limit
+        # left changed).
+        with _PROBE_LOCK:
+            old = con.getlimit(_PROBE_LIMIT)
+            probe = max(1, old - 1)
+            lib.sqlite3_limit(handle, _PROBE_LIMIT, probe)
+            seen = con.getlimit(_PROBE_LIMIT)
+            lib.sqlite3_limit(handle, _PROBE_LIMIT, old)
         if seen != probe:
             raise SQLiteLibraryError(_layout_message(con))
 
