@@ -12,6 +12,7 @@ import math
 
 import numba
 import numpy as np
+from numba.cpython.unsafe.numbers import leading_zeros
 from numba.extending import register_jitable
 
 from ..compile.spec import aggregate, array
@@ -22,7 +23,8 @@ from ..compile.vector import vector
 from .frames import FRAME_LIMIT, check_rows_kept, move_to_end
 
 __all__ = [
-    "ApproxCountDistinct", "ApproxQuantile", "HLL_P", "hll_add", "hll_estimate", "register_counts",
+    "ApproxCountDistinct", "ApproxQuantile", "HLL_P", "SPARSE_LIMIT", "hll_add", "hll_entry", "hll_estimate",
+    "hll_merge", "hll_result", "hll_step", "register_counts", "sparse_counts",
     "tdigest_step", "tdigest_result",
 ]
 
@@ -47,6 +49,112 @@ def hll_add(registers, h):
         registers[index] = rank
 
 
+SPARSE_LIMIT = 4096
+"""Registers a HyperLogLog state keeps as a list (4 bytes each) before it builds all 2**14 (16 KB)."""
+
+_Q = 64 - HLL_P
+
+
+@numba.njit(cache=True, inline="always")
+def hll_entry(h):
+    """Hash *h* as its register: ``index << 6 | rank`` with :func:`hll_add`'s index and rank."""
+    h = np.uint64(h)
+    rank = min(leading_zeros(h << np.uint64(HLL_P)), _Q) + 1
+    return np.uint32((h >> np.uint64(_Q)) << np.uint64(6)) | np.uint32(rank)
+
+
+@numba.njit(cache=True)
+def sparse_counts(entries):
+    """Ertl's register counts of the registers the *entries* (:func:`hll_entry`) fill; may reorder *entries*."""
+    k = len(entries)
+    counts = np.zeros(_Q + 2, np.int64)
+    distinct = 0
+    if k <= 128:  # few: sorted by (index, rank), the last of each index is its register
+        if k <= 16:  # in place, no allocation (the entries are the state's, freed after finalize)
+            keys = entries
+            for i in range(1, k):
+                e = keys[i]
+                j = i - 1
+                while j >= 0 and keys[j] > e:
+                    keys[j + 1] = keys[j]
+                    j -= 1
+                keys[j + 1] = e
+        else:
+            keys = np.sort(entries)
+        for j in range(k):
+            if j + 1 == k or keys[j + 1] >> 6 != keys[j] >> 6:
+                counts[keys[j] & 63] += 1
+                distinct += 1
+    else:
+        registers = np.zeros(2**HLL_P, np.uint8)
+        for e in entries:
+            i = e >> 6
+            r = np.uint8(e & 63)
+            if r > registers[i]:
+                registers[i] = r
+        for e in entries:
+            i = e >> 6
+            r = registers[i]
+            if r != 0:
+                counts[r] += 1
+                distinct += 1
+                registers[i] = 0
+    counts[0] = 2**HLL_P - distinct
+    return counts
+
+
+@register_jitable
+def _hll_densify(s):
+    """Build the 2**14 registers from the entries and drop the entries (the state is dense from now on)."""
+    s.registers.extend(np.zeros(2**HLL_P, np.uint8))
+    r = s.registers.as_array()
+    for e in s.entries.as_array():
+        if np.uint8(e & 63) > r[e >> 6]:
+            r[e >> 6] = np.uint8(e & 63)
+    s.entries.clear()
+
+
+@register_jitable
+def hll_step(s, h):
+    """Add hash *h* to a sparse-while-small HyperLogLog state (``entries``, ``registers`` vectors)."""
+    if len(s.registers) == 0:
+        s.entries.append(hll_entry(h))
+        if len(s.entries) > SPARSE_LIMIT:
+            _hll_densify(s)
+    else:
+        hll_add(s.registers.as_array(), h)
+
+
+@register_jitable
+def hll_merge(s, other):
+    """Merge *other*'s sketch into *s*: the element-wise maximum of their registers, sparse or dense."""
+    if len(other.registers) != 0:
+        if len(s.registers) == 0:
+            _hll_densify(s)
+        r = s.registers.as_array()
+        o = other.registers.as_array()
+        for i in range(2**HLL_P):
+            if o[i] > r[i]:
+                r[i] = o[i]
+    elif len(s.registers) == 0:
+        s.entries.extend(other.entries.as_array())
+        if len(s.entries) > SPARSE_LIMIT:
+            _hll_densify(s)
+    else:
+        r = s.registers.as_array()
+        for e in other.entries.as_array():
+            if np.uint8(e & 63) > r[e >> 6]:
+                r[e >> 6] = np.uint8(e & 63)
+
+
+@register_jitable
+def hll_result(s):
+    """The estimate of a sparse-while-small HyperLogLog state."""
+    if len(s.registers) == 0:
+        return hll_estimate(sparse_counts(s.entries.as_array()))
+    return hll_estimate(register_counts(s.registers.as_array()))
+
+
 @aggregate(name="approx_count_distinct")
 class ApproxCountDistinct:
     """Approximate number of distinct values, by HyperLogLog.
@@ -59,7 +167,10 @@ class ApproxCountDistinct:
     the hash pick one of 16,384 registers, which keeps the longest run of
     leading zeros (+1) of the other 50 bits. The estimate is Ertl's improved
     raw estimator (arXiv:1702.01284), unbiased from 0 to well beyond 10**9
-    without bias tables; standard error 0.81%. A window function: the
+    without bias tables; standard error 0.81%. A small group keeps its
+    registers as a list (4 bytes a row, see :data:`SPARSE_LIMIT`) and builds
+    all 16 KB only after that many rows, so a million small groups do not
+    take 16 GB; the estimate is the same either way. A window function: the
     state also keeps each row's hash (while it has seen at most
     ``FRAME_LIMIT`` rows, see :mod:`.frames`), and after ``inverse`` the
     registers are rebuilt from the hashes of the frame's rows.
@@ -67,8 +178,10 @@ class ApproxCountDistinct:
 
     Attributes
     ----------
-    registers : fastagg.array(np.uint8, 16384)
-        Leading-zero ranks, 0 for an empty register.
+    entries : fastagg.vector(np.uint32)
+        While sparse: one ``index << 6 | rank`` entry a row (:func:`hll_entry`).
+    registers : fastagg.vector(np.uint8)
+        Once dense: 2**14 leading-zero ranks, 0 for an empty register; empty while sparse.
     n : np.int64
         Rows seen (in the frame).
     stale : np.bool_
@@ -85,7 +198,8 @@ class ApproxCountDistinct:
     3
     """
 
-    registers: array(np.uint8, 2**HLL_P)
+    entries: vector(np.uint32)
+    registers: vector(np.uint8)
     n: np.int64
     stale: np.bool_
     hashes: vector(np.uint64)
@@ -93,7 +207,7 @@ class ApproxCountDistinct:
     def step(self, v: Value):
         tag, ival, fval, data = value_parts(v)
         h = np.uint64(value_hash(tag, ival, fval, data))  # numba hands a plain Python caller an int
-        hll_add(self.registers, h)
+        hll_step(self, h)
         self.n += 1
         if self.n <= FRAME_LIMIT:
             self.hashes.append(h)
@@ -106,20 +220,19 @@ class ApproxCountDistinct:
             self.stale = True
 
     def merge(self, other):
-        for i in range(2**HLL_P):
-            if other.registers[i] > self.registers[i]:
-                self.registers[i] = other.registers[i]
+        hll_merge(self, other)
         if self.n + other.n <= FRAME_LIMIT:
             self.hashes.extend(other.hashes.as_array())
         self.n += other.n
 
     def finalize(self) -> int:
         if self.stale:  # a row left the frame: the registers of the rows still in it
-            self.registers[:] = 0
+            self.entries.clear()
+            self.registers.clear()
             for h in self.hashes.as_array():
-                hll_add(self.registers, h)
+                hll_step(self, h)
             self.stale = False
-        return hll_estimate(register_counts(self.registers))
+        return hll_result(self)
 
 
 @numba.njit(cache=True)
