@@ -134,7 +134,7 @@ def _index_candidate(info, cons, ncons, cols, dir_addr, nrows, orderby, norder, 
     keys = np.full(MAX_INDEX_COLUMNS, -1, np.int64)
     eqi = np.full(MAX_INDEX_COLUMNS, -1, np.int64)
     picks = np.zeros(max(ncons, 1), np.int64)
-    neq = 0
+    neq = np.int64(0)  # not a literal: one specialisation of its callees
     for i in range(ncons):
         col = cons[i].iColumn
         op = cons[i].op
@@ -190,7 +190,7 @@ def _index_candidate(info, cons, ncons, cols, dir_addr, nrows, orderby, norder, 
             if orderby[t].iColumn < 0 or orderby[t].desc != 0:
                 return PLAN_SCAN, -1, keys, picks, 0, 0.0, 0.0, False
             keys[t] = orderby[t].iColumn
-        if find_index(dir_addr, keys, norder) < 0:
+        if find_index(dir_addr, keys, np.int64(norder)) < 0:
             return PLAN_SCAN, -1, keys, picks, 0, 0.0, 0.0, False
         return PLAN_INDEX, norder, keys, picks, 0, 0.5 * n, np.float64(n), False
     rdiv = 1.0 if rcol < 0 else (4.0 if (rlo >= 0 and rhi >= 0) else 3.0)
@@ -226,10 +226,10 @@ def _index_candidate(info, cons, ncons, cols, dir_addr, nrows, orderby, norder, 
         # costs more than the (l_suppkey, l_shipdate) index, once.
         head, entries = index_entries(dir_addr)
         best = -1
-        bm = 0
+        bm = np.int64(0)
         brows = np.float64(n) + 1.0
         for e in range(head[0].count):
-            m = 0
+            m = np.int64(0)
             while m < entries[e].ncols and m < neq and _among(keys, neq, entries[e].cols[m]):
                 m += 1
             if m > 0:
@@ -320,7 +320,7 @@ def _index_filter(cur, plan, cols, nrows, argv, argc):
         return SQLITE_OK if _set_rows(cur, rows) else SQLITE_NOMEM
     ent = index_entries(tok.indexes)[1][e]
     perm = carray(as_voidptr(ent.perm), max(nrows, 1), np.int64)
-    neq = 0
+    neq = np.int64(0)  # not a literal: one specialisation of its callees
     for f in range(len(filters)):
         if filters[f].op == OP_EQ or filters[f].op == OP_IS:
             neq += 1

@@ -73,7 +73,9 @@ def _set_error(vtab_addr, msg):
     p = sqlite3_malloc64(len(msg))
     if is_null(p):
         return
-    carray(p, len(msg), np.uint8)[:] = msg
+    dst = carray(p, len(msg), np.uint8)
+    for i in range(len(msg)):  # not dst[:] = msg (see records.set_rows)
+        dst[i] = msg[i]
     vt = _record(vtab_addr, VTAB)[0]
     if vt.zErrMsg != 0:
         sqlite3_free(as_voidptr(vt.zErrMsg))
@@ -203,7 +205,7 @@ def x_best_index(vtab, info):
     orderby = carray(as_voidptr(ii.aOrderBy), max(norder, 1), INDEX_ORDERBY)
 
     pushed = np.zeros(max(ncons, 1), np.int64)  # constraints in plan order
-    nargs = 0
+    nargs = np.int64(0)  # not 0: a literal start types a call with it once more (a second specialisation)
     rows = np.float64(max(nrows, 1))
     cost = np.float64(max(nrows, 1))
     unique = False
@@ -244,7 +246,7 @@ def x_best_index(vtab, info):
     irows = 0.0
     iunique = False
     if _may_index(cons, ncons, cols, orderby, norder, nargs, tok.indexes):
-        fn = _index_entry(vt.pModule, SLOT_CANDIDATE)
+        fn = _index_entry(vt.pModule, np.int64(SLOT_CANDIDATE))
         if fn != 0:
             out = np.zeros(_OUT_HEAD + MAX_INDEX_COLUMNS + max(ncons, 1), np.int64)
             call5(fn, address_of(info), address_of(vtab), nargs, out.ctypes.data, 0)
@@ -282,7 +284,7 @@ def x_best_index(vtab, info):
             elif usage[i].argvIndex == 0 or usage[i].omit == 0:
                 exact_all = False
         # With an ORDER BY the top-k is the index image's (loaded now if need be).
-        if exact_all and nlim > 0 and (norder == 0 or _index_entry(vt.pModule, SLOT_TOP) != 0):
+        if exact_all and nlim > 0 and (norder == 0 or _index_entry(vt.pModule, np.int64(SLOT_TOP)) != 0):
             for i in range(ncons):
                 if (cons[i].op == OP_LIMIT or cons[i].op == OP_OFFSET) and cons[i].usable != 0:
                     pushed[nargs] = i
