@@ -46,8 +46,8 @@ INDEX_IMAGE = NativeImage("vtab-index", _build_index, stages=("table", "native",
 
 # Mirrors fastagg.table.indirect (which imports numba): the slots after the module's.
 _MODULE_SLOTS = 24
-_SLOT_HOOK, _NSLOTS = 0, 4
-_INDEX_SLOTS = {"candidate": 1, "filter": 2, "top": 3}
+_SLOT_HOOK, _NSLOTS = 0, 3
+_INDEX_SLOTS = {"filter": 1, "top": 2}
 
 # sqlite3_module (sqlite3.h): int iVersion; then 23 function pointers
 # (xCreate .. xRename, xSavepoint, xRelease, xRollbackTo, xShadowName).

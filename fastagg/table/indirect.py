@@ -16,14 +16,14 @@ from numba.extending import intrinsic
 
 from ..native.intrinsics import as_voidptr
 
-__all__ = ["SLOT_CANDIDATE", "SLOT_FILTER", "SLOT_HOOK", "SLOT_TOP", "call5", "index_slots", "NSLOTS", "MODULE_SLOTS"]
+__all__ = ["MODULE_SLOTS", "NSLOTS", "SLOT_FILTER", "SLOT_HOOK", "SLOT_TOP", "call5", "index_slots"]
 
 #: Pointer-sized fields of ``sqlite3_module`` (iVersion, then 23 callbacks).
 MODULE_SLOTS = 24
 #: After them: the loader's hook (loads the index image, fills the rest; 0 = loaded),
 #: then the index image's entries.
-SLOT_HOOK, SLOT_CANDIDATE, SLOT_FILTER, SLOT_TOP = 0, 1, 2, 3
-NSLOTS = 4
+SLOT_HOOK, SLOT_FILTER, SLOT_TOP = 0, 1, 2
+NSLOTS = 3
 
 
 @intrinsic

@@ -34,13 +34,12 @@ from ..sqlite.structs import (
     COLUMN, CURSOR, INDEX_CONSTRAINT, INDEX_CONSTRAINT_USAGE, INDEX_INFO, INDEX_ORDERBY, TABLE,
     TOKEN, VTAB,
 )
-from ..sqlite.structs import MAX_INDEX_COLUMNS
-from .columns import K_BOOLBITS, K_F32, K_F64, K_I8, K_I16, K_I32, K_I64, K_NULL, K_U8, K_U16, K_U32
+from .columns import K_BOOLBITS, K_F32, K_F64, K_I8, K_I16, K_I32, K_I64, K_U8, K_U16, K_U32
 from .filtering import OP_EQ, OP_GE, OP_GT, OP_LE, OP_LT, select_rows
 from .gather import CHUNK, alloc_block, fill_block
-from .index import OP_IS, index_entries
-from .indirect import SLOT_CANDIDATE, SLOT_FILTER, SLOT_HOOK, SLOT_TOP, call5, index_slots
+from .indirect import SLOT_FILTER, SLOT_HOOK, SLOT_TOP, call5, index_slots
 from .ordering import order_rows
+from .pricing import index_candidate as _index_candidate
 from .plan import PLAN_INDEX, PLAN_SCAN, new_plan, plan_filters, plan_header, plan_keys, plan_order
 from .records import columns_of as _columns
 from .records import record as _record
@@ -57,7 +56,6 @@ SQLITE_INDEX_SCAN_UNIQUE = 1
 OP_LIMIT, OP_OFFSET = 73, 74  # SQLITE_INDEX_CONSTRAINT_LIMIT / _OFFSET (3.38)
 OP_MATCH, OP_LIKE, OP_GLOB, OP_REGEXP = 64, 65, 66, 67  # SQLITE_INDEX_CONSTRAINT_*
 
-_OUT_HEAD = 6  # fastagg.table.indexed.OUT_HEAD: index_candidate's result words before the keys
 _SCRATCH = CURSOR.fields["scratch"][1]  # offset of the cursor's scratch bytes
 
 _MSG_DEAD = np.frombuffer(b"fastagg: this table was unregistered\0", np.uint8).copy()
@@ -131,27 +129,6 @@ def _exact_rhs(info, i, is_float):
 
 
 @njit(cache=True)
-def _may_index(cons, ncons, cols, orderby, norder, nscan, dir_addr):
-    """Whether an index plan could serve these constraints / this ORDER BY (a superset).
-
-    What :func:`fastagg.table.indexed._index_candidate` would look at: a
-    usable ``=`` / ``IS`` / range on a column an index can key, or, with no
-    pushed comparison, an ascending ORDER BY over columns while indexes
-    exist. When not, the index image is not needed (a plain scan, a GROUP BY).
-    """
-    for i in range(ncons):
-        col = cons[i].iColumn
-        op = cons[i].op
-        if cons[i].usable == 0 or col < 0 or cols[col].kind == K_NULL:
-            continue
-        if op == OP_EQ or op == OP_IS or op == OP_GT or op == OP_GE or op == OP_LT or op == OP_LE:
-            return True
-    if norder == 0 or nscan > 0 or norder > MAX_INDEX_COLUMNS or dir_addr == 0:
-        return False
-    return index_entries(dir_addr)[0][0].count > 0
-
-
-@njit(cache=True)
 def _index_entry(module_addr, slot):
     """The index image's entry in *slot*, loading the image first (once) if needed; 0 if unavailable."""
     fns = index_slots(module_addr)
@@ -187,7 +164,7 @@ def x_best_index(vtab, info):
     model steers SQLite's planner: a scan costs n rows (a rowid equality is
     one row and unique, each other pushed comparison narrows the estimate);
     an index probe costs log2(n) per key column plus the rows it returns
-    (see :func:`fastagg.table.indexed._index_candidate`, in the index image), so that SQLite probes the inner table of
+    (see :func:`fastagg.table.pricing.index_candidate`), so that SQLite probes the inner table of
     a join by key instead of rescanning it per outer row.
     """
     vt = carray(vtab, 1, VTAB)[0]
@@ -237,29 +214,12 @@ def x_best_index(vtab, info):
         else:
             rows = rows / (10.0 if op == OP_EQ else 3.0)
             cost = cost * 0.9
-    kind = PLAN_SCAN
-    nkey = -1
-    keys = np.full(MAX_INDEX_COLUMNS, -1, np.int64)
-    picks = pushed
-    npick = 0
-    icost = 0.0
-    irows = 0.0
-    iunique = False
-    if _may_index(cons, ncons, cols, orderby, norder, nargs, tok.indexes):
-        fn = _index_entry(vt.pModule, np.int64(SLOT_CANDIDATE))
-        if fn != 0:
-            out = np.zeros(_OUT_HEAD + MAX_INDEX_COLUMNS + max(ncons, 1), np.int64)
-            call5(fn, address_of(info), address_of(vtab), nargs, out.ctypes.data, 0)
-            kind = out[0]
-            nkey = out[1]
-            npick = out[2]
-            real = carray(as_voidptr(out.ctypes.data + 24), 2, np.float64)  # cost, rows
-            icost = real[0]
-            irows = real[1]
-            iunique = out[5] != 0
-            keys = out[_OUT_HEAD:_OUT_HEAD + MAX_INDEX_COLUMNS].copy()
-            picks = out[_OUT_HEAD + MAX_INDEX_COLUMNS:].copy()
-    if kind == PLAN_INDEX and icost < cost:
+    kind, nkey, keys, picks, npick, icost, irows, iunique = _index_candidate(
+        info, cons, ncons, cols, tok.indexes, nrows, orderby, norder, nargs
+    )
+    # An index plan is the index image's to run (loaded now if need be);
+    # without it, a scan.
+    if kind == PLAN_INDEX and icost < cost and _index_entry(vt.pModule, np.int64(SLOT_FILTER)) != 0:
         for i in range(ncons):
             usage[i].argvIndex = 0
             usage[i].omit = 0
