@@ -153,6 +153,11 @@ def _compile_only(builder, names=None, exclude=()) -> dict:
 def main(argv: list[str]) -> int:
     spec = json.loads(argv[0])
     os.environ[CHILD_ENV] = "1"
+    # numba imports scipy (when installed) at its first compile, for the
+    # BLAS / LAPACK bindings of np.linalg, which no callback uses: 0.5 s of
+    # each child here. Marked absent, numba goes without (a callback that
+    # needed it would fail to compile here and build in the parent instead).
+    sys.modules.setdefault("scipy", None)
     from .loader import NativeImage, shared_image_path
 
     t0 = time.perf_counter()
