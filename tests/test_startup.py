@@ -142,6 +142,78 @@ print(json.dumps({{}}))
     assert again["sources"]["reader"] in REBUILT and again["out"] == reference["out"]
 
 
+INDEX_QUERY = """
+import json, sqlite3, sys
+import numpy as np, pandas as pd
+import fastagg
+from fastagg.table import callbacks
+FAIL = False
+if FAIL:  # the index image cannot be had: every statement must still answer (scans)
+    def _fail():
+        raise RuntimeError("no index image here")
+    callbacks.INDEX_IMAGE.addresses = _fail
+rng = np.random.default_rng(1)
+a = pd.DataFrame({"k": rng.integers(0, 50, 3000), "x": rng.normal(size=3000)})
+b = pd.DataFrame({"k": np.arange(50), "name": [f"n{i}" for i in range(50)]})
+plain = fastagg.query(a, "SELECT k, count(*) AS n FROM df WHERE x > 0 GROUP BY k ORDER BY k")
+after_plain = callbacks.index_loaded()
+queries = [
+    "SELECT b.name, count(*) AS n, min(a.x) AS lo FROM a JOIN b ON a.k = b.k GROUP BY b.name ORDER BY b.name",
+    "SELECT k, x FROM a ORDER BY x DESC LIMIT 5 OFFSET 2",
+    "SELECT name FROM b WHERE k IN (SELECT k FROM a WHERE x > 2.5) ORDER BY name",
+]
+con = sqlite3.connect(":memory:")
+a.to_sql("a", con, index=False)
+b.to_sql("b", con, index=False)
+same = []
+for q in queries:
+    got = fastagg.query({"a": a, "b": b}, q, output="arrow").to_pylist()
+    ref = [dict(zip([d[0] for d in cur.description], row)) for cur in [con.execute(q)] for row in cur.fetchall()]
+    same.append(got == ref)
+print(json.dumps({"after_plain": after_plain, "loaded": callbacks.index_loaded(),
+                  "source": callbacks.INDEX_IMAGE.source, "same": same,
+                  "compiler": "numba.core.compiler" in sys.modules}))
+"""
+
+
+def test_index_image_only_for_statements_that_need_it(tmp_path):
+    """A scan with a WHERE and a GROUP BY neither builds nor loads the index
+    image; a join, a top-k and an IN subquery load it (no numba) and answer
+    as SQLite does."""
+    cache = tmp_path / "cache"
+    first = _run(INDEX_QUERY, cache)
+    assert first["after_plain"] is False and first["loaded"] is True
+    assert first["same"] == [True, True, True]
+    second = _run(INDEX_QUERY, cache)
+    assert second["source"] == "image" and second["compiler"] is False
+    assert second["same"] == [True, True, True]
+    # A plain query alone leaves no index image in a new cache.
+    plain = _run(QUERY, tmp_path / "plain")
+    assert plain["out"] and not list((tmp_path / "plain" / "native").glob("vtab-index-*"))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_damaged_index_image_is_ignored_and_rebuilt(tmp_path, damage):
+    cache = tmp_path / "cache"
+    reference = _run(INDEX_QUERY, cache)
+    (image,) = (cache / "native").glob("vtab-index-*.fanative")
+    data = image.read_bytes()
+    if damage == "truncate":
+        image.write_bytes(data[: len(data) // 3])
+    else:
+        middle = len(data) // 2
+        image.write_bytes(data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :])
+    again = _run(INDEX_QUERY, cache)
+    assert again["source"] in REBUILT and again["same"] == reference["same"] == [True, True, True]
+    assert image.read_bytes() == data
+
+
+def test_statements_answer_when_the_index_image_is_unavailable(tmp_path):
+    """If the index image cannot be loaded, xBestIndex plans scans: same answers."""
+    out = _run(INDEX_QUERY.replace("FAIL = False", "FAIL = True"), tmp_path / "cache")
+    assert out["loaded"] is False and out["same"] == [True, True, True]
+
+
 def test_cached_custom_aggregate_loads_without_numba(tmp_path):
     module = tmp_path / "startup_aggs.py"
     module.write_text(
@@ -231,7 +303,7 @@ print(json.dumps({"steps": steps, "numba": "numba" in sys.modules}))
     empty_numba = {"NUMBA_CACHE_DIR": str(tmp_path / "numba")}
     first = _run(code, cache, **empty_numba)
     second = _run(code, cache, **empty_numba)
-    assert [s["what"] for s in first["steps"]] == ["virtual table", "reader"]
+    assert [s["what"] for s in first["steps"]] == ["virtual table", "reader", "index machinery"]
     assert {s["source"] for s in first["steps"]} == {"compiled"}
     assert first["numba"] is False
     assert {s["source"] for s in second["steps"]} == {"cache"}

@@ -224,13 +224,20 @@ def _partial_callbacks(spec: AggregateSpec) -> str:
         "    head = carray(as_voidptr(out.ctypes.data), 2, np.uint64)",
         "    head[0] = MAGIC | (np.uint64(ITEMSIZE) << np.uint64(32))",
         "    head[1] = LAYOUT",
-        "    out[HEADER:HEADER + ITEMSIZE] = carray(blob, ITEMSIZE, np.uint8)",
+        # Byte copies as loops, not ``a[i:j] = b``: numba compiles each
+        # array-to-array slice assignment with a shape-mismatch error path
+        # that formats text (~0.2 s of compile per site, from an empty cache).
+        "    src = carray(blob, ITEMSIZE, np.uint8)",
+        "    for i in range(ITEMSIZE):",
+        "        out[HEADER + i] = src[i]",
         "    at = HEADER + ITEMSIZE",
     ]
     for v in vectors:
         lines += [
             f"    n = len(state.{v}) * state.{v}.as_array().itemsize",
-            f"    out[at:at + n] = vector_bytes(state.{v})",
+            f"    src = vector_bytes(state.{v})",
+            "    for i in range(n):",
+            "        out[at + i] = src[i]",
             "    at += n",
             f"    free_vector(state.{v})",
         ]
@@ -251,10 +258,14 @@ def _partial_callbacks(spec: AggregateSpec) -> str:
         "    if len(data) < HEADER + ITEMSIZE:",
         f"        raise ValueError(NOT_PARTIAL)",
         "    head = np.empty(2, np.uint64)",
-        "    carray(as_voidptr(head.ctypes.data), 16, np.uint8)[:] = data[:16]",
+        "    dst = carray(as_voidptr(head.ctypes.data), 16, np.uint8)",
+        "    for i in range(16):",
+        "        dst[i] = data[i]",
         "    if head[0] != (MAGIC | (np.uint64(ITEMSIZE) << np.uint64(32))) or head[1] != LAYOUT:",
         f"        raise ValueError(NOT_PARTIAL)",
-        "    carray(as_voidptr(other.ctypes.data), ITEMSIZE, np.uint8)[:] = data[HEADER:HEADER + ITEMSIZE]",
+        "    dst = carray(as_voidptr(other.ctypes.data), ITEMSIZE, np.uint8)",
+        "    for i in range(ITEMSIZE):",
+        "        dst[i] = data[HEADER + i]",
         # The copied record holds another process's pointers: clear them first.
         *[f"    forget_vector_memory(other[0].{v})" for v in vectors],
         "    at = HEADER + ITEMSIZE",

@@ -48,7 +48,7 @@ def _defer_llvm() -> None:
     took 25.2 instead of 26.6 s of CPU (numba refuses to cache most of these
     functions, "uses dynamic globals"), not worth it.
     """
-    from numba.core import caching, codegen
+    from numba.core import caching, codegen, dispatcher
     from numba.core.registry import cpu_target
 
     cpu_target.target_context  # noqa: B018 - set up the target (and the NRT's own library) first
@@ -69,6 +69,20 @@ def _defer_llvm() -> None:
 
     codegen.JITCodeLibrary.get_pointer_to_function = placeholder
     caching.Cache.save_overload = lambda self, sig, data: None
+
+    # No Python or C wrapper around each jitted helper: nothing here calls
+    # them from Python or by address, only from the callbacks' own code
+    # (the callbacks' C entries are made by numba's cfunc compiler, which
+    # sets its own flags). Profiled, the wrappers were ~10 % of a build.
+    customize = dispatcher._FunctionCompiler._customize_flags
+
+    def no_wrappers(self, flags):
+        flags = customize(self, flags)
+        flags.no_cpython_wrapper = True
+        flags.no_cfunc_wrapper = True
+        return flags
+
+    dispatcher._FunctionCompiler._customize_flags = no_wrappers
 
 
 def link_once(cfuncs: dict) -> tuple[bytes, dict]:
@@ -139,6 +153,11 @@ def _compile_only(builder, names=None, exclude=()) -> dict:
 def main(argv: list[str]) -> int:
     spec = json.loads(argv[0])
     os.environ[CHILD_ENV] = "1"
+    # numba imports scipy (when installed) at its first compile, for the
+    # BLAS / LAPACK bindings of np.linalg, which no callback uses: 0.5 s of
+    # each child here. Marked absent, numba goes without (a callback that
+    # needed it would fail to compile here and build in the parent instead).
+    sys.modules.setdefault("scipy", None)
     from .loader import NativeImage, shared_image_path
 
     t0 = time.perf_counter()

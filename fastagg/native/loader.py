@@ -577,6 +577,21 @@ class NativeImage:
 
     # -- building ---------------------------------------------------------
 
+    def prefetch(self) -> bool:
+        """Start building this image in a child process without waiting; whether one was started.
+
+        Nothing happens when the image (or its copy) is there already, when
+        it is being built, or when children are not used. A later
+        :meth:`addresses` waits for that child. For :func:`fastagg.warmup`,
+        which needs every image: building them side by side is shorter.
+        """
+        if self._addresses is not None or self._target is None or not children_enabled():
+            return False
+        path = self.path()
+        if str(path) in _children or str(path) in _loaded or path.exists() or _shared_exists(path):
+            return False
+        return self._spawn() is not None
+
     def _parts(self) -> tuple:
         for module, builder, _, _, parts in FIXED_IMAGES:
             if self._target == (module, builder):

@@ -6,17 +6,25 @@ every process, so they come from a native image
 the module then imports no numba. Otherwise :mod:`.module` is imported
 (numba compiles the callbacks or loads them from its cache) and the image is
 written for the next process.
+
+The index machinery (:mod:`.indexed`) is a second image,
+:data:`INDEX_IMAGE`, loaded on first need: the module's allocation has
+:data:`~.indirect.NSLOTS` more slots after the ``sqlite3_module``'s own, the
+first holding the address of :func:`_load_index` (a ctypes callback) and
+the others 0 until it has loaded the image and filled them. A process that
+only scans (a plain GROUP BY) never builds or loads it.
 """
 
 from __future__ import annotations
 
 import ctypes
+import sys
 import threading
 
 from ..native.loader import NativeImage
 from ..sqlite import capi as _capi
 
-__all__ = ["IMAGE", "module_address", "module_destroy_address"]
+__all__ = ["IMAGE", "INDEX_IMAGE", "index_loaded", "load_index", "module_address", "module_destroy_address"]
 
 
 def _build() -> dict:
@@ -25,8 +33,21 @@ def _build() -> dict:
     return dict(CALLBACKS)
 
 
+def _build_index() -> dict:
+    from .indexed import CALLBACKS
+
+    return dict(CALLBACKS)
+
+
 #: The virtual table's callbacks as a native image.
 IMAGE = NativeImage("vtab", _build, stages=("table", "native", "sqlite"))
+#: The index machinery (:mod:`.indexed`): built and loaded on first need.
+INDEX_IMAGE = NativeImage("vtab-index", _build_index, stages=("table", "native", "sqlite"))
+
+# Mirrors fastagg.table.indirect (which imports numba): the slots after the module's.
+_MODULE_SLOTS = 24
+_SLOT_HOOK, _NSLOTS = 0, 3
+_INDEX_SLOTS = {"filter": 1, "top": 2}
 
 # sqlite3_module (sqlite3.h): int iVersion; then 23 function pointers
 # (xCreate .. xRename, xSavepoint, xRelease, xRollbackTo, xShadowName).
@@ -38,6 +59,53 @@ _MODULE_FIELDS = [
 ]
 _module_address = None
 _module_lock = threading.Lock()
+_index_lock = threading.Lock()
+_index_failed = False
+
+
+def load_index() -> bool:
+    """Load (building once if need be) the index image and fill the module's slots; whether it is loaded.
+
+    Called by xBestIndex through the hook slot (any thread; it holds no
+    lock of fastagg's then), or ahead of time by :func:`fastagg.warmup`. A
+    failure is remembered: the process then plans scans, never retries per statement.
+    """
+    global _index_failed
+    addr = module_address()
+    slots = (ctypes.c_int64 * (_MODULE_SLOTS + _NSLOTS)).from_address(addr)
+    with _index_lock:
+        if all(slots[_MODULE_SLOTS + i] for i in _INDEX_SLOTS.values()):
+            return True
+        if _index_failed:
+            return False
+        try:
+            fns = INDEX_IMAGE.addresses()
+        except Exception as exc:  # noqa: BLE001 - a failed build must not fail the statement: scans serve it
+            _index_failed = True
+            print(f"fastagg: index code unavailable, planning scans: {exc}", file=sys.stderr)
+            return False
+        for name, i in _INDEX_SLOTS.items():
+            slots[_MODULE_SLOTS + i] = fns[name]
+        return True
+
+
+def index_loaded() -> bool:
+    """Whether this process has loaded the index image."""
+    addr = _module_address
+    if addr is None:
+        return False
+    slots = (ctypes.c_int64 * (_MODULE_SLOTS + _NSLOTS)).from_address(addr)
+    return all(slots[_MODULE_SLOTS + i] for i in _INDEX_SLOTS.values())
+
+
+def _hook(a, b, c, d, e):
+    try:
+        return 0 if load_index() else 1
+    except BaseException:  # noqa: BLE001 - nothing may unwind into SQLite's C frames
+        return 1
+
+
+_HOOK = ctypes.CFUNCTYPE(ctypes.c_int32, *[ctypes.c_int64] * 5)(_hook)  # kept alive: the module points to it
 
 
 def module_destroy_address() -> int:
@@ -55,7 +123,7 @@ def module_address() -> int:
     with _module_lock:
         if _module_address is None:
             fns = IMAGE.addresses()
-            size = 8 * len(_MODULE_FIELDS)
+            size = 8 * (len(_MODULE_FIELDS) + _NSLOTS)
             addr = _capi.lib.sqlite3_malloc64(size)
             if not addr:
                 raise MemoryError("sqlite3_malloc64 failed")
@@ -65,5 +133,7 @@ def module_address() -> int:
             for name, fn in fns.items():
                 if name in _MODULE_FIELDS:
                     slots[_MODULE_FIELDS.index(name)] = fn
+            extra = (ctypes.c_uint64 * _NSLOTS).from_address(addr + 8 * _MODULE_SLOTS)
+            extra[_SLOT_HOOK] = ctypes.cast(_HOOK, ctypes.c_void_p).value
             _module_address = addr
         return _module_address

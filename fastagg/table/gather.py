@@ -57,7 +57,10 @@ def alloc_block(cols, used):
     if is_null(p):
         return np.int64(-1)
     base = address_of(p)
-    carray(p, head, np.uint8)[:] = carray(as_voidptr(cols.ctypes.data), head, np.uint8)
+    dst = carray(p, head, np.uint8)
+    src = carray(as_voidptr(cols.ctypes.data), head, np.uint8)
+    for i in range(head):  # a loop, not dst[:] = src: see fastagg.table.records.set_rows
+        dst[i] = src[i]
     mcols = carray(p, ncols, COLUMN)
     buf = base + head
     for col in range(ncols):

@@ -242,7 +242,7 @@ def probe(cols, perm, nrows, keys, nk, neq, terms, argv, starts, base, span):
             hi = b
         else:
             # Ranges never match NULL: skip the NULLs at the slice's start.
-            nn = _bound(cd, perm, lo, hi, SQLITE_NULL, np.int64(0), 0.0, np.int64(0), np.int64(0), sp, True)
+            nn = _bound(cd, perm, lo, hi, np.int64(SQLITE_NULL), np.int64(0), 0.0, np.int64(0), np.int64(0), sp, True)
             if op == OP_GT:
                 lo = _bound(cd, perm, max(lo, nn), hi, pt, pi, pf, pa, pn, sp, True)
             elif op == OP_GE:
@@ -275,7 +275,8 @@ def _index_order(cols, nrows, keys, nk):
     for t in range(nk):
         k, isnull = _sort_keys(cols[keys[t]], rows)
         r, m = _dense_ranks(k, isnull)
-        ranks[t, :] = r
+        for i in range(nrows):  # not ranks[t, :] = r (see records.set_rows)
+            ranks[t, i] = r[i]
         sizes[t] = m
     budget = 2 * nrows + 1024
     prod = np.int64(1)
@@ -354,7 +355,9 @@ def build_index(dir_addr, cols, nrows, keys, nk):
     p = sqlite3_malloc64(nbytes)
     if is_null(p):
         return -1
-    carray(p, max(nrows, 1), np.int64)[:nrows] = perm
+    dst = carray(p, max(nrows, 1), np.int64)
+    for i in range(nrows):  # not dst[:nrows] = perm (see records.set_rows)
+        dst[i] = perm[i]
     # Dense integer keys (most join keys): a table of where each key's rows
     # start. Binary searches through the permutation miss the cache at
     # every level when probes come in random key order (a join driven by

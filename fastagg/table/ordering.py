@@ -185,10 +185,12 @@ def _text_ranks(cd, vals):
                     cap *= 2
                     table = np.full(cap, -1, np.int64)
                     f2 = np.empty(cap // 2, np.int64)
-                    f2[:g] = first[:g]
+                    for u in range(g):  # not f2[:g] = first[:g] (see records.set_rows)
+                        f2[u] = first[u]
                     first = f2
                     h2 = np.empty(cap // 2, np.uint64)
-                    h2[:g] = hs[:g]
+                    for u in range(g):
+                        h2[u] = hs[u]
                     hs = h2
                     for u in range(g):
                         s2 = np.int64(hs[u] & np.uint64(cap - 1))
@@ -383,7 +385,8 @@ def order_rows(cols, rows, terms):
         else:
             keys, isnull = _sort_keys(cols[col], rows)
             r, m = _dense_ranks(keys, isnull)
-            ranks[t, :] = r
+            for i in range(n):  # not ranks[t, :] = r (see records.set_rows)
+                ranks[t, i] = r[i]
             sizes[t] = m
         if terms[t].desc != 0:
             for i in range(n):

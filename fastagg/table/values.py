@@ -174,28 +174,33 @@ def put_digits(buf, pos, value, width):
 
 @njit(cache=True)
 def format_datetime(buf, micros, with_time):
-    """Write ``YYYY-MM-DD[ HH:MM:SS[.ffffff]]`` into *buf*; return its length."""
+    """Write ``YYYY-MM-DD[ HH:MM:SS[.ffffff]]`` into *buf*; return its length.
+
+    Called with typed (not literal) arguments, as is :func:`put_digits`: one
+    specialisation each instead of one per constant (compile time from an
+    empty cache; the machine code differs only by the constant).
+    """
     days = micros // 86400000000
     rest = micros - days * 86400000000
     y, m, dd = civil(days)
-    p = put_digits(buf, 0, y, 4)
+    p = put_digits(buf, np.int64(0), y, np.int64(4))
     buf[p] = 45
-    p = put_digits(buf, p + 1, m, 2)
+    p = put_digits(buf, p + 1, m, np.int64(2))
     buf[p] = 45
-    p = put_digits(buf, p + 1, dd, 2)
+    p = put_digits(buf, p + 1, dd, np.int64(2))
     if not with_time:
         return p
     secs = rest // 1000000
     frac = rest - secs * 1000000
     buf[p] = 32
-    p = put_digits(buf, p + 1, secs // 3600, 2)
+    p = put_digits(buf, p + 1, secs // 3600, np.int64(2))
     buf[p] = 58
-    p = put_digits(buf, p + 1, (secs // 60) % 60, 2)
+    p = put_digits(buf, p + 1, (secs // 60) % 60, np.int64(2))
     buf[p] = 58
-    p = put_digits(buf, p + 1, secs % 60, 2)
+    p = put_digits(buf, p + 1, secs % 60, np.int64(2))
     if frac:
         buf[p] = 46
-        p = put_digits(buf, p + 1, frac, 6)
+        p = put_digits(buf, p + 1, frac, np.int64(6))
     return p
 
 
@@ -230,9 +235,9 @@ def cell(cd, r, scratch):
     elif k == K_DATETIME or k == K_DATE32:
         buf = carray(scratch, SCRATCH_BYTES, np.uint8)
         if k == K_DATE32:
-            n = format_datetime(buf, int_value(cd, rr) * 86400000000, False)
+            n = format_datetime(buf, int_value(cd, rr) * 86400000000, np.bool_(False))
         else:
-            n = format_datetime(buf, micros(cd, rr), True)
+            n = format_datetime(buf, micros(cd, rr), np.bool_(True))
         return SQLITE_TEXT, np.int64(0), 0.0, np.int64(address_of(scratch)), np.int64(n), False
     elif k == K_U64:
         v = carray(as_voidptr(cd.data + 8 * rr), 1, np.uint64)[0]

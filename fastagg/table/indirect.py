@@ -1,0 +1,48 @@
+"""Calls through a function pointer the loader fills: the lazily loaded index image.
+
+The virtual table's base image (:mod:`.module`) reaches the index machinery
+(:mod:`.indexed`), a second image built on first need, through the slots
+after the ``sqlite3_module``'s own (:mod:`.callbacks` lays them out): each is
+0 until loaded, then a C address. Every entry has the one C signature
+``int32(int64, int64, int64, int64, int64)`` so that one intrinsic calls them all.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import carray, njit, types
+from numba.extending import intrinsic
+
+from ..native.intrinsics import as_voidptr
+
+__all__ = ["MODULE_SLOTS", "NSLOTS", "SLOT_FILTER", "SLOT_HOOK", "SLOT_TOP", "call5", "index_slots"]
+
+#: Pointer-sized fields of ``sqlite3_module`` (iVersion, then 23 callbacks).
+MODULE_SLOTS = 24
+#: After them: the loader's hook (loads the index image, fills the rest; 0 = loaded),
+#: then the index image's entries.
+SLOT_HOOK, SLOT_FILTER, SLOT_TOP = 0, 1, 2
+NSLOTS = 3
+
+
+@intrinsic
+def call5(typingctx, fn, a, b, c, d, e):
+    """Call C function address *fn* as ``int32 (*)(int64 x 5)`` with integer arguments."""
+    if not all(isinstance(t, types.Integer) for t in (fn, a, b, c, d, e)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        i64 = ir.IntType(64)
+        fnty = ir.FunctionType(ir.IntType(32), [i64] * 5)
+        vals = [context.cast(builder, v, t, types.int64) for v, t in zip(args[1:], sig.args[1:])]
+        ptr = builder.inttoptr(context.cast(builder, args[0], sig.args[0], types.int64), fnty.as_pointer())
+        return builder.call(ptr, vals)
+
+    return types.int32(fn, a, b, c, d, e), codegen
+
+
+@njit(cache=True)
+def index_slots(module_addr):
+    """The index slots after the ``sqlite3_module`` at *module_addr* (``sqlite3_vtab.pModule``)."""
+    return carray(as_voidptr(module_addr + 8 * MODULE_SLOTS), NSLOTS, np.int64)
