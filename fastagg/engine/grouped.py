@@ -351,17 +351,12 @@ def compute_grouped(plan: Plan, registration, params, workers, constants):
             gids, ngroups, first = kernels.dense_int_groups(plain)
     if ngroups >= 0:
         pass
-    elif plan.grouped and len(plan.keys) > 1 and len(rows) >= THREAD_MIN_ROWS // 4 and threads_for(len(rows), workers) > 1:
-        # Each key's ranks on a thread of its own (hashing / sorting a key is
-        # independent of the others), then combined in key order.
-        table_rows = _as_array(rows)
-        ranks = np.empty((len(plan.keys), len(table_rows)), np.int64)
-        sizes = np.array(list(_executor(len(plan.keys)).map(
-            lambda t: kernels.key_ranks_into(cols[plan.keys[t]], table_rows, ranks[t]), range(len(plan.keys)))),
-            np.int64)
-        gids, ngroups, first = kernels.combine_ranks(ranks, sizes)
     elif plan.grouped:
-        gids, ngroups, first = kernels.group_rows(cols, np.array(plan.keys, np.int64), _as_array(rows))
+        from .keys import group_keys
+
+        gids, ngroups, first = group_keys(cols, columns, plan.keys, None if isinstance(rows, _Rows) else rows, len(rows),
+                                          threads_for(len(rows), workers),
+                                          lambda fn, items: list(_executor(len(items)).map(fn, items)))
     else:
         gids, ngroups, first = _zeros(len(rows), np.int64), 1, None
     krows = None if first is None else (first if isinstance(rows, _Rows) else rows[first])

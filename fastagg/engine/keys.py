@@ -1,0 +1,529 @@
+"""Group ids of the native engine's GROUP BY keys: text hashed a word at a time, on threads.
+
+:func:`group_keys` numbers the groups of one or more key columns in SQLite's
+GROUP BY order (NULL first, then BINARY order for text and blobs, numbers
+by value), the numbering :func:`.kernels.group_rows` gives, with fewer
+passes over the rows:
+
+- a text / blob key (Arrow string, large_string, binary): each row's bytes
+  hashed eight bytes at a time into an open-addressing table of the
+  distinct values (bytes compared on a hash match, so a collision never
+  merges two values), one table per row range on threads of their own; the
+  few distinct values are merged, sorted once by BINARY, and each range's
+  local ids replaced by the sorted ranks in a second (threaded) pass;
+- a dictionary / categorical text key: the dictionary ranked once by
+  BINARY, the codes looked up (only the categories in use get a group);
+- a plain int64 key with a small range: :func:`.kernels.dense_int_groups`;
+- anything else: the table stage's sort keys and dense ranks (as before).
+
+Several keys: each key's dense ids, then one combining pass (on threads)
+through a table of first positions indexed by the mixed-radix combination
+when the product of the key counts is small (Q1's two one-letter keys: 6
+combinations), else :func:`.kernels.combine_ranks`.
+
+Reads never leave a value's bytes: a tail shorter than a word is loaded as
+the word ending at the span's end (shifted) or, for a value under eight
+bytes, as the word starting there when the buffer holds eight more bytes;
+only a short value at the very end of the buffer is read byte by byte.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import carray, njit
+
+from ..native.intrinsics import as_voidptr
+from ..native.sort import order_spans
+from ..table.columns import K_BLOB32, K_BLOB64, K_I64, K_TEXT32, K_TEXT64, V_BITMAP, V_NONE
+from ..table.ordering import _byte_ranks
+from ..table.values import bit, value_row
+
+__all__ = ["group_keys", "text_key_kind"]
+
+_C1 = np.uint64(0x9E3779B97F4A7C15)
+_C2 = np.uint64(0xBF58476D1CE4E5B9)
+_S31 = np.uint64(31)
+
+#: Fewest positions per thread (the tests lower it to split small frames).
+MIN_RANGE = 65536
+
+#: Products of key counts up to this are combined through a direct table (per thread).
+DIRECT_COMBINE = 1 << 16
+
+
+def text_key_kind(kind) -> bool:
+    """Whether :func:`group_keys` hashes a column of this kind (Arrow text / binary, plain or dictionary)."""
+    return int(kind) in (K_TEXT32, K_TEXT64, K_BLOB32, K_BLOB64)
+
+
+# --------------------------------------------------------------------------
+# Bytes, a word at a time
+
+
+@njit(cache=True, nogil=True)
+def _u64(addr):
+    return carray(as_voidptr(addr), 1, np.uint64)[0]
+
+
+@njit(cache=True, nogil=True)
+def _tail(base, a, m, total):
+    """The last ``m % 8`` bytes of the *m* bytes at offset *a* as a little-endian word (0 when none)."""
+    r = m & 7
+    if r == 0:
+        return np.uint64(0)
+    if m >= 8:
+        return _u64(base + a + m - 8) >> np.uint64(8 * (8 - r))
+    if a + 8 <= total:
+        return _u64(base + a) & ((np.uint64(1) << np.uint64(8 * r)) - np.uint64(1))
+    w = np.uint64(0)
+    src = carray(as_voidptr(base + a), r, np.uint8)
+    for t in range(r):
+        w |= np.uint64(src[t]) << np.uint64(8 * t)
+    return w
+
+
+@njit(cache=True, nogil=True)
+def _hash(base, a, m, total):
+    """64-bit hash of the *m* bytes at offset *a*: one multiply per word (tables take its high bits)."""
+    h = np.uint64(m) * _C1
+    for j in range(0, m - 7, 8):
+        h = (h ^ _u64(base + a + j)) * _C2
+    return (h ^ _tail(base, a, m, total)) * _C2
+
+
+@njit(cache=True, nogil=True)
+def _same(base, a, b, m, total):
+    """Whether the *m* bytes at offsets *a* and *b* are equal."""
+    for j in range(0, m - 7, 8):
+        if _u64(base + a + j) != _u64(base + b + j):
+            return False
+    return _tail(base, a, m, total) == _tail(base, b, m, total)
+
+
+# --------------------------------------------------------------------------
+# One text key
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _find(table, hs, starts, lens, bits, h, base, a, m, total):
+    """Slot of the value (hash *h*, bytes at *a*, length *m*) in *table*, or the empty slot where it goes.
+
+    The slot is the hash's top *bits* bits (a multiplicative hash: the high
+    bits depend on every byte).
+    """
+    mask = (np.int64(1) << bits) - 1
+    s = np.int64(h >> np.uint64(64 - bits))
+    while True:
+        t = table[s]
+        if t < 0:
+            return s
+        if hs[t] == h and lens[t] == m and (starts[t] == a or _same(base, starts[t], a, m, total)):
+            return s
+        s = (s + 1) & mask
+
+
+@njit(cache=True, nogil=True)
+def _rehash(hs, g, bits):
+    table = np.full(np.int64(1) << bits, -1, np.int64)
+    mask = (np.int64(1) << bits) - 1
+    for u in range(g):
+        s = np.int64(hs[u] >> np.uint64(64 - bits))
+        while table[s] >= 0:
+            s = (s + 1) & mask
+        table[s] = u
+    return table
+
+
+@njit(cache=True, nogil=True)
+def _grow(arr, cap):
+    out = np.empty(cap, arr.dtype)
+    out[:len(arr)] = arr
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _fill(cd, offs, rows, allrows, p, p1, ids, table, bits, hs, starts, lens, fpos, g, limit, total):
+    """The hash loop of :func:`_hash_range` from position *p* until p1 or until *limit* ids exist.
+
+    Returns (next position, ids so far, whether a NULL was seen). Kept apart
+    from the growth of the arrays: an array reassigned inside the loop costs
+    reference counting on every row.
+    """
+    base = cd.data
+    vk = cd.validity_kind
+    simple = cd.codes == 0 and (vk == V_NONE or vk == V_BITMAP)
+    nulls = False
+    while p < p1 and g < limit:
+        r = p if allrows else rows[p]
+        if simple:
+            v = r
+            if vk == V_BITMAP and bit(cd.validity, cd.validity_offset + r) == 0:
+                v = -1
+        else:
+            v = value_row(cd, r)
+        if v < 0:
+            ids[p] = -1
+            nulls = True
+            p += 1
+            continue
+        a = np.int64(offs[v])
+        m = np.int64(offs[v + 1]) - a
+        h = _hash(base, a, m, total)
+        s = _find(table, hs, starts, lens, bits, h, base, a, m, total)
+        t = table[s]
+        if t < 0:
+            t = g
+            table[s] = t
+            hs[t] = h
+            starts[t] = a
+            lens[t] = m
+            fpos[t] = p
+            g += 1
+        ids[p] = t
+        p += 1
+    return p, g, nulls
+
+
+@njit(cache=True, nogil=True)
+def _hash_range(cd, offs, rows, allrows, p0, p1, ids):
+    """Local ids (first appearance, -1 NULL) of positions p0..p1 into ``ids[p0:p1]``.
+
+    Returns the distinct values' (hash, byte start, length, first position)
+    arrays and whether a NULL was seen.
+    """
+    nv = cd.nvalues
+    total = np.int64(offs[nv]) if nv > 0 else np.int64(0)
+    bits = 10
+    table = np.full(np.int64(1) << bits, -1, np.int64)
+    half = 1 << (bits - 1)
+    hs = np.empty(half, np.uint64)
+    starts = np.empty(half, np.int64)
+    lens = np.empty(half, np.int64)
+    fpos = np.empty(half, np.int64)
+    g = 0
+    nulls = False
+    p = p0
+    while True:
+        p, g, z = _fill(cd, offs, rows, allrows, p, p1, ids, table, bits, hs, starts, lens, fpos, g, half, total)
+        nulls = nulls or z
+        if p >= p1:
+            break
+        # Half full: double, to keep the load under 1/2.
+        bits += 1
+        half *= 2
+        hs = _grow(hs, half)
+        starts = _grow(starts, half)
+        lens = _grow(lens, half)
+        fpos = _grow(fpos, half)
+        table = _rehash(hs, g, bits)
+    return hs[:g], starts[:g], lens[:g], fpos[:g], nulls
+
+
+@njit(cache=True, nogil=True)
+def _merge_ranks(cd, offs, parts_h, parts_a, parts_m, parts_f, nulls):
+    """Merge per-range distinct values (in range order) and rank them by BINARY.
+
+    Returns (one lookup array per range: local id -> group id, the groups'
+    first positions, the number of groups). NULL is group 0 when present.
+    """
+    base = cd.data
+    nv = cd.nvalues
+    total = np.int64(offs[nv]) if nv > 0 else np.int64(0)
+    size = 0
+    for k in range(len(parts_h)):
+        size += len(parts_h[k])
+    bits = 10
+    while (1 << bits) < 2 * size + 2:
+        bits += 1
+    table = np.full(np.int64(1) << bits, -1, np.int64)
+    hs = np.empty(max(size, 1), np.uint64)
+    starts = np.empty(max(size, 1), np.int64)
+    lens = np.empty(max(size, 1), np.int64)
+    fpos = np.empty(max(size, 1), np.int64)
+    maps = []
+    g = 0
+    for k in range(len(parts_h)):
+        ph = parts_h[k]
+        mp = np.empty(len(ph), np.int64)
+        for u in range(len(ph)):
+            h = ph[u]
+            a = parts_a[k][u]
+            m = parts_m[k][u]
+            s = _find(table, hs, starts, lens, bits, h, base, a, m, total)
+            t = table[s]
+            if t < 0:  # ranges come in row order: the first range holding a value has its first row
+                t = g
+                table[s] = t
+                hs[t] = h
+                starts[t] = a
+                lens[t] = m
+                fpos[t] = parts_f[k][u]
+                g += 1
+            mp[u] = t
+        maps.append(mp)
+    # The distinct values copied together, sorted once (BINARY: memcmp, then the shorter first).
+    soffs = np.zeros(g + 1, np.int64)
+    for t in range(g):
+        soffs[t + 1] = soffs[t] + lens[t]
+    sbuf = np.empty(max(soffs[g], 1), np.uint8)
+    for t in range(g):
+        if lens[t] > 0:
+            sbuf[soffs[t]:soffs[t + 1]] = carray(as_voidptr(base + starts[t]), lens[t], np.uint8)
+    order = order_spans(soffs, sbuf, np.arange(g))
+    shift = 1 if nulls else 0
+    rank = np.empty(g, np.int64)
+    first = np.empty(g + shift, np.int64)
+    for j in range(g):
+        rank[order[j]] = j + shift
+        first[j + shift] = fpos[order[j]]
+    if nulls:
+        first[0] = -1  # filled by the caller's remap pass (the first NULL row)
+    for k in range(len(maps)):
+        mp = maps[k]
+        for u in range(len(mp)):
+            mp[u] = rank[mp[u]]
+    return maps, first, g + shift
+
+
+@njit(cache=True, nogil=True)
+def _remap(ids, p0, p1, lut):
+    """``ids[p] = lut[ids[p]]`` over p0..p1, NULL (-1) -> 0; the first NULL position or -1."""
+    firstnull = -1
+    for p in range(p0, p1):
+        u = ids[p]
+        if u < 0:
+            ids[p] = 0
+            if firstnull < 0:
+                firstnull = p
+        else:
+            ids[p] = lut[u]
+    return firstnull
+
+
+def _ranges(n, k):
+    step = -(-n // k) if n else 0
+    return [(lo, min(n, lo + step)) for lo in range(0, n, step)] if n else [(0, 0)]
+
+
+def _text_ids(cd, rows, allrows, n, out, nthreads, pmap):
+    """Dense group ids (SQLite's order) of one text key at positions 0..n into *out*: (count, first)."""
+    offs = _offsets(cd)
+    parts = _ranges(n, nthreads)
+    got = pmap(lambda r: _hash_range(cd, offs, rows, allrows, r[0], r[1], out), parts)
+    from numba.typed import List
+
+    hs, st, ln, fp = List(), List(), List(), List()
+    nulls = False
+    for h, a, m, f, z in got:
+        hs.append(h)
+        st.append(a)
+        ln.append(m)
+        fp.append(f)
+        nulls = nulls or z
+    maps, first, m = _merge_ranks(cd, offs, hs, st, ln, fp, nulls)
+    fnull = pmap(lambda k: _remap(out, parts[k][0], parts[k][1], maps[k]), range(len(parts)))
+    if nulls:
+        first[0] = min(f for f in fnull if f >= 0)
+    return m, first
+
+
+def _offsets(cd):
+    """The value offsets of a text / blob descriptor as a zero-copy int32 or int64 array."""
+    nv = int(cd["nvalues"])
+    dtype = np.int32 if int(cd["kind"]) in (K_TEXT32, K_BLOB32) else np.int64
+    if nv == 0 or not cd["offsets"]:
+        return np.zeros(1, dtype)
+    import ctypes
+
+    buf = (ctypes.c_char * (np.dtype(dtype).itemsize * (nv + 1))).from_address(int(cd["offsets"]))
+    return np.frombuffer(buf, dtype)
+
+
+# --------------------------------------------------------------------------
+# A dictionary / categorical text key
+
+
+@njit(cache=True, nogil=True)
+def _code_range(cd, rows, allrows, p0, p1, catrank, ids, used):
+    """Rank of each position's category (-1 NULL) into ``ids[p0:p1]``; marks *used* ranks; whether a NULL was seen."""
+    nulls = False
+    for p in range(p0, p1):
+        r = p if allrows else rows[p]
+        v = value_row(cd, r)
+        if v < 0:
+            ids[p] = -1
+            nulls = True
+        else:
+            k = catrank[v]
+            ids[p] = k
+            used[k] = 1
+    return nulls
+
+
+def _dict_ids(cd, rows, allrows, n, out, nthreads, pmap):
+    nv = int(cd["nvalues"])
+    catrank = _byte_ranks(cd, np.arange(nv, dtype=np.int64)) if nv else np.zeros(0, np.int64)
+    parts = _ranges(n, nthreads)
+    used = [np.zeros(max(nv, 1), np.uint8) for _ in parts]
+    nulls = any(pmap(lambda k: _code_range(cd, rows, allrows, parts[k][0], parts[k][1], catrank, out, used[k]),
+                     range(len(parts))))
+    inuse = np.bitwise_or.reduce(np.stack(used), axis=0)
+    shift = 1 if nulls else 0
+    lut = (np.cumsum(inuse, dtype=np.int64) - 1 + shift).astype(np.int64)
+    m = int(inuse.sum()) + shift
+    pmap(lambda k: _remap(out, parts[k][0], parts[k][1], lut), range(len(parts)))
+    return m, None
+
+
+# --------------------------------------------------------------------------
+# Several keys
+
+
+@njit(cache=True, nogil=True)
+def _combine_range(gids, other, size, p0, p1, firstpos):
+    """``gids = gids * size + other`` over p0..p1, first positions of each combination into *firstpos*."""
+    for p in range(p0, p1):
+        c = gids[p] * size + other[p]
+        gids[p] = c
+        if firstpos[c] < 0:
+            firstpos[c] = p
+
+
+@njit(cache=True, nogil=True)
+def _first_positions(gids, p0, p1, firstpos):
+    for p in range(p0, p1):
+        c = gids[p]
+        if firstpos[c] < 0:
+            firstpos[c] = p
+
+
+@njit(cache=True, nogil=True)
+def _dense(firstpos_parts, prod):
+    """Dense numbering of the combinations present (first range first): (lut, first, count)."""
+    lut = np.full(prod, -1, np.int64)
+    best = np.full(prod, -1, np.int64)
+    for k in range(len(firstpos_parts)):
+        fp = firstpos_parts[k]
+        for c in range(prod):
+            if best[c] < 0 and fp[c] >= 0:
+                best[c] = fp[c]
+    g = 0
+    for c in range(prod):
+        if best[c] >= 0:
+            lut[c] = g
+            g += 1
+    first = np.empty(g, np.int64)
+    for c in range(prod):
+        if best[c] >= 0:
+            first[lut[c]] = best[c]
+    return lut, first, g
+
+
+@njit(cache=True, nogil=True)
+def _lookup(gids, p0, p1, lut):
+    for p in range(p0, p1):
+        gids[p] = lut[gids[p]]
+
+
+def _key_ids(cd, column, rows, allrows, n, out, nthreads, pmap):
+    """Dense ids (0.., SQLite's order) of one key at positions 0..n into *out*: (count, first or None)."""
+    from . import kernels
+
+    if text_key_kind(cd["kind"]):
+        if cd["codes"] == 0:
+            return _text_ids(cd, rows, allrows, n, out, nthreads, pmap)
+        return _dict_ids(cd, rows, allrows, n, out, nthreads, pmap)
+    if allrows and cd["kind"] == K_I64 and cd["validity_kind"] == V_NONE and cd["codes"] == 0 and n and cd["data"]:
+        import ctypes
+
+        plain = np.frombuffer((ctypes.c_char * (8 * n)).from_address(int(cd["data"])), np.int64)
+        gids, g, first = kernels.dense_int_groups(plain)
+        if g >= 0:
+            out[:] = gids
+            return g, first
+    r = np.arange(n, dtype=np.int64) if allrows else rows
+    m = kernels.key_ranks_into(cd, r, out)  # rank 0 is NULL, used or not: dense enough to combine
+    return m, None
+
+
+def group_keys(cols, columns, keycols, rows, n, nthreads, pmap):
+    """Group ids of positions 0..n by key columns *keycols*, in SQLite's GROUP BY order.
+
+    Parameters
+    ----------
+    cols : the registration's COLUMN descriptors
+    columns : the registration's :class:`fastagg.table.columns.Column` list
+    keycols : list of int
+    rows : int64 array or None
+        Table rows of the positions; None for all rows (position = row).
+    n : int
+        Number of positions.
+    nthreads : int
+    pmap : callable
+        ``pmap(fn, items)``: the list of ``fn(item)``, possibly on threads.
+
+    Returns
+    -------
+    (gids, ngroups, first)
+        As :func:`.kernels.group_rows`: ``first[g]`` is group g's first position.
+    """
+    from . import kernels
+
+    allrows = rows is None
+    outer = pmap
+
+    def pmap(fn, items):  # noqa: F811 - one item runs here, without a thread hop
+        items = list(items)
+        return [fn(items[0])] if len(items) == 1 else outer(fn, items)
+
+    rows_arg = np.zeros(0, np.int64) if allrows else rows
+    nthreads = max(1, min(nthreads, n // MIN_RANGE or 1))
+    gids = np.empty(n, np.int64)
+    m, first = _key_ids(cols[keycols[0]], columns[keycols[0]], rows_arg, allrows, n, gids, nthreads, pmap)
+    if len(keycols) == 1:
+        if first is None:
+            if m == 0 or n == 0:
+                return gids, 0, np.zeros(0, np.int64)
+            return _compact(gids, m, nthreads, pmap)
+        return gids, m, first
+    parts = _ranges(n, nthreads)
+    other = np.empty(n, np.int64)
+    prod = m
+    sizes = [m]
+    combined = True
+    for t in keycols[1:]:
+        mt, _ = _key_ids(cols[t], columns[t], rows_arg, allrows, n, other, nthreads, pmap)
+        sizes.append(mt)
+        if prod * mt > DIRECT_COMBINE:
+            combined = False
+            break
+        fps = [np.full(prod * mt, -1, np.int64) for _ in parts]
+        pmap(lambda k: _combine_range(gids, other, mt, parts[k][0], parts[k][1], fps[k]), range(len(parts)))
+        prod *= mt
+    if combined:
+        return _finish(gids, fps if len(keycols) > 1 else None, prod, parts, pmap)
+    # A large product: rank every key and combine through the general kernel.
+    ranks = np.empty((len(keycols), n), np.int64)
+    sizes = np.empty(len(keycols), np.int64)
+    for j, t in enumerate(keycols):
+        sizes[j], _ = _key_ids(cols[t], columns[t], rows_arg, allrows, n, ranks[j], nthreads, pmap)
+    return kernels.combine_ranks(ranks, sizes)
+
+
+def _compact(gids, m, nthreads, pmap):
+    """Dense ids with possible gaps (a NULL rank never used) renumbered 0.. in order; first positions."""
+    parts = _ranges(len(gids), nthreads)
+    fps = [np.full(m, -1, np.int64) for _ in parts]
+    pmap(lambda k: _first_positions(gids, parts[k][0], parts[k][1], fps[k]), range(len(parts)))
+    return _finish(gids, fps, m, parts, pmap)
+
+
+def _finish(gids, fps, prod, parts, pmap):
+    from numba.typed import List
+
+    lst = List()
+    for f in fps:
+        lst.append(f)
+    lut, first, g = _dense(lst, prod)
+    pmap(lambda k: _lookup(gids, parts[k][0], parts[k][1], lut), range(len(parts)))
+    return gids, g, first
