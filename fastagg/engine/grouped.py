@@ -337,11 +337,18 @@ def compute_grouped(plan: Plan, registration, params, workers, constants):
     cols = registration._descriptor[1]  # the COLUMN descriptors the virtual table reads
     nrows = registration.nrows
     index = {c.name.lower(): i for i, c in enumerate(columns)}
+    whole = None  # with a WHERE over whole columns: 1 for the rows it keeps
     if plan.where is not None:
         from .predicate import where_mask
 
         mask = where_mask(plan.where, columns, index, cols, nrows, params, constants)
-        rows = np.flatnonzero(mask).astype(np.int64)
+        if all(a.spec is None for a in plan.aggregates) and np.count_nonzero(mask) > nrows // 4:
+            # SQLite's own aggregates skip rows of group -1: read whole columns (zero-copy
+            # buffers, no gather of the rows the WHERE keeps), the dropped rows in no group.
+            whole = mask.view(np.uint8)
+            rows = _Rows(nrows)
+        else:
+            rows = np.flatnonzero(mask)
     else:
         rows = _Rows(nrows)
     ngroups = -1
@@ -354,18 +361,14 @@ def compute_grouped(plan: Plan, registration, params, workers, constants):
     elif plan.grouped:
         from .keys import group_keys
 
-        gids, ngroups, first = group_keys(cols, columns, plan.keys, None if isinstance(rows, _Rows) else rows, len(rows),
+        gids, ngroups, first = group_keys(cols, plan.keys, None if isinstance(rows, _Rows) else rows, len(rows),
                                           threads_for(len(rows), workers),
-                                          lambda fn, items: list(_executor(len(items)).map(fn, items)))
+                                          lambda fn, items: list(_executor(len(items)).map(fn, items)), keep=whole)
+    elif whole is not None:
+        gids, ngroups, first = whole.astype(np.int64) - 1, 1, None
     else:
         gids, ngroups, first = _zeros(len(rows), np.int64), 1, None
     krows = None if first is None else (first if isinstance(rows, _Rows) else rows[first])
-    if plan.where is not None and all(a.spec is None for a in plan.aggregates) and len(rows) > nrows // 4:
-        # SQLite's own aggregates skip rows of group -1: read whole columns (zero-copy
-        # buffers, no gather of the rows the WHERE keeps), the dropped rows in no group.
-        full = np.full(nrows, -1, np.int64)
-        full[rows] = gids
-        gids, rows = full, _Rows(nrows)
     loaded = {}
     evaluated = {}
 

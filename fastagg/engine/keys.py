@@ -117,7 +117,8 @@ def _find(table, hs, starts, lens, bits, h, base, a, m, total):
         t = table[s]
         if t < 0:
             return s
-        if hs[t] == h and lens[t] == m and (starts[t] == a or _same(base, starts[t], a, m, total)):
+        # Under eight bytes the hash is a bijection of (bytes, length): equal hashes, equal values.
+        if hs[t] == h and lens[t] == m and (m < 8 or starts[t] == a or _same(base, starts[t], a, m, total)):
             return s
         s = (s + 1) & mask
 
@@ -142,7 +143,7 @@ def _grow(arr, cap):
 
 
 @njit(cache=True, nogil=True)
-def _fill(cd, offs, rows, allrows, p, p1, ids, table, bits, hs, starts, lens, fpos, g, limit, total):
+def _fill(cd, offs, rows, allrows, keep, p, p1, ids, table, bits, hs, starts, lens, fpos, g, limit, total):
     """The hash loop of :func:`_hash_range` from position *p* until p1 or until *limit* ids exist.
 
     Returns (next position, ids so far, whether a NULL was seen). Kept apart
@@ -153,7 +154,12 @@ def _fill(cd, offs, rows, allrows, p, p1, ids, table, bits, hs, starts, lens, fp
     vk = cd.validity_kind
     simple = cd.codes == 0 and (vk == V_NONE or vk == V_BITMAP)
     nulls = False
+    masked = len(keep) > 0
     while p < p1 and g < limit:
+        if masked and keep[p] == 0:
+            ids[p] = -2  # in no group
+            p += 1
+            continue
         r = p if allrows else rows[p]
         if simple:
             v = r
@@ -185,8 +191,8 @@ def _fill(cd, offs, rows, allrows, p, p1, ids, table, bits, hs, starts, lens, fp
 
 
 @njit(cache=True, nogil=True)
-def _hash_range(cd, offs, rows, allrows, p0, p1, ids):
-    """Local ids (first appearance, -1 NULL) of positions p0..p1 into ``ids[p0:p1]``.
+def _hash_range(cd, offs, rows, allrows, keep, p0, p1, ids):
+    """Local ids (first appearance, -1 NULL, -2 a position *keep* drops) of positions p0..p1 into ``ids[p0:p1]``.
 
     Returns the distinct values' (hash, byte start, length, first position)
     arrays and whether a NULL was seen.
@@ -204,7 +210,7 @@ def _hash_range(cd, offs, rows, allrows, p0, p1, ids):
     nulls = False
     p = p0
     while True:
-        p, g, z = _fill(cd, offs, rows, allrows, p, p1, ids, table, bits, hs, starts, lens, fpos, g, half, total)
+        p, g, z = _fill(cd, offs, rows, allrows, keep, p, p1, ids, table, bits, hs, starts, lens, fpos, g, half, total)
         nulls = nulls or z
         if p >= p1:
             break
@@ -287,11 +293,13 @@ def _merge_ranks(cd, offs, parts_h, parts_a, parts_m, parts_f, nulls):
 
 @njit(cache=True, nogil=True)
 def _remap(ids, p0, p1, lut):
-    """``ids[p] = lut[ids[p]]`` over p0..p1, NULL (-1) -> 0; the first NULL position or -1."""
+    """``ids[p] = lut[ids[p]]`` over p0..p1, NULL (-1) -> 0, dropped (-2) -> -1; the first NULL position or -1."""
     firstnull = -1
     for p in range(p0, p1):
         u = ids[p]
-        if u < 0:
+        if u == -2:
+            ids[p] = -1
+        elif u < 0:
             ids[p] = 0
             if firstnull < 0:
                 firstnull = p
@@ -305,11 +313,11 @@ def _ranges(n, k):
     return [(lo, min(n, lo + step)) for lo in range(0, n, step)] if n else [(0, 0)]
 
 
-def _text_ids(cd, rows, allrows, n, out, nthreads, pmap):
+def _text_ids(cd, rows, allrows, keep, n, out, nthreads, pmap):
     """Dense group ids (SQLite's order) of one text key at positions 0..n into *out*: (count, first)."""
     offs = _offsets(cd)
     parts = _ranges(n, nthreads)
-    got = pmap(lambda r: _hash_range(cd, offs, rows, allrows, r[0], r[1], out), parts)
+    got = pmap(lambda r: _hash_range(cd, offs, rows, allrows, keep, r[0], r[1], out), parts)
     from numba.typed import List
 
     hs, st, ln, fp = List(), List(), List(), List()
@@ -344,10 +352,14 @@ def _offsets(cd):
 
 
 @njit(cache=True, nogil=True)
-def _code_range(cd, rows, allrows, p0, p1, catrank, ids, used):
+def _code_range(cd, rows, allrows, keep, p0, p1, catrank, ids, used):
     """Rank of each position's category (-1 NULL) into ``ids[p0:p1]``; marks *used* ranks; whether a NULL was seen."""
     nulls = False
+    masked = len(keep) > 0
     for p in range(p0, p1):
+        if masked and keep[p] == 0:
+            ids[p] = -2
+            continue
         r = p if allrows else rows[p]
         v = value_row(cd, r)
         if v < 0:
@@ -360,12 +372,12 @@ def _code_range(cd, rows, allrows, p0, p1, catrank, ids, used):
     return nulls
 
 
-def _dict_ids(cd, rows, allrows, n, out, nthreads, pmap):
+def _dict_ids(cd, rows, allrows, keep, n, out, nthreads, pmap):
     nv = int(cd["nvalues"])
     catrank = _byte_ranks(cd, np.arange(nv, dtype=np.int64)) if nv else np.zeros(0, np.int64)
     parts = _ranges(n, nthreads)
     used = [np.zeros(max(nv, 1), np.uint8) for _ in parts]
-    nulls = any(pmap(lambda k: _code_range(cd, rows, allrows, parts[k][0], parts[k][1], catrank, out, used[k]),
+    nulls = any(pmap(lambda k: _code_range(cd, rows, allrows, keep, parts[k][0], parts[k][1], catrank, out, used[k]),
                      range(len(parts))))
     inuse = np.bitwise_or.reduce(np.stack(used), axis=0)
     shift = 1 if nulls else 0
@@ -381,8 +393,10 @@ def _dict_ids(cd, rows, allrows, n, out, nthreads, pmap):
 
 @njit(cache=True, nogil=True)
 def _combine_range(gids, other, size, p0, p1, firstpos):
-    """``gids = gids * size + other`` over p0..p1, first positions of each combination into *firstpos*."""
+    """``gids = gids * size + other`` over p0..p1 (-1 stays: in no group), first positions into *firstpos*."""
     for p in range(p0, p1):
+        if gids[p] < 0:
+            continue
         c = gids[p] * size + other[p]
         gids[p] = c
         if firstpos[c] < 0:
@@ -393,7 +407,7 @@ def _combine_range(gids, other, size, p0, p1, firstpos):
 def _first_positions(gids, p0, p1, firstpos):
     for p in range(p0, p1):
         c = gids[p]
-        if firstpos[c] < 0:
+        if c >= 0 and firstpos[c] < 0:
             firstpos[c] = p
 
 
@@ -422,18 +436,23 @@ def _dense(firstpos_parts, prod):
 @njit(cache=True, nogil=True)
 def _lookup(gids, p0, p1, lut):
     for p in range(p0, p1):
-        gids[p] = lut[gids[p]]
+        if gids[p] >= 0:
+            gids[p] = lut[gids[p]]
 
 
-def _key_ids(cd, column, rows, allrows, n, out, nthreads, pmap):
-    """Dense ids (0.., SQLite's order) of one key at positions 0..n into *out*: (count, first or None)."""
+def _key_ids(cd, rows, allrows, keep, n, out, nthreads, pmap):
+    """Dense ids (0.., SQLite's order) of one key at positions 0..n into *out*: (count, first or None).
+
+    Positions *keep* drops (when given) get -1 and no id.
+    """
     from . import kernels
 
     if text_key_kind(cd["kind"]):
         if cd["codes"] == 0:
-            return _text_ids(cd, rows, allrows, n, out, nthreads, pmap)
-        return _dict_ids(cd, rows, allrows, n, out, nthreads, pmap)
-    if allrows and cd["kind"] == K_I64 and cd["validity_kind"] == V_NONE and cd["codes"] == 0 and n and cd["data"]:
+            return _text_ids(cd, rows, allrows, keep, n, out, nthreads, pmap)
+        return _dict_ids(cd, rows, allrows, keep, n, out, nthreads, pmap)
+    if allrows and not len(keep) and cd["kind"] == K_I64 and cd["validity_kind"] == V_NONE and cd["codes"] == 0 \
+            and n and cd["data"]:
         import ctypes
 
         plain = np.frombuffer((ctypes.c_char * (8 * n)).from_address(int(cd["data"])), np.int64)
@@ -443,16 +462,17 @@ def _key_ids(cd, column, rows, allrows, n, out, nthreads, pmap):
             return g, first
     r = np.arange(n, dtype=np.int64) if allrows else rows
     m = kernels.key_ranks_into(cd, r, out)  # rank 0 is NULL, used or not: dense enough to combine
+    if len(keep):
+        out[keep == 0] = -1
     return m, None
 
 
-def group_keys(cols, columns, keycols, rows, n, nthreads, pmap):
+def group_keys(cols, keycols, rows, n, nthreads, pmap, keep=None):
     """Group ids of positions 0..n by key columns *keycols*, in SQLite's GROUP BY order.
 
     Parameters
     ----------
     cols : the registration's COLUMN descriptors
-    columns : the registration's :class:`fastagg.table.columns.Column` list
     keycols : list of int
     rows : int64 array or None
         Table rows of the positions; None for all rows (position = row).
@@ -461,6 +481,9 @@ def group_keys(cols, columns, keycols, rows, n, nthreads, pmap):
     nthreads : int
     pmap : callable
         ``pmap(fn, items)``: the list of ``fn(item)``, possibly on threads.
+    keep : uint8 array or None
+        Positions with ``keep == 0`` (rows a WHERE dropped) get group -1
+        and count for no group.
 
     Returns
     -------
@@ -477,9 +500,11 @@ def group_keys(cols, columns, keycols, rows, n, nthreads, pmap):
         return [fn(items[0])] if len(items) == 1 else outer(fn, items)
 
     rows_arg = np.zeros(0, np.int64) if allrows else rows
+    keep = np.zeros(0, np.uint8) if keep is None else keep
+    nothing = np.zeros(0, np.uint8)
     nthreads = max(1, min(nthreads, n // MIN_RANGE or 1))
     gids = np.empty(n, np.int64)
-    m, first = _key_ids(cols[keycols[0]], columns[keycols[0]], rows_arg, allrows, n, gids, nthreads, pmap)
+    m, first = _key_ids(cols[keycols[0]], rows_arg, allrows, keep, n, gids, nthreads, pmap)
     if len(keycols) == 1:
         if first is None:
             if m == 0 or n == 0:
@@ -489,11 +514,10 @@ def group_keys(cols, columns, keycols, rows, n, nthreads, pmap):
     parts = _ranges(n, nthreads)
     other = np.empty(n, np.int64)
     prod = m
-    sizes = [m]
     combined = True
     for t in keycols[1:]:
-        mt, _ = _key_ids(cols[t], columns[t], rows_arg, allrows, n, other, nthreads, pmap)
-        sizes.append(mt)
+        # The other keys over every position: a dropped one is already -1 in *gids*.
+        mt, _ = _key_ids(cols[t], rows_arg, allrows, nothing, n, other, nthreads, pmap)
         if prod * mt > DIRECT_COMBINE:
             combined = False
             break
@@ -501,13 +525,26 @@ def group_keys(cols, columns, keycols, rows, n, nthreads, pmap):
         pmap(lambda k: _combine_range(gids, other, mt, parts[k][0], parts[k][1], fps[k]), range(len(parts)))
         prod *= mt
     if combined:
-        return _finish(gids, fps if len(keycols) > 1 else None, prod, parts, pmap)
+        return _finish(gids, fps, prod, parts, pmap)
     # A large product: rank every key and combine through the general kernel.
     ranks = np.empty((len(keycols), n), np.int64)
     sizes = np.empty(len(keycols), np.int64)
     for j, t in enumerate(keycols):
-        sizes[j], _ = _key_ids(cols[t], columns[t], rows_arg, allrows, n, ranks[j], nthreads, pmap)
+        sizes[j], _ = _key_ids(cols[t], rows_arg, allrows, nothing, n, ranks[j], nthreads, pmap)
+    if len(keep):
+        return _combine_kept(ranks, sizes, keep)
     return kernels.combine_ranks(ranks, sizes)
+
+
+def _combine_kept(ranks, sizes, keep):
+    """:func:`.kernels.combine_ranks` over the kept positions only; dropped ones in group -1."""
+    from . import kernels
+
+    idx = np.flatnonzero(keep)
+    sub, g, first = kernels.combine_ranks(np.ascontiguousarray(ranks[:, idx]), sizes)
+    gids = np.full(ranks.shape[1], -1, np.int64)
+    gids[idx] = sub
+    return gids, g, idx[first]
 
 
 def _compact(gids, m, nthreads, pmap):
