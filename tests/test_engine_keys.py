@@ -200,3 +200,21 @@ def test_hash_reads_stay_inside_the_values():
         vals = values + ["q" * tail]
         table = pa.table({"t": pa.array(vals * 3), "x": pa.array(np.arange(15.0))})
         assert_same({"df": table}, "SELECT t, count(*), sum(x) FROM df GROUP BY t", workers=2)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_real_arithmetic_over_many_rows(workers):
+    """Arithmetic over more rows than one block of the numpy path: the compiled REAL pass, NULLs and /0 included."""
+    n = 70_000
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=n)
+    x[rng.integers(0, n, 500)] = np.nan
+    y = rng.integers(-2, 3, n).astype(np.float64) / 4
+    y[rng.integers(0, n, 500)] = np.nan
+    df = pd.DataFrame({"k": rng.integers(0, 5, n), "x": x, "y": y, "i": rng.integers(-5, 5, n),
+                       "t": pd.array(rng.choice(["A", "N", "R"], n), dtype="string[pyarrow]")})
+    for e in ["x * (1 - y)", "x / y", "-x + y * 2", "(1 + 2) * x - 7 / 2", "x * y * (1 + y) - x", "-(y) / (x - x)",
+              "x + i", "x * 0.5 / (y + 1.5)"]:
+        sql = f"SELECT k, t, sum({e}), avg({e}), total({e}), count({e}), min({e}) FROM df GROUP BY k, t"
+        assert_same(df, sql, workers=workers)
+        assert_same(df, f"SELECT sum({e}), max({e}) FROM df WHERE x > -1", workers=workers)

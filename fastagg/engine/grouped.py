@@ -124,6 +124,19 @@ def _sqlite_aggregate(agg, is_float, gids, ngroups, value, kernels, sums, key, n
     return (rsum if is_float else isum), empty
 
 
+def _fused_float_sums(plan, gids, ngroups, value, is_float, kernels, sums):
+    """Fill *sums* for every float argument of sum/avg/total without FILTER in one pass (:func:`.kernels.sum_floats`)."""
+    args = list(dict.fromkeys(a.args[0] for a in plan.aggregates if a.spec is None and a.filter is None and a.args
+                              and a.name in ("sum", "avg", "total") and is_float(a.args[0])))
+    if len(args) < 2:
+        return
+    loaded = [tuple(np.ascontiguousarray(v) for v in value("f64", a)) for a in args]
+    rsum, cnt = kernels.sum_floats(gids, ngroups, np.array([x.ctypes.data for x, _ in loaded], np.int64),
+                                   np.array([m.ctypes.data for _, m in loaded], np.int64))
+    for j, a in enumerate(args):
+        sums[a, None] = (None, rsum[j], cnt[j], None)
+
+
 def _ranges(n, nthreads):
     nthreads = max(1, min(nthreads, n // 65536 or 1))
     return [(n * t // nthreads, n * (t + 1) // nthreads) for t in range(nthreads)]
@@ -428,6 +441,7 @@ def compute_grouped(plan: Plan, registration, params, workers, constants):
     nthreads = threads_for(len(rows), workers)
     results = []
     sums: dict = {}
+    _fused_float_sums(plan, gids, ngroups, value, is_float, kernels, sums)
     for agg in plan.aggregates:
         g, val = gids, value
         if agg.filter is not None:
