@@ -218,3 +218,27 @@ def test_real_arithmetic_over_many_rows(workers):
         sql = f"SELECT k, t, sum({e}), avg({e}), total({e}), count({e}), min({e}) FROM df GROUP BY k, t"
         assert_same(df, sql, workers=workers)
         assert_same(df, f"SELECT sum({e}), max({e}) FROM df WHERE x > -1", workers=workers)
+
+
+SHORT = st.text(alphabet=CHARS, max_size=7).filter(lambda v: len(v.encode()) <= 7)
+
+
+@EXAMPLES
+@given(st.lists(st.tuples(st.one_of(st.none(), SHORT), st.one_of(st.none(), SHORT), st.integers(-2, 2)), max_size=150),
+       st.booleans(), st.sampled_from([1, 2, 3]))
+def test_several_short_text_keys(rows, one_long, workers):
+    """Text keys of under eight bytes hashed together (one pass); a longer value anywhere falls back per key."""
+    a = [r[0] for r in rows]
+    b = [r[1] for r in rows]
+    if one_long and rows:
+        b[len(b) // 2] = "a value of many bytes"
+    x = np.arange(len(rows), dtype=np.float64)
+    table = pa.table({"a": pa.array(a, pa.string()), "b": pa.array(b, pa.large_string()),
+                      "k": pa.array([r[2] for r in rows], pa.int64()), "x": pa.array(x)})
+    for sql in ["SELECT a, b, count(*), sum(x) FROM df GROUP BY a, b",
+                "SELECT b, a, count(*) FROM df GROUP BY b, a",
+                "SELECT a, b, a, count(*) FROM df GROUP BY a, b, a",
+                "SELECT a, b, sum(x) FROM df WHERE x > 3 GROUP BY a, b"]:
+        assert_same({"df": table}, sql, workers=workers)
+    df = pd.DataFrame({"a": pd.array(a, dtype="string[pyarrow]"), "b": pd.array(b, dtype="string[pyarrow]"), "x": x})
+    assert_same(df, "SELECT a, b, count(*), total(x) FROM df GROUP BY a, b", workers=workers)

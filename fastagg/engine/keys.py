@@ -348,6 +348,151 @@ def _offsets(cd):
 
 
 # --------------------------------------------------------------------------
+# Several short text keys at once
+
+_NULLWORD = np.uint64(0xFFFFFFFFFFFFFFFF)  # no value's word: their top byte is a length under 8
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _short_word(is32, oaddr, daddr, total, v):
+    """The word of value row *v* (its bytes, then the length in the top byte), or 0xFF.. when 8 bytes or longer."""
+    if is32:
+        o = carray(as_voidptr(oaddr + 4 * v), 2, np.int32)
+        a = np.int64(o[0])
+        m = np.int64(o[1]) - a
+    else:
+        o = carray(as_voidptr(oaddr + 8 * v), 2, np.int64)
+        a = o[0]
+        m = o[1] - a
+    if m > 7:
+        return _NULLWORD
+    return _tail(daddr, a, m, total) | (np.uint64(m) << np.uint64(56))
+
+
+@njit(cache=True, nogil=True)
+def _fill_tuples(spec, rows, allrows, keep, p, p1, ids, table, bits, words, hs, fpos, g, limit, w):
+    """Local ids of positions p..p1 by the tuple of their keys' words; (next position, ids, 1 = a long value met)."""
+    nk = spec.shape[0]
+    masked = len(keep) > 0
+    mask = (np.int64(1) << bits) - 1
+    while p < p1 and g < limit:
+        if masked and keep[p] == 0:
+            ids[p] = -2
+            p += 1
+            continue
+        r = p if allrows else rows[p]
+        h = _C1
+        for k in range(nk):
+            if spec[k, 4] == V_BITMAP and bit(spec[k, 5], spec[k, 6] + r) == 0:
+                x = _NULLWORD
+            else:
+                x = _short_word(spec[k, 0] != 0, spec[k, 1], spec[k, 2], spec[k, 3], r)
+                if x == _NULLWORD:
+                    return p, g, 1
+            w[k] = x
+            h = (h ^ x) * _C2
+        s = np.int64(h >> np.uint64(64 - bits))
+        while True:
+            t = table[s]
+            if t < 0:
+                t = g
+                table[s] = t
+                hs[t] = h
+                for k in range(nk):
+                    words[t, k] = w[k]
+                fpos[t] = p
+                g += 1
+                break
+            if hs[t] == h:
+                same = True
+                for k in range(nk):
+                    if words[t, k] != w[k]:
+                        same = False
+                        break
+                if same:
+                    break
+            s = (s + 1) & mask
+        ids[p] = t
+        p += 1
+    return p, g, 0
+
+
+@njit(cache=True, nogil=True)
+def _tuple_range(spec, rows, allrows, keep, p0, p1, ids):
+    """Local tuple ids of positions p0..p1 (-2 dropped); (words, first positions, 1 if a value was too long)."""
+    nk = spec.shape[0]
+    bits = 8
+    table = np.full(np.int64(1) << bits, -1, np.int64)
+    half = 1 << (bits - 1)
+    words = np.empty((half, nk), np.uint64)
+    hs = np.empty(half, np.uint64)
+    fpos = np.empty(half, np.int64)
+    w = np.empty(nk, np.uint64)
+    g = 0
+    p = p0
+    while True:
+        p, g, long = _fill_tuples(spec, rows, allrows, keep, p, p1, ids, table, bits, words, hs, fpos, g, half, w)
+        if long or p >= p1:
+            return words[:g].copy(), fpos[:g].copy(), long
+        bits += 1
+        half *= 2
+        w2 = np.empty((half, nk), np.uint64)
+        w2[:g] = words[:g]
+        words = w2
+        hs = _grow(hs, half)
+        fpos = _grow(fpos, half)
+        table = _rehash(hs, g, bits)
+
+
+def _order_keys(words):
+    """int64 keys in BINARY order of the values of *words* (NULL first): the bytes big-endian, then the length.
+
+    Memcmp order of values under eight bytes is the order of their bytes
+    zero-padded to seven, then the shorter first (equal padded bytes differ
+    only by trailing NULs: the shorter is a prefix).
+    """
+    m = (words >> np.uint64(56)).astype(np.int64)
+    low = words & np.uint64(0x00FFFFFFFFFFFFFF)
+    be = (low.byteswap() >> np.uint64(8)).astype(np.int64)
+    return np.where(words == _NULLWORD, -1, (be << 3) | m)
+
+
+def _short_tuple_ids(cols, keycols, rows, allrows, keep, n, out, nthreads, pmap):
+    """Group ids by several plain text keys of under eight bytes each, in one pass; None if a value is longer."""
+    spec = np.zeros((len(keycols), 7), np.int64)
+    for j, t in enumerate(keycols):
+        cd = cols[t]
+        nv = int(cd["nvalues"])
+        offs = _offsets(cd)
+        spec[j] = (int(cd["kind"]) in (K_TEXT32, K_BLOB32), int(cd["offsets"]), int(cd["data"]),
+                   int(offs[nv]) if nv else 0, int(cd["validity_kind"]), int(cd["validity"]),
+                   int(cd["validity_offset"]))
+    parts = _ranges(n, nthreads)
+    got = pmap(lambda r: _tuple_range(spec, rows, allrows, keep, r[0], r[1], out), parts)
+    if any(long for _, _, long in got):
+        return None
+    # Merge the ranges' tuples: np.unique's first index is the earliest range's first row.
+    allw = np.concatenate([w for w, _, _ in got])
+    allf = np.concatenate([f for _, f, _ in got])
+    uniq, idx, inv = np.unique(allw, axis=0, return_index=True, return_inverse=True)
+    inv = inv.ravel()
+    g = len(uniq)
+    order = np.lexsort(_order_keys(uniq).T[::-1]) if g else np.zeros(0, np.int64)  # key 0 primary
+    rank = np.empty(g, np.int64)
+    rank[order] = np.arange(g)
+    first = allf[idx][order]
+    bounds = np.cumsum([0] + [len(w) for w, _, _ in got])
+    luts = [rank[inv[bounds[k]:bounds[k + 1]]] for k in range(len(got))]
+    pmap(lambda k: _remap(out, parts[k][0], parts[k][1], luts[k]), range(len(parts)))
+    return out, g, first
+
+
+def _short_text_spec_ok(cd) -> bool:
+    return text_key_kind(cd["kind"]) and cd["codes"] == 0 and cd["validity_kind"] in (V_NONE, V_BITMAP) \
+        and cd["nvalues"] > 0
+
+
+# --------------------------------------------------------------------------
 # A dictionary / categorical text key
 
 
@@ -504,6 +649,11 @@ def group_keys(cols, keycols, rows, n, nthreads, pmap, keep=None):
     nothing = np.zeros(0, np.uint8)
     nthreads = max(1, min(nthreads, n // MIN_RANGE or 1))
     gids = np.empty(n, np.int64)
+    if len(keycols) > 1 and n and all(_short_text_spec_ok(cols[t]) for t in keycols):
+        # Q1's flags: every key a short text, all hashed together in one pass.
+        done = _short_tuple_ids(cols, keycols, rows_arg, allrows, keep, n, gids, nthreads, pmap)
+        if done is not None:
+            return done
     m, first = _key_ids(cols[keycols[0]], rows_arg, allrows, keep, n, gids, nthreads, pmap)
     if len(keycols) == 1:
         if first is None:
