@@ -60,12 +60,12 @@ def text_key_kind(kind) -> bool:
 # Bytes, a word at a time
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _u64(addr):
     return carray(as_voidptr(addr), 1, np.uint64)[0]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _tail(base, a, m, total):
     """The last ``m % 8`` bytes of the *m* bytes at offset *a* as a little-endian word (0 when none)."""
     r = m & 7
@@ -82,7 +82,7 @@ def _tail(base, a, m, total):
     return w
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _hash(base, a, m, total):
     """64-bit hash of the *m* bytes at offset *a*: one multiply per word (tables take its high bits)."""
     h = np.uint64(m) * _C1
@@ -91,7 +91,7 @@ def _hash(base, a, m, total):
     return (h ^ _tail(base, a, m, total)) * _C2
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _same(base, a, b, m, total):
     """Whether the *m* bytes at offsets *a* and *b* are equal."""
     for j in range(0, m - 7, 8):
