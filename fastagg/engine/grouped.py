@@ -8,8 +8,10 @@ For a statement in the shape (:mod:`.shape`), :func:`run_native`
 2. evaluates ``WHERE`` and each ``FILTER`` over the registration's column
    descriptors (:mod:`.predicate`), never the frame object;
 3. numbers the groups by the key columns' dense ranks in SQLite's GROUP BY
-   order (:func:`.kernels.group_rows`, the table stage's ordering; several
-   keys ranked on threads of their own for large frames);
+   order (:func:`.keys.group_keys`: text hashed a word at a time on threads,
+   codes for dictionaries, the table stage's ordering otherwise; several
+   keys through a table of their combinations, short text keys hashed
+   together);
 4. runs each aggregate over its argument (a column, or arithmetic,
    :mod:`.expr`): SQLite's ``count``/``sum``/``total``/``avg``/``min``/``max``
    as 3.40's ``func.c`` computes them (row order, so float sums are
@@ -125,7 +127,11 @@ def _sqlite_aggregate(agg, is_float, gids, ngroups, value, kernels, sums, key, n
 
 
 def _fused_float_sums(plan, gids, ngroups, value, is_float, kernels, sums):
-    """Fill *sums* for every float argument of sum/avg/total without FILTER in one pass (:func:`.kernels.sum_floats`)."""
+    """Fill *sums* for every float argument of sum/avg/total without FILTER in one pass.
+
+    :func:`.kernels.sum_floats`: each group's additions stay in row order
+    (bit-identical to one :func:`.kernels.sum_float` per argument).
+    """
     args = list(dict.fromkeys(a.args[0] for a in plan.aggregates if a.spec is None and a.filter is None and a.args
                               and a.name in ("sum", "avg", "total") and is_float(a.args[0])))
     if len(args) < 2:

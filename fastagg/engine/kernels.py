@@ -26,7 +26,8 @@ from ..table.columns import K_F32, K_F64
 from ..table.ordering import _dense_ranks, _sort_keys
 from ..table.values import float_value, int_value, value_row
 
-__all__ = ["group_rows", "key_ranks_into", "combine_ranks", "dense_int_groups", "column_f64", "column_i64", "count_rows", "sum_int", "sum_float", "sum_floats", "extreme", "run_real"]
+__all__ = ["group_rows", "key_ranks_into", "combine_ranks", "dense_int_groups", "column_f64", "column_i64",
+           "count_rows", "sum_int", "sum_float", "sum_floats", "extreme", "run_real"]
 
 
 @njit(cache=True, nogil=True)

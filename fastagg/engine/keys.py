@@ -16,10 +16,17 @@ passes over the rows:
 - a plain int64 key with a small range: :func:`.kernels.dense_int_groups`;
 - anything else: the table stage's sort keys and dense ranks (as before).
 
-Several keys: each key's dense ids, then one combining pass (on threads)
-through a table of first positions indexed by the mixed-radix combination
-when the product of the key counts is small (Q1's two one-letter keys: 6
-combinations), else :func:`.kernels.combine_ranks`.
+Several keys: when every key is a plain text column whose values are all
+under eight bytes (Q1's one-letter flags), one pass hashes each row's tuple
+of exact words (a value's bytes and its length in one int64) and the few
+distinct tuples are sorted once; a longer value stops that pass and the
+keys are taken one at a time. Otherwise each key's dense ids, then one
+combining pass (on threads) through a table of first positions indexed by
+the mixed-radix combination when the product of the key counts is small,
+else :func:`.kernels.combine_ranks`.
+
+A WHERE over whole columns passes its mask (*keep*): the rows it drops get
+group -1 and make no group.
 
 Reads never leave a value's bytes: a tail shorter than a word is loaded as
 the word ending at the span's end (shifted) or, for a value under eight
