@@ -37,8 +37,9 @@ def assert_same(data, sql, workers):
 
 @pytest.fixture(autouse=True)
 def small_ranges(monkeypatch):
-    """Ranges of 7 rows: every thread count splits even a small frame."""
+    """Ranges of 7 rows: every thread count splits even a small frame (no probe for mostly distinct text)."""
     monkeypatch.setattr(keys_module, "MIN_RANGE", 7)
+    monkeypatch.setattr(keys_module, "PROBE_ROWS", 0)
 
 
 # Short and long values, non-ASCII, embedded NULs, the empty string, prefixes of each other.
@@ -134,8 +135,10 @@ def test_several_mixed_keys(a, b, workers):
         assert_same(df, sql, workers=workers)
 
 
+@pytest.mark.parametrize("probe", [0, 64])
 @pytest.mark.parametrize("workers", [1, 2, 3])
-def test_one_group_many_groups_and_empty(workers):
+def test_one_group_many_groups_and_empty(workers, probe, monkeypatch):
+    monkeypatch.setattr(keys_module, "PROBE_ROWS", probe)  # 64: mostly distinct text takes one range
     n = 5000
     rng = np.random.default_rng(3)
     many = [f"value-{i:07d}-\u00e9" for i in rng.permutation(n)]
@@ -242,3 +245,17 @@ def test_several_short_text_keys(rows, one_long, workers):
         assert_same({"df": table}, sql, workers=workers)
     df = pd.DataFrame({"a": pd.array(a, dtype="string[pyarrow]"), "b": pd.array(b, dtype="string[pyarrow]"), "x": x})
     assert_same(df, "SELECT a, b, count(*), total(x) FROM df GROUP BY a, b", workers=workers)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_long_values_sharing_sixteen_bytes(workers):
+    """Distinct values are sorted by their first 16 bytes, then byte by byte where those tie."""
+    stem = "0123456789abcdef"
+    values = [stem, stem + "\x00", stem + "a", stem + "\x00a", stem + "b" * 30, stem[:15], stem[:15] + "\x00",
+              stem[:15] + "\x00\x00", stem + "\u00e9", stem + "a\x00", "", "\x00", stem + "b" * 29 + "c", None]
+    rng = np.random.default_rng(4)
+    picks = [values[i] for i in rng.integers(0, len(values), 400)]
+    df = pd.DataFrame({"t": pd.array(picks, dtype="string[pyarrow]"), "x": np.arange(400.0)})
+    assert_same(df, "SELECT t, count(*), sum(x) FROM df GROUP BY t", workers=workers)
+    assert_same({"df": pa.table({"t": pa.array(picks, pa.string()), "x": pa.array(np.arange(400.0))})},
+                "SELECT t, count(*) FROM df GROUP BY t", workers=workers)

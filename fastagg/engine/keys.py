@@ -54,6 +54,9 @@ _S31 = np.uint64(31)
 #: Fewest positions per thread (the tests lower it to split small frames).
 MIN_RANGE = 65536
 
+#: Rows hashed first to tell a text key of mostly distinct values (then one thread); 0: no probe.
+PROBE_ROWS = 65536
+
 #: Products of key counts up to this are combined through a direct table (per thread).
 DIRECT_COMBINE = 1 << 16
 
@@ -232,12 +235,72 @@ def _hash_range(cd, offs, rows, allrows, keep, p0, p1, ids):
     return hs[:g], starts[:g], lens[:g], fpos[:g], nulls
 
 
-@njit(cache=True, nogil=True)
-def _merge_ranks(cd, offs, parts_h, parts_a, parts_m, parts_f, nulls):
-    """Merge per-range distinct values (in range order) and rank them by BINARY.
+@njit(cache=True, nogil=True, inline="always")
+def _be_word(buf, a, m, j):
+    """Bytes 8j..8j+7 of the *m* bytes at *a*, zero-padded past *m*, as a big-endian word."""
+    w = np.uint64(0)
+    for t in range(8):
+        p = 8 * j + t
+        w = (w << np.uint64(8)) | (np.uint64(buf[a + p]) if p < m else np.uint64(0))
+    return w
 
-    Returns (one lookup array per range: local id -> group id, the groups'
-    first positions, the number of groups). NULL is group 0 when present.
+
+@njit(cache=True, nogil=True)
+def _prefix_words(offs, buf):
+    """Each span's first 16 bytes zero-padded as two big-endian words, and its length."""
+    g = len(offs) - 1
+    w1 = np.empty(g, np.uint64)
+    w2 = np.empty(g, np.uint64)
+    ln = np.empty(g, np.int64)
+    for t in range(g):
+        a = offs[t]
+        m = offs[t + 1] - a
+        w1[t] = _be_word(buf, a, m, 0)
+        w2[t] = _be_word(buf, a, m, 1)
+        ln[t] = m
+    return w1, w2, ln
+
+
+@njit(cache=True, nogil=True)
+def _fix_runs(offs, buf, order, w1, w2, ln):
+    """Re-sort byte by byte each run of equal 16-byte prefixes that holds a longer value (in place)."""
+    g = len(order)
+    lo = 0
+    while lo < g:
+        hi = lo + 1
+        longest = ln[order[lo]]
+        while hi < g and w1[order[hi]] == w1[order[lo]] and w2[order[hi]] == w2[order[lo]]:
+            longest = max(longest, ln[order[hi]])
+            hi += 1
+        if hi - lo > 1 and longest > 16:
+            run = order[lo:hi].copy()
+            sub = order_spans(offs, buf, run)
+            for k in range(hi - lo):
+                order[lo + k] = run[sub[k]]
+        lo = hi
+
+
+def _sort_distinct(offs, buf):
+    """BINARY order of distinct spans: by their first 16 bytes zero-padded, then length; byte by byte on ties.
+
+    For values of up to 16 bytes padded order then length is memcmp order
+    (equal padded bytes differ only by trailing NULs: the shorter is a
+    prefix). Runs of equal 16-byte prefixes holding a longer value are
+    sorted by :func:`fastagg.native.sort.order_spans`. numpy's lexsort does
+    the bulk (its stable sorts are radix / timsort, twice numba's merge sort).
+    """
+    w1, w2, ln = _prefix_words(offs, buf)
+    order = np.lexsort((ln, w2, w1)).astype(np.int64)
+    _fix_runs(offs, buf, order, w1, w2, ln)
+    return order
+
+
+@njit(cache=True, nogil=True)
+def _merge_ranks(cd, offs, parts_h, parts_a, parts_m, parts_f):
+    """Merge per-range distinct values (in range order): one id per distinct value.
+
+    Returns (one lookup array per range: local id -> merged id, the merged
+    values copied together as (offsets, bytes), each one's first position).
     """
     base = cd.data
     nv = cd.nvalues
@@ -255,8 +318,16 @@ def _merge_ranks(cd, offs, parts_h, parts_a, parts_m, parts_f, nulls):
     fpos = np.empty(max(size, 1), np.int64)
     maps = []
     g = 0
+    one = len(parts_h) == 1  # one range: its values are distinct already
     for k in range(len(parts_h)):
         ph = parts_h[k]
+        if one:
+            g = len(ph)
+            starts[:g] = parts_a[0]
+            lens[:g] = parts_m[0]
+            fpos[:g] = parts_f[0]
+            maps.append(np.arange(g))
+            break
         mp = np.empty(len(ph), np.int64)
         for u in range(len(ph)):
             h = ph[u]
@@ -282,20 +353,7 @@ def _merge_ranks(cd, offs, parts_h, parts_a, parts_m, parts_f, nulls):
     for t in range(g):
         if lens[t] > 0:
             sbuf[soffs[t]:soffs[t + 1]] = carray(as_voidptr(base + starts[t]), lens[t], np.uint8)
-    order = order_spans(soffs, sbuf, np.arange(g))
-    shift = 1 if nulls else 0
-    rank = np.empty(g, np.int64)
-    first = np.empty(g + shift, np.int64)
-    for j in range(g):
-        rank[order[j]] = j + shift
-        first[j + shift] = fpos[order[j]]
-    if nulls:
-        first[0] = -1  # filled by the caller's remap pass (the first NULL row)
-    for k in range(len(maps)):
-        mp = maps[k]
-        for u in range(len(mp)):
-            mp[u] = rank[mp[u]]
-    return maps, first, g + shift
+    return maps, soffs, sbuf, fpos[:g].copy()
 
 
 @njit(cache=True, nogil=True)
@@ -323,6 +381,12 @@ def _ranges(n, k):
 def _text_ids(cd, rows, allrows, keep, n, out, nthreads, pmap):
     """Dense group ids (SQLite's order) of one text key at positions 0..n into *out*: (count, first)."""
     offs = _offsets(cd)
+    if nthreads > 1 and PROBE_ROWS:
+        # Mostly distinct values: every range's table would hold most of them and
+        # the serial merge re-hash them all, so one range. A first block tells.
+        probe = min(n, PROBE_ROWS)
+        if len(_hash_range(cd, offs, rows, allrows, keep, 0, probe, out)[0]) > probe // 8:
+            nthreads = 1
     parts = _ranges(n, nthreads)
     got = pmap(lambda r: _hash_range(cd, offs, rows, allrows, keep, r[0], r[1], out), parts)
     from numba.typed import List
@@ -335,7 +399,18 @@ def _text_ids(cd, rows, allrows, keep, n, out, nthreads, pmap):
         ln.append(m)
         fp.append(f)
         nulls = nulls or z
-    maps, first, m = _merge_ranks(cd, offs, hs, st, ln, fp, nulls)
+    maps, soffs, sbuf, fpos = _merge_ranks(cd, offs, hs, st, ln, fp)
+    order = _sort_distinct(soffs, sbuf)
+    g = len(order)
+    shift = 1 if nulls else 0  # NULL is group 0 when present
+    rank = np.empty(g, np.int64)
+    rank[order] = np.arange(shift, g + shift)
+    first = np.empty(g + shift, np.int64)
+    first[shift:] = fpos[order]
+    if nulls:
+        first[0] = -1  # set below from the remap pass (the first NULL row)
+    maps = [rank[mp] for mp in maps]
+    m = g + shift
     fnull = pmap(lambda k: _remap(out, parts[k][0], parts[k][1], maps[k]), range(len(parts)))
     if nulls:
         first[0] = min(f for f in fnull if f >= 0)
