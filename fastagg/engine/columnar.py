@@ -19,7 +19,7 @@ from ..table.columns import K_DATE32, K_DATETIME, K_TEXT32, K_TEXT64
 from ..table.values import format_datetime, int_value, micros, span, value_row
 
 __all__ = ["value_rows", "null_mask", "gather_bytes", "compare_text", "column_micros", "render_micros",
-           "extreme_text"]
+           "extreme_text", "compare_bounds"]
 
 
 @njit(cache=True, nogil=True)
@@ -126,6 +126,48 @@ def column_micros(cd, n):
         else:
             out[i] = micros(cd, v)
     return out, null
+
+
+@njit(cache=True, nogil=True)
+def compare_bounds(values, null, below, upto, op):
+    """A time comparison as bounds on the values (:func:`.predicate._compare`): (true, false, lo, hi, any valid).
+
+    *op*: 0 EQ (below <= v < upto), 1 NEQ, 2 LT (v < below), 3 LTE (v < upto),
+    4 GT (v >= upto), 5 GTE (v >= below). NULL rows are in neither mask; lo
+    and hi are the valid values' range (the caller checks their years).
+    """
+    n = len(values)
+    true = np.zeros(n, np.uint8)
+    false = np.zeros(n, np.uint8)
+    lo = np.int64(0)
+    hi = np.int64(0)
+    have = False
+    for i in range(n):
+        if null[i] != 0:
+            continue
+        v = np.int64(values[i])
+        if not have:
+            lo = v
+            hi = v
+            have = True
+        else:
+            lo = min(lo, v)
+            hi = max(hi, v)
+        if op == 0:
+            c = below <= v and v < upto
+        elif op == 1:
+            c = v < below or v >= upto
+        elif op == 2:
+            c = v < below
+        elif op == 3:
+            c = v < upto
+        elif op == 4:
+            c = v >= upto
+        else:
+            c = v >= below
+        true[i] = c
+        false[i] = not c
+    return true, false, lo, hi, have
 
 
 @njit(cache=True)

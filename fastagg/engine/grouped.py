@@ -8,8 +8,10 @@ For a statement in the shape (:mod:`.shape`), :func:`run_native`
 2. evaluates ``WHERE`` and each ``FILTER`` over the registration's column
    descriptors (:mod:`.predicate`), never the frame object;
 3. numbers the groups by the key columns' dense ranks in SQLite's GROUP BY
-   order (:func:`.kernels.group_rows`, the table stage's ordering; several
-   keys ranked on threads of their own for large frames);
+   order (:func:`.keys.group_keys`: text hashed a word at a time on threads,
+   codes for dictionaries, the table stage's ordering otherwise; several
+   keys through a table of their combinations, short text keys hashed
+   together);
 4. runs each aggregate over its argument (a column, or arithmetic,
    :mod:`.expr`): SQLite's ``count``/``sum``/``total``/``avg``/``min``/``max``
    as 3.40's ``func.c`` computes them (row order, so float sums are
@@ -122,6 +124,23 @@ def _sqlite_aggregate(agg, is_float, gids, ngroups, value, kernels, sums, key, n
     if overflow is not None and (overflow[~empty] != 0).any():
         raise NativeFailed("integer overflow")
     return (rsum if is_float else isum), empty
+
+
+def _fused_float_sums(plan, gids, ngroups, value, is_float, kernels, sums):
+    """Fill *sums* for every float argument of sum/avg/total without FILTER in one pass.
+
+    :func:`.kernels.sum_floats`: each group's additions stay in row order
+    (bit-identical to one :func:`.kernels.sum_float` per argument).
+    """
+    args = list(dict.fromkeys(a.args[0] for a in plan.aggregates if a.spec is None and a.filter is None and a.args
+                              and a.name in ("sum", "avg", "total") and is_float(a.args[0])))
+    if len(args) < 2:
+        return
+    loaded = [tuple(np.ascontiguousarray(v) for v in value("f64", a)) for a in args]
+    rsum, cnt = kernels.sum_floats(gids, ngroups, np.array([x.ctypes.data for x, _ in loaded], np.int64),
+                                   np.array([m.ctypes.data for _, m in loaded], np.int64))
+    for j, a in enumerate(args):
+        sums[a, None] = (None, rsum[j], cnt[j], None)
 
 
 def _ranges(n, nthreads):
@@ -337,11 +356,18 @@ def compute_grouped(plan: Plan, registration, params, workers, constants):
     cols = registration._descriptor[1]  # the COLUMN descriptors the virtual table reads
     nrows = registration.nrows
     index = {c.name.lower(): i for i, c in enumerate(columns)}
+    whole = None  # with a WHERE over whole columns: 1 for the rows it keeps
     if plan.where is not None:
         from .predicate import where_mask
 
         mask = where_mask(plan.where, columns, index, cols, nrows, params, constants)
-        rows = np.flatnonzero(mask).astype(np.int64)
+        if all(a.spec is None for a in plan.aggregates) and np.count_nonzero(mask) > nrows // 4:
+            # SQLite's own aggregates skip rows of group -1: read whole columns (zero-copy
+            # buffers, no gather of the rows the WHERE keeps), the dropped rows in no group.
+            whole = mask.view(np.uint8)
+            rows = _Rows(nrows)
+        else:
+            rows = np.flatnonzero(mask)
     else:
         rows = _Rows(nrows)
     ngroups = -1
@@ -351,26 +377,17 @@ def compute_grouped(plan: Plan, registration, params, workers, constants):
             gids, ngroups, first = kernels.dense_int_groups(plain)
     if ngroups >= 0:
         pass
-    elif plan.grouped and len(plan.keys) > 1 and len(rows) >= THREAD_MIN_ROWS // 4 and threads_for(len(rows), workers) > 1:
-        # Each key's ranks on a thread of its own (hashing / sorting a key is
-        # independent of the others), then combined in key order.
-        table_rows = _as_array(rows)
-        ranks = np.empty((len(plan.keys), len(table_rows)), np.int64)
-        sizes = np.array(list(_executor(len(plan.keys)).map(
-            lambda t: kernels.key_ranks_into(cols[plan.keys[t]], table_rows, ranks[t]), range(len(plan.keys)))),
-            np.int64)
-        gids, ngroups, first = kernels.combine_ranks(ranks, sizes)
     elif plan.grouped:
-        gids, ngroups, first = kernels.group_rows(cols, np.array(plan.keys, np.int64), _as_array(rows))
+        from .keys import group_keys
+
+        gids, ngroups, first = group_keys(cols, plan.keys, None if isinstance(rows, _Rows) else rows, len(rows),
+                                          threads_for(len(rows), workers),
+                                          lambda fn, items: list(_executor(len(items)).map(fn, items)), keep=whole)
+    elif whole is not None:
+        gids, ngroups, first = whole.astype(np.int64) - 1, 1, None
     else:
         gids, ngroups, first = _zeros(len(rows), np.int64), 1, None
     krows = None if first is None else (first if isinstance(rows, _Rows) else rows[first])
-    if plan.where is not None and all(a.spec is None for a in plan.aggregates) and len(rows) > nrows // 4:
-        # SQLite's own aggregates skip rows of group -1: read whole columns (zero-copy
-        # buffers, no gather of the rows the WHERE keeps), the dropped rows in no group.
-        full = np.full(nrows, -1, np.int64)
-        full[rows] = gids
-        gids, rows = full, _Rows(nrows)
     loaded = {}
     evaluated = {}
 
@@ -430,6 +447,7 @@ def compute_grouped(plan: Plan, registration, params, workers, constants):
     nthreads = threads_for(len(rows), workers)
     results = []
     sums: dict = {}
+    _fused_float_sums(plan, gids, ngroups, value, is_float, kernels, sums)
     for agg in plan.aggregates:
         g, val = gids, value
         if agg.filter is not None:

@@ -19,13 +19,15 @@ functions it inlines from :mod:`fastagg.table.ordering`: edit this file
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import carray, njit
 
+from ..native.intrinsics import as_voidptr
 from ..table.columns import K_F32, K_F64
 from ..table.ordering import _dense_ranks, _sort_keys
 from ..table.values import float_value, int_value, value_row
 
-__all__ = ["group_rows", "key_ranks_into", "combine_ranks", "dense_int_groups", "column_f64", "column_i64", "count_rows", "sum_int", "sum_float", "extreme"]
+__all__ = ["group_rows", "key_ranks_into", "combine_ranks", "dense_int_groups", "column_f64", "column_i64",
+           "count_rows", "sum_int", "sum_float", "sum_floats", "extreme", "run_real"]
 
 
 @njit(cache=True, nogil=True)
@@ -256,6 +258,30 @@ def sum_float(gids, ngroups, x, null):
 
 
 @njit(cache=True, nogil=True)
+def sum_floats(gids, ngroups, xaddr, naddr):
+    """:func:`sum_float` of several float64 arguments in one pass: (rSum, cnt), one row per argument.
+
+    *xaddr* / *naddr* hold the addresses of each argument's values and uint8
+    NULL mask (``len(gids)`` items each; the caller keeps them alive). Each
+    group's additions stay in row order, so every sum is bit-identical to
+    :func:`sum_float`; the arguments' chains interleave instead of one pass
+    waiting on each addition (Q1: five sums over 6 M rows into 4 groups).
+    """
+    k = len(xaddr)
+    acc = np.zeros((max(ngroups, 0), k), np.float64)  # a group's sums side by side
+    cnt = np.zeros((max(ngroups, 0), k), np.int64)
+    for i in range(len(gids)):
+        g = gids[i]
+        if g < 0:
+            continue
+        for j in range(k):
+            if carray(as_voidptr(naddr[j] + i), 1, np.uint8)[0] == 0:
+                acc[g, j] += carray(as_voidptr(xaddr[j] + 8 * i), 1, np.float64)[0]
+                cnt[g, j] += 1
+    return acc.T.copy(), cnt.T.copy()
+
+
+@njit(cache=True, nogil=True)
 def extreme(gids, ngroups, x, null, is_max):
     """minmaxStep over int64 or float64 *x*: (value, present) per group; ties (0.0, -0.0) keep the first."""
     best = np.zeros(ngroups, x.dtype)
@@ -269,3 +295,51 @@ def extreme(gids, ngroups, x, null, is_max):
             best[g] = v
             have[g] = 1
     return best, have
+
+
+@njit(cache=True, nogil=True)
+def run_real(ops, operands, consts, addrs, depth, out):
+    """Postfix REAL arithmetic (:func:`.expr._evaluate_real`) into *out*, 256 rows at a time on a stack of blocks.
+
+    Opcodes: 0 push array *operands[k]* (its address in *addrs*), 1 push
+    ``consts[operands[k]]``, 2-5 ``+ - * /`` of the top two (x / 0.0 is NaN: NULL).
+    """
+    width = 256
+    stack = np.empty((depth, width), np.float64)
+    n = len(out)
+    for lo in range(0, n, width):
+        m = min(width, n - lo)
+        sp = 0
+        for k in range(len(ops)):
+            op = ops[k]
+            if op <= 1:
+                top = stack[sp, :m]
+                if op == 0:
+                    src = carray(as_voidptr(addrs[operands[k]] + 8 * lo), m, np.float64)
+                    for t in range(m):
+                        top[t] = src[t]
+                else:
+                    c = consts[operands[k]]
+                    for t in range(m):
+                        top[t] = c
+                sp += 1
+                continue
+            sp -= 1
+            a = stack[sp - 1, :m]  # row views: plain loops LLVM vectorises
+            b = stack[sp, :m]
+            if op == 2:
+                for t in range(m):
+                    a[t] = a[t] + b[t]
+            elif op == 3:
+                for t in range(m):
+                    a[t] = a[t] - b[t]
+            elif op == 4:
+                for t in range(m):
+                    a[t] = a[t] * b[t]
+            else:
+                for t in range(m):
+                    y = b[t]
+                    a[t] = np.nan if y == 0.0 else a[t] / y
+        res = stack[0, :m]
+        for t in range(m):
+            out[lo + t] = res[t]

@@ -276,24 +276,15 @@ def _compare(env, i, columns, op, value):
         if scale != 1:
             # Plain days: compare days with the bounds' day counts (m < b  <=>  days < ceil(b / scale)).
             below, upto = -(-below // scale), -(-upto // scale)
-        valid = ~null
-        if valid.any():
-            lo, hi = micros[valid].min(), micros[valid].max()
-            if lo < _MIN_US // scale or hi > _MAX_US // scale:
-                raise NotInShape(f"column {columns[i].name!r} holds a year outside 0000-9999")
-        if op == "EQ":
-            c = (micros >= below) & (micros < upto)
-        elif op == "NEQ":
-            c = (micros < below) | (micros >= upto)
-        elif op == "LT":
-            c = micros < below
-        elif op == "LTE":
-            c = micros < upto
-        elif op == "GT":
-            c = micros >= upto
-        else:
-            c = micros >= below
-        return c & valid, ~c & valid
+        from .columnar import compare_bounds
+
+        # One pass: both masks and the valid values' range (bounds clamped to int64: the values are).
+        clamp = lambda b: max(-(2**63), min(2**63 - 1, int(b)))  # noqa: E731
+        true, false, lo, hi, have = compare_bounds(micros, null.view(np.uint8), clamp(below), clamp(upto),
+                                                   _BOUND_OPS[op])
+        if have and (lo < _MIN_US // scale or hi > _MAX_US // scale):
+            raise NotInShape(f"column {columns[i].name!r} holds a year outside 0000-9999")
+        return true.view(bool), false.view(bool)
     values, null = _numbers(env, i, columns)
     c = _OPS[op](values, value)
     valid = ~null
@@ -301,6 +292,9 @@ def _compare(env, i, columns, op, value):
 
 
 TIME_KINDS_DATE = 17  # K_DATE32: rendered without a time
+
+#: Opcodes of :func:`.columnar.compare_bounds`.
+_BOUND_OPS = {"EQ": 0, "NEQ": 1, "LT": 2, "LTE": 3, "GT": 4, "GTE": 5}
 
 
 def _value(env, node, kind):
