@@ -252,6 +252,9 @@ def _user_aggregate(agg, gids, ngroups, arguments, nthreads, grouped=True):
 
     spec = agg.spec
     funcs = _array_entry_points(spec)
+    segment = getattr(spec.cls, "__fastagg_segments__", None)
+    if segment is not None:
+        return _segment_aggregate(segment, agg, gids, ngroups, arguments, nthreads)
     arrays, variant = [], ""
     for arg, column in zip(spec.args, agg.args):
         a, v = arguments("i64" if arg.kind == "int" else "f64", column)
@@ -310,6 +313,31 @@ def _user_aggregate(agg, gids, ngroups, arguments, nthreads, grouped=True):
         if spec.vector_fields:
             for a in arenas:  # what a failure left allocated (free_vector leaves a freed vector empty)
                 loops["free_all"](a)
+
+
+def _segment_aggregate(segment, agg, gids, ngroups, arguments, nthreads):
+    """A plain form with a segment finalizer (``median``): each group's values gathered contiguously, in row order.
+
+    One counting sort (:func:`.reduce.segments`) instead of a vector per
+    group; the groups then finalize on threads (each group on its own).
+    """
+    from . import reduce
+
+    arrays, variant = arguments("f64", agg.args[0])
+    nan = variant == "n"
+    starts, values = reduce.segments(gids, ngroups, arrays[0], np.zeros(0, np.uint8) if nan else arrays[1], nan)
+    out = np.zeros(ngroups, np.float64)
+    null = np.zeros(ngroups, np.uint8)
+    parts = _ranges(len(values), nthreads) if ngroups >= 2 * nthreads else [(0, len(values))]
+    if len(parts) == 1:
+        segment(values, starts, 0, ngroups, out, null)
+    else:
+        # Group ranges of about equal values: the cut points from the starts.
+        cuts = np.searchsorted(starts[:ngroups], [lo for lo, _ in parts] + [len(values)]).tolist()
+        cuts[0], cuts[-1] = 0, ngroups
+        list(_executor(len(parts)).map(lambda t: segment(values, starts, cuts[t], cuts[t + 1], out, null),
+                                       range(len(parts))))
+    return out, null != 0
 
 
 def _call(fn, where, *args):

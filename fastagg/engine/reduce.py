@@ -229,3 +229,38 @@ def count_all(gids, ngroups):
         if g >= 0:
             out[g] += 1
     return out
+
+
+# --------------------------------------------------------------------------
+# Order statistics over many small groups: one array, each group's values contiguous
+
+
+@njit(cache=True, nogil=True)
+def segments(gids, ngroups, x, m, nan_is_null):
+    """Each group's non-NULL values of *x*, contiguous and in row order: ``(starts, values)``.
+
+    A counting sort by group id (two passes, stable): group ``g``'s values
+    are ``values[starts[g]:starts[g + 1]]``, in the order the rows give
+    them, as a ``fastagg.vector`` field appended row by row holds them, so
+    an order statistic selected from them is the same value (signed zeros
+    included). NULL: NaN when *nan_is_null*, else ``m[i] != 0``. Replaces a
+    vector per group (an allocation each, scattered in memory) where a
+    plain form names a segment finalizer (``__fastagg_segments__``).
+    """
+    n = len(gids)
+    starts = np.zeros(ngroups + 1, np.int64)
+    for i in range(n):
+        v = x[i]
+        if (v == v) if nan_is_null else (m[i] == 0):
+            starts[gids[i] + 1] += 1
+    for g in range(ngroups):
+        starts[g + 1] += starts[g]
+    pos = starts[:ngroups].copy()
+    values = np.empty(starts[ngroups], np.float64)
+    for i in range(n):
+        v = x[i]
+        if (v == v) if nan_is_null else (m[i] == 0):
+            g = gids[i]
+            values[pos[g]] = v
+            pos[g] += 1
+    return starts, values
