@@ -138,7 +138,7 @@ def _sqlite_aggregate(agg, is_float, gids, ngroups, value, kernels, sums, key, n
                 sums[key] = (None, *kernels.sum_float(gids, ngroups, x, null), None)
         else:
             x, null = value("i64", agg.args[0])
-            sums[key] = kernels.sum_int(gids, ngroups, x, null)
+            sums[key] = _threaded_int_sum(gids, ngroups, x, null, nthreads) or kernels.sum_int(gids, ngroups, x, null)
     isum, rsum, cnt, overflow = sums[key]
     if name == "total":
         return rsum, None
@@ -172,6 +172,18 @@ def _threaded_count(kernel, gids, ngroups, null, nthreads):
     if len(parts) == 1:
         return count(parts[0])
     return np.sum(list(_executor(len(parts)).map(count, parts)), axis=0)
+
+
+def _threaded_int_sum(gids, ngroups, x, null, nthreads):
+    """sum_int's answer from row ranges on threads, or None (one range, or undecided: see combine_int_sums)."""
+    from . import reduce
+
+    parts = _ranges(len(gids), nthreads)
+    if len(parts) == 1:
+        return None
+    results = list(_executor(len(parts)).map(
+        lambda r: reduce.sum_int_range(gids, ngroups, x, null, r[0], r[1]), parts))
+    return reduce.combine_int_sums(results)
 
 
 def _array_entry_points(spec):

@@ -264,3 +264,76 @@ def segments(gids, ngroups, x, m, nan_is_null):
             values[pos[g]] = v
             pos[g] += 1
     return starts, values
+
+
+# --------------------------------------------------------------------------
+# Integer sum over row ranges
+
+
+@njit(cache=True, nogil=True)
+def sum_int_range(gids, ngroups, x, null, lo, hi):
+    """sumStep over integer rows ``lo..hi-1``, for combining ranges: per group
+    ``(isum, cnt, top, bottom, wrapped, big)``.
+
+    ``top`` / ``bottom`` are the largest / smallest running sum within the
+    range (starting from 0), so that, given the exact sum of the rows
+    before the range, whether SQLite's running sum overflows anywhere in
+    the range is decided (:func:`combine_int_sums`). ``wrapped``: the
+    range's own running sum left int64 (undecided here). ``big``: a value
+    of magnitude over 2**53 (its double sum may round).
+    """
+    isum = np.zeros(ngroups, np.int64)
+    cnt = np.zeros(ngroups, np.int64)
+    top = np.zeros(ngroups, np.int64)
+    bottom = np.zeros(ngroups, np.int64)
+    wrapped = np.zeros(ngroups, np.uint8)
+    big = np.zeros(ngroups, np.uint8)
+    for i in range(lo, hi):
+        g = gids[i]
+        if null[i] != 0 or g < 0:
+            continue
+        v = x[i]
+        cnt[g] += 1
+        if v > 9007199254740992 or v < -9007199254740992:
+            big[g] = 1
+        a = isum[g]
+        s = a + v  # wraps; overflow when the sign flips away from both operands
+        if (a >= 0) == (v >= 0) and (s >= 0) != (a >= 0):
+            wrapped[g] = 1
+        isum[g] = s
+        top[g] = max(top[g], s)
+        bottom[g] = min(bottom[g], s)
+    return isum, cnt, top, bottom, wrapped, big
+
+
+_I64_MAX = np.int64(2**63 - 1)
+_I64_MIN = np.int64(-(2**63))
+_EXACT = np.int64(2**53)
+
+
+def combine_int_sums(parts):
+    """Combine :func:`sum_int_range` results of consecutive ranges into :func:`.kernels.sum_int`'s
+    ``(isum, rsum, cnt, overflow)``, or None when the ranges cannot decide it (one thread then).
+
+    Range ``t``'s running sums are ``P + s`` for ``s`` in ``[bottom, top]``
+    and ``P`` the exact sum of the earlier ranges, so SQLite's running sum
+    overflows in the range exactly when ``P + top > MAX`` or
+    ``P + bottom < MIN``: then None (the one-thread pass gives SQLite's
+    state, and ``sum`` fails over to SQLite's own error). The double sum
+    SQLite adds in row order equals the integer sum when no value and no
+    running sum exceeds 2**53 in magnitude (every addition exact); else None.
+    """
+    isum = np.zeros_like(parts[0][0])
+    cnt = np.zeros_like(parts[0][1])
+    for psum, pcnt, top, bottom, wrapped, big in parts:
+        if wrapped.any() or big.any():
+            return None
+        up = np.maximum(isum, 0)
+        down = np.minimum(isum, 0)
+        if ((top > _I64_MAX - up) | (bottom < _I64_MIN - down)).any():
+            return None
+        if ((isum + top > _EXACT) | (isum + bottom < -_EXACT)).any():
+            return None
+        isum = isum + psum
+        cnt += pcnt
+    return isum, isum.astype(np.float64), cnt, np.zeros(len(isum), np.uint8)
