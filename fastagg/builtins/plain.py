@@ -132,6 +132,9 @@ def _hll_entry(s, e):
 def _hll_merge(s, o):
     """Merge sketch *o* into *s*: the registers' maxima, whichever form each is in (the estimate is the same)."""
     if len(o.registers) == 0:
+        if len(s.registers) == 0 and len(s.entries) + len(o.entries) <= SPARSE_LIMIT:
+            s.entries.extend(o.entries.as_array())  # both sparse and staying so: one copy
+            return
         for e in o.entries.as_array():
             _hll_entry(s, e)
         return

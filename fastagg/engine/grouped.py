@@ -13,13 +13,18 @@ For a statement in the shape (:mod:`.shape`), :func:`run_native`
 4. runs each aggregate over its argument (a column, or arithmetic,
    :mod:`.expr`): SQLite's ``count``/``sum``/``total``/``avg``/``min``/``max``
    as 3.40's ``func.c`` computes them (row order, so float sums are
-   bit-identical; ``count`` over row ranges on threads, counts combine
-   exactly); a compiled fastagg aggregate through the array entry points
-   generated beside its SQLite callbacks
-   (:func:`fastagg.compile.codegen.generate_array_source`: the same
-   ``__init__``/``step``/``finalize``/``merge``), one state record per group
-   in an arena of its state dtype, split over threads when it has ``merge``
-   and no growable fields (per-thread arenas merged in row-range order);
+   bit-identical; a float sum's pass also counts ``count(*)`` and
+   ``count(x)``; ``count`` and integer ``sum`` over row ranges on threads,
+   which combine exactly, see :func:`.reduce.combine_int_sums`); a compiled
+   fastagg aggregate through loops generated over its user methods
+   (:mod:`.reduce`: the same ``__init__``/``step``/``finalize``/``merge`` as
+   the SQLite callbacks, with NaN tested in the loop for a plain float
+   column), one state record per group in an arena of its state dtype,
+   split over threads when it has ``merge`` (per-thread arenas merged in
+   row-range order, merged-in vectors freed); without GROUP BY, several
+   states per thread (:data:`.reduce.LANES`); a plain form with a segment
+   finalizer (``median``) over each group's values gathered contiguously
+   (:func:`.reduce.segments`) instead of a vector per group;
 5. builds the result itself for a *direct* plan (:mod:`.result`), or
    registers the grouped result (keys read from the descriptors at each
    group's first row, one column per aggregate) as a table and lets SQLite
@@ -39,14 +44,19 @@ the shape check (:data:`.shape.KBN_SUMMATION`) leaves those three to SQLite.
 Rows reach SQLite's aggregates in frame order within each group only when
 the virtual table scans once: ``IN`` on a numeric column (and an ``OR`` of
 equalities, which SQLite turns into ``IN``) is scanned one value at a time,
-so those stay on SQLite. SQLite's own aggregates always run on one thread
-(bit-identical). A user aggregate with ``merge`` and no ``fastagg.vector``
-field is split into row ranges over threads (per-thread arenas, merged in
-range order): its floats may then differ from SQLite's by summation order
-(the tests allow 1e-12 relative), and its ``__init__`` runs once per group
-per range that reaches the group (as in the workers / partial-state path).
-One thread: ``__init__`` once per group, at the group's first row, as the
-SQLite callback does.
+so those stay on SQLite. SQLite's own float aggregates run on one thread
+(bit-identical); integer ``sum`` runs on threads only where the combined
+answer is provably SQLite's. A user aggregate with ``merge`` is split into
+row ranges over threads (per-thread arenas, merged in range order), and an
+ungrouped one over 65,536 rows or more into :data:`.reduce.LANES` states
+per thread (merged in lane order): its floats may then differ from
+SQLite's by summation order (the tests allow 1e-12 relative), and its
+``__init__`` runs once per group per range (or lane) that reaches the
+group (as in the workers / partial-state path). One thread and a grouped
+statement (or fewer rows): ``__init__`` once per group, at the group's
+first row, as the SQLite callback does. The built-ins' plain forms that
+keep values (order statistics, ``mode``, ``entropy``) merge by appending
+the later range's values, so their answers stay exact on threads.
 """
 
 from __future__ import annotations

@@ -30,11 +30,13 @@ is still written once. The loops:
 - ``free_all(arena)``: frees every vector of an arena (a failed run).
 
 The sources are written beside the prepared module (in the fastagg cache
-directory, once, atomically) so numba caches them like the callbacks.
+directory, once, atomically, named by a hash of the source) so numba caches
+them like the callbacks.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import sys
@@ -132,8 +134,9 @@ def _source(spec, variant: str, modname: str) -> str:
                 f"        raise ValueError('{name}: {lanes} states needed')"]
         for k in range(lanes):
             out.append(f"    s{k} = states[{k}]")
-            # Each lane's first row is lo + k: its __init__ may as well run now.
-            out += [f"    if hi - lo > {k}:", f"        seen[{k}] = 1"]
+            # Lane k's first row is lo + k when a whole block of rows exists (else every
+            # row goes to lane 0): its __init__ may as well run now.
+            out += [f"    if hi - lo > 0:" if k == 0 else f"    if hi - lo >= {lanes}:", f"        seen[{k}] = 1"]
             if spec.init is not None:
                 out.append(f"        user_init(s{k})")
         out += ["    i = lo", f"    while i + {lanes} <= hi:"]
@@ -171,12 +174,13 @@ def loops(spec, variant: str) -> dict:
 
     module, cacheable = _compile_cache.prepared_module(spec)
     modname = module.__name__
-    name = f"{modname}_engine{LANES}_{variant}"
+    source = _source(spec, variant, modname)
+    # Named by its source: a changed generator never reuses an older file (or numba's cache of it).
+    name = f"{modname}_loops_{variant}_{hashlib.sha256(source.encode()).hexdigest()[:12]}"
     with _lock:
         mod = sys.modules.get(name)
         if mod is None:
             path = os.path.join(os.path.dirname(module.__file__), name + ".py")
-            source = _source(spec, variant, modname)
             if not os.path.exists(path):
                 # Written once: numba's cache index is keyed on the file's mtime.
                 tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
