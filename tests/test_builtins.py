@@ -955,7 +955,8 @@ def test_native_engine_matches_sqlite(engine_frame, call):
 @pytest.mark.parametrize("call", ["approx_count_distinct(k)", "median(x)", "mode(z)", "arg_max(i, x)",
                                   "quantile_disc(k, 0.3)", "approx_quantile(x, 0.9)", "entropy(i)"])
 def test_native_engine_with_threads_and_where(engine_frame, call):
-    """Plain forms have no merge: one thread whatever ``workers`` says, so the same answer under WHERE too."""
+    """Plain forms on threads (order statistics, mode, entropy and the sketch merge exactly) or on one
+    (no merge): the same answer under WHERE too."""
     for where in ("", "WHERE x > 2.5 OR z < 0", "WHERE k IS NULL"):
         sql = f"SELECT g, {call} AS v, count(*) AS n FROM df {where} GROUP BY g ORDER BY v DESC, g LIMIT 30"
         assert fastagg.explain(engine_frame, sql).engine == "native"

@@ -111,6 +111,49 @@ def _hll_step(s, h):
 
 
 @register_jitable
+def _hll_entry(s, e):
+    """Add register entry *e* (:func:`_entry`) as :func:`_hll_step` adds a hash's."""
+    if len(s.registers) == 0:
+        s.entries.append(e)
+        if len(s.entries) > SPARSE_LIMIT:
+            s.registers.extend(np.zeros(2**HLL_P, np.uint8))
+            r = s.registers.as_array()
+            for f in s.entries.as_array():
+                if np.uint8(f & 63) > r[f >> 6]:
+                    r[f >> 6] = np.uint8(f & 63)
+            s.entries.clear()
+    else:
+        r = s.registers.as_array()
+        if np.uint8(e & 63) > r[e >> 6]:
+            r[e >> 6] = np.uint8(e & 63)
+
+
+@register_jitable
+def _hll_merge(s, o):
+    """Merge sketch *o* into *s*: the registers' maxima, whichever form each is in (the estimate is the same)."""
+    if len(o.registers) == 0:
+        if len(s.registers) == 0 and len(s.entries) + len(o.entries) <= SPARSE_LIMIT:
+            s.entries.extend(o.entries.as_array())  # both sparse and staying so: one copy
+            return
+        for e in o.entries.as_array():
+            _hll_entry(s, e)
+        return
+    if len(s.registers) == 0:
+        s.registers.extend(o.registers.as_array())
+        r = s.registers.as_array()
+        for f in s.entries.as_array():
+            if np.uint8(f & 63) > r[f >> 6]:
+                r[f >> 6] = np.uint8(f & 63)
+        s.entries.clear()
+        return
+    r = s.registers.as_array()
+    q = o.registers.as_array()
+    for i in range(len(r)):
+        if q[i] > r[i]:
+            r[i] = q[i]
+
+
+@register_jitable
 def _hll_finalize(s):
     if len(s.registers) == 0:
         return hll_estimate(sparse_counts(s.entries.as_array()))
@@ -136,6 +179,9 @@ class ApproxCountDistinctInt:
     def step(self, v: int):
         _hll_step(self, int_hash(v))
 
+    def merge(self, other):
+        _hll_merge(self, other)
+
     def finalize(self) -> int:
         return _hll_finalize(self)
 
@@ -155,6 +201,9 @@ class ApproxCountDistinctReal:
 
     def step(self, v: float):
         _hll_step(self, real_hash(v))
+
+    def merge(self, other):
+        _hll_merge(self, other)
 
     def finalize(self) -> int:
         return _hll_finalize(self)
@@ -213,10 +262,28 @@ class MedianReal:
     def step(self, x: float):
         self.values.append(x)
 
+    def merge(self, other):
+        # The engine merges row ranges in order: appending keeps the values in row order.
+        self.values.extend(other.values.as_array())
+
     def finalize(self) -> float | None:
         if len(self.values) == 0:
             return None
         return _quantile_cont(self.values.as_array(), 0.5)
+
+
+@numba.njit(cache=True, nogil=True)
+def _median_segments(values, starts, lo, hi, out, null):
+    """:class:`MedianReal` over groups ``lo..hi-1`` of the engine's segment layout (each group's values in row order)."""
+    for g in range(lo, hi):
+        s, e = starts[g], starts[g + 1]
+        if s == e:
+            null[g] = 1
+        else:
+            out[g] = _quantile_cont(values[s:e], 0.5)
+
+
+MedianReal.__fastagg_segments__ = _median_segments
 
 
 @numba.njit(cache=True)
@@ -266,6 +333,10 @@ class QuantileDiscInt:
             self.q = q
         self.values.append(x)
 
+    def merge(self, other):
+        # The engine merges row ranges in order: appending keeps the values in row order.
+        self.values.extend(other.values.as_array())
+
     def finalize(self) -> int | None:
         n = len(self.values)
         if n == 0:
@@ -294,6 +365,10 @@ class QuantileDiscReal:
             _check_q_disc(q)
             self.q = q
         self.values.append(x)
+
+    def merge(self, other):
+        # The engine merges row ranges in order: appending keeps the values in row order.
+        self.values.extend(other.values.as_array())
 
     def finalize(self) -> float | None:
         n = len(self.values)
@@ -407,6 +482,10 @@ class ModeInt:
     def step(self, x: int):
         self.values.append(x)
 
+    def merge(self, other):
+        # The engine merges row ranges in order: appending keeps the values in row order.
+        self.values.extend(other.values.as_array())
+
     def finalize(self) -> int | None:
         if len(self.values) == 0:
             return None
@@ -427,6 +506,10 @@ class ModeReal:
 
     def step(self, x: float):
         self.values.append(x)
+
+    def merge(self, other):
+        # The engine merges row ranges in order: appending keeps the values in row order.
+        self.values.extend(other.values.as_array())
 
     def finalize(self) -> float | None:
         if len(self.values) == 0:
@@ -452,6 +535,10 @@ class EntropyInt:
     def step(self, x: int):
         self.values.append(x)
 
+    def merge(self, other):
+        # The engine merges row ranges in order: appending keeps the values in row order.
+        self.values.extend(other.values.as_array())
+
     def finalize(self) -> float:
         if len(self.values) == 0:
             return 0.0
@@ -472,6 +559,10 @@ class EntropyReal:
 
     def step(self, x: float):
         self.values.append(x)
+
+    def merge(self, other):
+        # The engine merges row ranges in order: appending keeps the values in row order.
+        self.values.extend(other.values.as_array())
 
     def finalize(self) -> float:
         if len(self.values) == 0:

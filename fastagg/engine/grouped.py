@@ -15,13 +15,18 @@ For a statement in the shape (:mod:`.shape`), :func:`run_native`
 4. runs each aggregate over its argument (a column, or arithmetic,
    :mod:`.expr`): SQLite's ``count``/``sum``/``total``/``avg``/``min``/``max``
    as 3.40's ``func.c`` computes them (row order, so float sums are
-   bit-identical; ``count`` over row ranges on threads, counts combine
-   exactly); a compiled fastagg aggregate through the array entry points
-   generated beside its SQLite callbacks
-   (:func:`fastagg.compile.codegen.generate_array_source`: the same
-   ``__init__``/``step``/``finalize``/``merge``), one state record per group
-   in an arena of its state dtype, split over threads when it has ``merge``
-   and no growable fields (per-thread arenas merged in row-range order);
+   bit-identical; a float sum's pass also counts ``count(*)`` and
+   ``count(x)``; ``count`` and integer ``sum`` over row ranges on threads,
+   which combine exactly, see :func:`.reduce.combine_int_sums`); a compiled
+   fastagg aggregate through loops generated over its user methods
+   (:mod:`.reduce`: the same ``__init__``/``step``/``finalize``/``merge`` as
+   the SQLite callbacks, with NaN tested in the loop for a plain float
+   column), one state record per group in an arena of its state dtype,
+   split over threads when it has ``merge`` (per-thread arenas merged in
+   row-range order, merged-in vectors freed); without GROUP BY, several
+   states per thread (:data:`.reduce.LANES`); a plain form with a segment
+   finalizer (``median``) over each group's values gathered contiguously
+   (:func:`.reduce.segments`) instead of a vector per group;
 5. builds the result itself for a *direct* plan (:mod:`.result`), or
    registers the grouped result (keys read from the descriptors at each
    group's first row, one column per aggregate) as a table and lets SQLite
@@ -41,14 +46,19 @@ the shape check (:data:`.shape.KBN_SUMMATION`) leaves those three to SQLite.
 Rows reach SQLite's aggregates in frame order within each group only when
 the virtual table scans once: ``IN`` on a numeric column (and an ``OR`` of
 equalities, which SQLite turns into ``IN``) is scanned one value at a time,
-so those stay on SQLite. SQLite's own aggregates always run on one thread
-(bit-identical). A user aggregate with ``merge`` and no ``fastagg.vector``
-field is split into row ranges over threads (per-thread arenas, merged in
-range order): its floats may then differ from SQLite's by summation order
-(the tests allow 1e-12 relative), and its ``__init__`` runs once per group
-per range that reaches the group (as in the workers / partial-state path).
-One thread: ``__init__`` once per group, at the group's first row, as the
-SQLite callback does.
+so those stay on SQLite. SQLite's own float aggregates run on one thread
+(bit-identical); integer ``sum`` runs on threads only where the combined
+answer is provably SQLite's. A user aggregate with ``merge`` is split into
+row ranges over threads (per-thread arenas, merged in range order), and an
+ungrouped one over 65,536 rows or more into :data:`.reduce.LANES` states
+per thread (merged in lane order): its floats may then differ from
+SQLite's by summation order (the tests allow 1e-12 relative), and its
+``__init__`` runs once per group per range (or lane) that reaches the
+group (as in the workers / partial-state path). One thread and a grouped
+statement (or fewer rows): ``__init__`` once per group, at the group's
+first row, as the SQLite callback does. The built-ins' plain forms that
+keep values (order statistics, ``mode``, ``entropy``) merge by appending
+the later range's values, so their answers stay exact on threads.
 """
 
 from __future__ import annotations
@@ -69,6 +79,10 @@ __all__ = ["run_native", "NativeFailed"]
 
 #: Rows below which one thread does all the work.
 THREAD_MIN_ROWS = 1_000_000
+
+#: Rows from which an ungrouped mergeable user aggregate steps :data:`.reduce.LANES`
+#: states per thread (merged in lane order); below, one state in row order, as SQLite.
+LANES_MIN_ROWS = 65536
 
 _pool = None
 _pool_lock = threading.Lock()
@@ -99,21 +113,44 @@ def threads_for(nrows: int, workers: int | None) -> int:
 # Aggregates
 
 
-def _sqlite_aggregate(agg, is_float, gids, ngroups, value, kernels, sums, key, nthreads):
-    """One of SQLite's aggregates: (values, null mask). *sums* caches an argument's sum pass (sum/avg/total share it)."""
+def _sqlite_aggregate(agg, is_float, gids, ngroups, value, kernels, sums, key, nthreads, arguments):
+    """One of SQLite's aggregates: (values, null mask).
+
+    *sums* caches an argument's sum pass (sum/avg/total share it) and the
+    rows per group that pass counted on the way (``("rows", filter)``:
+    ``count(*)`` then costs no pass of its own; the caller runs the sums
+    first).
+    """
+    from . import reduce
+
     name = agg.name
     if name == "count":
-        null = value("null", None) if not agg.args else value("f64", agg.args[0])[1]
-        return _threaded_count(kernels, gids, ngroups, null, nthreads), None
-    x, null = value("f64" if is_float else "i64", agg.args[0])
+        if not agg.args:
+            rows = sums.get(("rows", agg.filter))
+            if rows is not None:
+                return rows, None
+            return _threaded_count(reduce.count_all, gids, ngroups, None, nthreads), None
+        if key in sums:
+            return sums[key][2], None  # the sum pass counted the non-NULL values
+        null = value("f64", agg.args[0])[1]
+        return _threaded_count(kernels.count_rows, gids, ngroups, null, nthreads), None
     if name in ("min", "max"):
+        x, null = value("f64" if is_float else "i64", agg.args[0])
         best, have = kernels.extreme(gids, ngroups, x, null, name == "max")
         return best, have == 0
     if key not in sums:
         if is_float:
-            sums[key] = (None, *kernels.sum_float(gids, ngroups, x, null), None)
+            arrays, variant = arguments("f64", agg.args[0])
+            if variant == "n":
+                rsum, cnt, rows = reduce.sum_float_rows(gids, ngroups, arrays[0])
+                sums[key] = (None, rsum, cnt, None)
+                sums[("rows", agg.filter)] = rows
+            else:
+                x, null = value("f64", agg.args[0])
+                sums[key] = (None, *kernels.sum_float(gids, ngroups, x, null), None)
         else:
-            sums[key] = kernels.sum_int(gids, ngroups, x, null)
+            x, null = value("i64", agg.args[0])
+            sums[key] = _threaded_int_sum(gids, ngroups, x, null, nthreads) or kernels.sum_int(gids, ngroups, x, null)
     isum, rsum, cnt, overflow = sums[key]
     if name == "total":
         return rsum, None
@@ -148,13 +185,34 @@ def _ranges(n, nthreads):
     return [(n * t // nthreads, n * (t + 1) // nthreads) for t in range(nthreads)]
 
 
-def _threaded_count(kernels, gids, ngroups, null, nthreads):
-    """count per group; integer counts combine exactly, so row ranges run on threads."""
+def _threaded_count(kernel, gids, ngroups, null, nthreads):
+    """count per group; integer counts combine exactly, so row ranges run on threads.
+
+    *kernel* is ``count_rows(gids, ngroups, null)`` or, with *null* None,
+    ``count_all(gids, ngroups)``.
+    """
+    parts = _ranges(len(gids), nthreads)
+
+    def count(r):
+        if null is None:
+            return kernel(gids[r[0]:r[1]], ngroups)
+        return kernel(gids[r[0]:r[1]], ngroups, null[r[0]:r[1]])
+
+    if len(parts) == 1:
+        return count(parts[0])
+    return np.sum(list(_executor(len(parts)).map(count, parts)), axis=0)
+
+
+def _threaded_int_sum(gids, ngroups, x, null, nthreads):
+    """sum_int's answer from row ranges on threads, or None (one range, or undecided: see combine_int_sums)."""
+    from . import reduce
+
     parts = _ranges(len(gids), nthreads)
     if len(parts) == 1:
-        return kernels.count_rows(gids, ngroups, null)
-    outs = list(_executor(len(parts)).map(lambda r: kernels.count_rows(gids[r[0]:r[1]], ngroups, null[r[0]:r[1]]), parts))
-    return np.sum(outs, axis=0)
+        return None
+    results = list(_executor(len(parts)).map(
+        lambda r: reduce.sum_int_range(gids, ngroups, x, null, r[0], r[1]), parts))
+    return reduce.combine_int_sums(results)
 
 
 def _array_entry_points(spec):
@@ -223,42 +281,103 @@ def _result_type_exact(spec, finalize) -> bool:
 _entry_cache: dict[int, tuple] = {}
 
 
-def _user_aggregate(agg, gids, ngroups, value, nthreads):
-    """A compiled fastagg aggregate over the groups: (values, null mask)."""
+def _user_aggregate(agg, gids, ngroups, arguments, nthreads, grouped=True):
+    """A compiled fastagg aggregate over the groups: (values, null mask).
+
+    *arguments(how, arg)* gives an argument's arrays and NULL variant
+    (:mod:`.reduce`). Without GROUP BY (*grouped* false) the rows go to
+    :data:`.reduce.LANES` states per thread (a mergeable aggregate) or one
+    state in row order, and *gids* is not read.
+    """
+    from . import reduce
+
     spec = agg.spec
     funcs = _array_entry_points(spec)
-    arrays = []
+    segment = getattr(spec.cls, "__fastagg_segments__", None)
+    if segment is not None:
+        return _segment_aggregate(segment, agg, gids, ngroups, arguments, nthreads)
+    arrays, variant = [], ""
     for arg, column in zip(spec.args, agg.args):
-        arrays += value("i64" if arg.kind == "int" else "f64", column)
+        a, v = arguments("i64" if arg.kind == "int" else "f64", column)
+        arrays += a
+        variant += v
+    loops = reduce.loops(spec, variant)
     n = len(gids)
     where = spec.qualname
-    if spec.vector_fields or "array_merge" not in funcs:
+    mergeable = "array_merge" in funcs
+    if not mergeable:
         nthreads = 1
-    nthreads = max(1, min(nthreads, n))
+    nthreads = max(1, min(nthreads, n // 16384 or 1))
     bounds = [n * t // nthreads for t in range(nthreads + 1)]
+    lanes = not grouped and mergeable and n >= LANES_MIN_ROWS
+    width = ngroups if grouped else (reduce.LANES if lanes else 1)
+    arenas = []
 
     def part(t):
-        arena = np.zeros(ngroups, spec.state)
-        seen = np.zeros(ngroups, np.uint8)
+        arena = np.zeros(width, spec.state)
+        seen = np.zeros(width, np.uint8)
+        arenas.append(arena)
         lo, hi = bounds[t], bounds[t + 1]
-        _call(funcs["array_step"], f"{where}.step", arena, seen, gids, lo, hi, *arrays)
+        if grouped:
+            _call(loops["groups_step"], f"{where}.step", arena, seen, gids, lo, hi, *arrays)
+        else:
+            step = loops["lanes_step"] if lanes else loops["single_step"]
+            _call(step, f"{where}.step", arena, seen, lo, hi, *arrays)
         return arena, seen
 
-    if nthreads == 1:
-        arena, seen = part(0)
-    else:
-        parts = list(_executor(nthreads).map(part, range(nthreads)))
+    try:
+        if nthreads == 1:
+            parts = [part(0)]
+        else:
+            futures = [_executor(nthreads).submit(part, t) for t in range(nthreads)]
+            concurrent.futures.wait(futures)
+            parts = [f.result() for f in futures]  # the first range's error first
+        if not grouped:
+            # Lanes in row order, as one arena per lane of one group.
+            parts = [(arena[k:k + 1], seen[k:k + 1]) for arena, seen in parts for k in range(len(arena))]
         arena, seen = parts[0]
-        rows = arena.view(np.uint8).reshape(ngroups, spec.state.itemsize)
+        rows = arena.view(np.uint8).reshape(len(arena), spec.state.itemsize)
         for other, oseen in parts[1:]:
-            _call(funcs["array_merge"], f"{where}.merge", arena, seen, other, oseen)
+            # Merged-in vectors are freed by merge_free; a group only *other* reached moves over whole.
+            _call(loops["merge_free"], f"{where}.merge", arena, seen, other, oseen)
             fresh = (oseen != 0) & (seen == 0)
-            rows[fresh] = other.view(np.uint8).reshape(ngroups, spec.state.itemsize)[fresh]
+            if fresh.any():
+                rows[fresh] = other.view(np.uint8).reshape(len(other), spec.state.itemsize)[fresh]
+                other.view(np.uint8).reshape(len(other), spec.state.itemsize)[fresh] = 0
             seen |= oseen
-    _call(funcs["array_fresh"], f"{where}.__init__", arena, seen)
-    out = np.zeros(ngroups, np.float64 if spec.result.kind == "float" else np.int64)
+        _call(funcs["array_fresh"], f"{where}.__init__", arena, seen)
+        out = np.zeros(len(arena), np.float64 if spec.result.kind == "float" else np.int64)
+        null = np.zeros(len(arena), np.uint8)
+        _call(funcs["array_finalize"], f"{where}.finalize", arena, out, null)  # frees each group's vectors
+        return out, null != 0
+    finally:
+        if spec.vector_fields:
+            for a in arenas:  # what a failure left allocated (free_vector leaves a freed vector empty)
+                loops["free_all"](a)
+
+
+def _segment_aggregate(segment, agg, gids, ngroups, arguments, nthreads):
+    """A plain form with a segment finalizer (``median``): each group's values gathered contiguously, in row order.
+
+    One counting sort (:func:`.reduce.segments`) instead of a vector per
+    group; the groups then finalize on threads (each group on its own).
+    """
+    from . import reduce
+
+    arrays, variant = arguments("f64", agg.args[0])
+    nan = variant == "n"
+    starts, values = reduce.segments(gids, ngroups, arrays[0], np.zeros(0, np.uint8) if nan else arrays[1], nan)
+    out = np.zeros(ngroups, np.float64)
     null = np.zeros(ngroups, np.uint8)
-    _call(funcs["array_finalize"], f"{where}.finalize", arena, out, null)
+    parts = _ranges(len(values), nthreads) if ngroups >= 2 * nthreads else [(0, len(values))]
+    if len(parts) == 1:
+        segment(values, starts, 0, ngroups, out, null)
+    else:
+        # Group ranges of about equal values: the cut points from the starts.
+        cuts = np.searchsorted(starts[:ngroups], [lo for lo, _ in parts] + [len(values)]).tolist()
+        cuts[0], cuts[-1] = 0, ngroups
+        list(_executor(len(parts)).map(lambda t: segment(values, starts, cuts[t], cuts[t + 1], out, null),
+                                       range(len(parts))))
     return out, null != 0
 
 
@@ -416,6 +535,23 @@ def compute_grouped(plan: Plan, registration, params, workers, constants):
                 loaded[how, arg] = _load(cols[arg], columns[arg], rows, how)
         return loaded[how, arg]
 
+    def arguments(how, arg):
+        """An argument's arrays for :mod:`.reduce` and their NULL variant."""
+        if how == "f64":
+            if isinstance(arg, Expr):
+                ev = evaluated_arg(arg)
+                if ev[0] == "real":
+                    return [ev[1]], "n"  # NaN is NULL in an evaluated real
+            else:
+                plain = _plain_buffer(columns[arg], np.float64)
+                if plain is not None:
+                    return [plain if isinstance(rows, _Rows) else plain[rows]], "n"
+        elif not isinstance(arg, Expr):
+            plain = _plain_buffer(columns[arg], np.int64)
+            if plain is not None:
+                return [plain if isinstance(rows, _Rows) else plain[rows]], "z"
+        return list(value(how, arg)), "m"
+
     def is_float(arg):
         if isinstance(arg, Expr):
             return evaluated_arg(arg)[0] == "real"
@@ -441,17 +577,23 @@ def compute_grouped(plan: Plan, registration, params, workers, constants):
                     cache[how, arg] = tuple(np.ascontiguousarray(a[idx]) for a in value(how, arg))
                 return cache[how, arg]
 
-            filtered[text] = np.ascontiguousarray(gids[idx]), fvalue, idx
+            def fargs(how, arg):
+                return list(fvalue(how, arg)), "m"
+
+            filtered[text] = np.ascontiguousarray(gids[idx]), fvalue, idx, fargs
         return filtered[text]
 
     nthreads = threads_for(len(rows), workers)
-    results = []
+    results = [None] * len(plan.aggregates)
     sums: dict = {}
     _fused_float_sums(plan, gids, ngroups, value, is_float, kernels, sums)
-    for agg in plan.aggregates:
-        g, val = gids, value
+    # count(*) and count(x) last: a float sum's pass counts them on the way.
+    order = sorted(range(len(plan.aggregates)), key=lambda k: plan.aggregates[k].name == "count")
+    for k in order:
+        agg = plan.aggregates[k]
+        g, val, args = gids, value, arguments
         if agg.filter is not None:
-            g, val, _ = restrict(agg.filter)
+            g, val, _, args = restrict(agg.filter)
         if agg.spec is None and agg.name in ("min", "max") and agg.args and not isinstance(agg.args[0], Expr) \
                 and columns[agg.args[0]].kind not in NUMERIC_KINDS:
             from .columnar import extreme_text
@@ -460,15 +602,15 @@ def compute_grouped(plan: Plan, registration, params, workers, constants):
             if agg.filter is not None:
                 table_rows = table_rows[restrict(agg.filter)[2]]
             best = extreme_text(g, ngroups, cols[agg.args[0]], table_rows, agg.name == "max")
-            results.append(text_array(cols[agg.args[0]], best, columns[agg.args[0]].kind))
+            results[k] = text_array(cols[agg.args[0]], best, columns[agg.args[0]].kind)
             continue
         if agg.spec is None:
             floating = bool(agg.args) and is_float(agg.args[0])
             key = (agg.args[0] if agg.args else None, agg.filter)
-            out = _sqlite_aggregate(agg, floating, g, ngroups, val, kernels, sums, key, nthreads)
+            out = _sqlite_aggregate(agg, floating, g, ngroups, val, kernels, sums, key, nthreads, args)
         else:
-            out = _user_aggregate(agg, g, ngroups, val, nthreads)
-        results.append(number_array(*out))
+            out = _user_aggregate(agg, g, ngroups, args, nthreads, plan.grouped)
+        results[k] = number_array(*out)
     keys = {}
     if plan.grouped:
         for i in dict.fromkeys(plan.keys):
