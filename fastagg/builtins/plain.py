@@ -22,8 +22,6 @@ import math
 
 import numba
 import numpy as np
-from numba.cpython.unsafe.numbers import leading_zeros
-from numba.extending import register_jitable
 
 from ..compile.spec import aggregate, array
 from ..compile.vector import vector
@@ -32,132 +30,15 @@ from .keys import Entropy, Mode, _entropy
 from .numhash import int_hash, real_hash
 from .quantiles import Median, QuantileDisc, _check_q_disc, _quantile_cont, _quantile_disc_index, select_in_place
 from .sketches import (
-    HLL_P, TDIGEST_BUFFER, TDIGEST_CAPACITY, ApproxCountDistinct, ApproxQuantile,
-    hll_add, hll_estimate, register_counts, tdigest_result, tdigest_step,
+    TDIGEST_BUFFER, TDIGEST_CAPACITY, ApproxCountDistinct, ApproxQuantile,
+    hll_merge, hll_result, hll_step, tdigest_result, tdigest_step,
 )
 
-__all__ = ["PLAIN_FORMS", "SPARSE_LIMIT", "sparse_counts"]
+__all__ = ["PLAIN_FORMS"]
 
 # --------------------------------------------------------------------------
-# approx_count_distinct: HyperLogLog, sparse while small
-
-SPARSE_LIMIT = 4096
-"""Registers a plain HyperLogLog state keeps as a list (4 bytes each) before it builds all 2**14 (16 KB)."""
-
-_Q = 64 - HLL_P
-
-
-@numba.njit(cache=True, inline="always")
-def _entry(h):
-    """Hash *h* as its register: ``index << 6 | rank`` with :func:`.sketches.hll_add`'s index and rank."""
-    h = np.uint64(h)
-    rank = min(leading_zeros(h << np.uint64(HLL_P)), _Q) + 1
-    return np.uint32((h >> np.uint64(_Q)) << np.uint64(6)) | np.uint32(rank)
-
-
-@numba.njit(cache=True)
-def sparse_counts(entries):
-    """Ertl's register counts of the registers the *entries* (:func:`_entry`) fill; may reorder *entries*."""
-    k = len(entries)
-    counts = np.zeros(_Q + 2, np.int64)
-    distinct = 0
-    if k <= 128:  # few: sorted by (index, rank), the last of each index is its register
-        if k <= 16:  # in place, no allocation (the entries are the state's, freed after finalize)
-            keys = entries
-            for i in range(1, k):
-                e = keys[i]
-                j = i - 1
-                while j >= 0 and keys[j] > e:
-                    keys[j + 1] = keys[j]
-                    j -= 1
-                keys[j + 1] = e
-        else:
-            keys = np.sort(entries)
-        for j in range(k):
-            if j + 1 == k or keys[j + 1] >> 6 != keys[j] >> 6:
-                counts[keys[j] & 63] += 1
-                distinct += 1
-    else:
-        registers = np.zeros(2**HLL_P, np.uint8)
-        for e in entries:
-            i = e >> 6
-            r = np.uint8(e & 63)
-            if r > registers[i]:
-                registers[i] = r
-        for e in entries:
-            i = e >> 6
-            r = registers[i]
-            if r != 0:
-                counts[r] += 1
-                distinct += 1
-                registers[i] = 0
-    counts[0] = 2**HLL_P - distinct
-    return counts
-
-
-@register_jitable
-def _hll_step(s, h):
-    if len(s.registers) == 0:
-        s.entries.append(_entry(h))
-        if len(s.entries) > SPARSE_LIMIT:  # dense from now on
-            s.registers.extend(np.zeros(2**HLL_P, np.uint8))
-            r = s.registers.as_array()
-            for e in s.entries.as_array():
-                if np.uint8(e & 63) > r[e >> 6]:
-                    r[e >> 6] = np.uint8(e & 63)
-            s.entries.clear()
-    else:
-        hll_add(s.registers.as_array(), h)
-
-
-@register_jitable
-def _hll_entry(s, e):
-    """Add register entry *e* (:func:`_entry`) as :func:`_hll_step` adds a hash's."""
-    if len(s.registers) == 0:
-        s.entries.append(e)
-        if len(s.entries) > SPARSE_LIMIT:
-            s.registers.extend(np.zeros(2**HLL_P, np.uint8))
-            r = s.registers.as_array()
-            for f in s.entries.as_array():
-                if np.uint8(f & 63) > r[f >> 6]:
-                    r[f >> 6] = np.uint8(f & 63)
-            s.entries.clear()
-    else:
-        r = s.registers.as_array()
-        if np.uint8(e & 63) > r[e >> 6]:
-            r[e >> 6] = np.uint8(e & 63)
-
-
-@register_jitable
-def _hll_merge(s, o):
-    """Merge sketch *o* into *s*: the registers' maxima, whichever form each is in (the estimate is the same)."""
-    if len(o.registers) == 0:
-        if len(s.registers) == 0 and len(s.entries) + len(o.entries) <= SPARSE_LIMIT:
-            s.entries.extend(o.entries.as_array())  # both sparse and staying so: one copy
-            return
-        for e in o.entries.as_array():
-            _hll_entry(s, e)
-        return
-    if len(s.registers) == 0:
-        s.registers.extend(o.registers.as_array())
-        r = s.registers.as_array()
-        for f in s.entries.as_array():
-            if np.uint8(f & 63) > r[f >> 6]:
-                r[f >> 6] = np.uint8(f & 63)
-        s.entries.clear()
-        return
-    r = s.registers.as_array()
-    q = o.registers.as_array()
-    for i in range(len(r)):
-        if q[i] > r[i]:
-            r[i] = q[i]
-
-
-@register_jitable
-def _hll_finalize(s):
-    if len(s.registers) == 0:
-        return hll_estimate(sparse_counts(s.entries.as_array()))
-    return hll_estimate(register_counts(s.registers.as_array()))
+# approx_count_distinct: HyperLogLog, sparse while small (the state and its
+# functions are :mod:`.sketches`', shared with the type-generic class)
 
 
 @aggregate(name="approx_count_distinct__int")
@@ -177,13 +58,13 @@ class ApproxCountDistinctInt:
     registers: vector(np.uint8)
 
     def step(self, v: int):
-        _hll_step(self, int_hash(v))
+        hll_step(self, int_hash(v))
 
     def merge(self, other):
-        _hll_merge(self, other)
+        hll_merge(self, other)
 
     def finalize(self) -> int:
-        return _hll_finalize(self)
+        return hll_result(self)
 
 
 @aggregate(name="approx_count_distinct__real")
@@ -200,13 +81,13 @@ class ApproxCountDistinctReal:
     registers: vector(np.uint8)
 
     def step(self, v: float):
-        _hll_step(self, real_hash(v))
+        hll_step(self, real_hash(v))
 
     def merge(self, other):
-        _hll_merge(self, other)
+        hll_merge(self, other)
 
     def finalize(self) -> int:
-        return _hll_finalize(self)
+        return hll_result(self)
 
 
 # --------------------------------------------------------------------------
