@@ -50,8 +50,9 @@ so those stay on SQLite. SQLite's own float aggregates run on one thread
 (bit-identical); integer ``sum`` runs on threads only where the combined
 answer is provably SQLite's. A user aggregate with ``merge`` is split into
 row ranges over threads (per-thread arenas, merged in range order), and an
-ungrouped one over 65,536 rows or more into :data:`.reduce.LANES` states
-per thread (merged in lane order): its floats may then differ from
+ungrouped one on several threads over 65,536 rows or more into
+:data:`.reduce.LANES` states per thread (merged in lane order; one thread
+keeps one state in row order): its floats may then differ from
 SQLite's by summation order (the tests allow 1e-12 relative), and its
 ``__init__`` runs once per group per range (or lane) that reaches the
 group (as in the workers / partial-state path). One thread and a grouped
@@ -80,8 +81,9 @@ __all__ = ["run_native", "NativeFailed"]
 #: Rows below which one thread does all the work.
 THREAD_MIN_ROWS = 1_000_000
 
-#: Rows from which an ungrouped mergeable user aggregate steps :data:`.reduce.LANES`
-#: states per thread (merged in lane order); below, one state in row order, as SQLite.
+#: Rows from which an ungrouped mergeable user aggregate on several threads steps
+#: :data:`.reduce.LANES` states per thread (merged in lane order); below, or on one
+#: thread, one state in row order, as SQLite.
 LANES_MIN_ROWS = 65536
 
 _pool = None
@@ -309,7 +311,8 @@ def _user_aggregate(agg, gids, ngroups, arguments, nthreads, grouped=True):
         nthreads = 1
     nthreads = max(1, min(nthreads, n // 16384 or 1))
     bounds = [n * t // nthreads for t in range(nthreads + 1)]
-    lanes = not grouped and mergeable and n >= LANES_MIN_ROWS
+    # Lanes only where threads already merge states: one thread is SQLite's row order, bit for bit.
+    lanes = not grouped and mergeable and n >= LANES_MIN_ROWS and nthreads > 1
     width = ngroups if grouped else (reduce.LANES if lanes else 1)
     arenas = []
 
