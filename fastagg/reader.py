@@ -209,15 +209,21 @@ def _format_mixed(fmt_address, slots, tags, data, n, capacity):
 
 
 class _Job:
-    """One call to run on a worker; ``done`` is released when it has run."""
+    """One call to run on a worker; ``done`` is released and ``finished`` set when it has run.
 
-    __slots__ = ("fn", "args", "done", "result", "error", "callback_error")
+    ``finished`` is what an interrupted caller tests: a signal's exception
+    can be raised just after ``done.acquire`` succeeded (CPython runs the
+    handler at the next bytecode), and the lock is then already taken.
+    """
+
+    __slots__ = ("fn", "args", "done", "finished", "result", "error", "callback_error")
 
     def __init__(self, fn, args):
         self.fn = fn
         self.args = args
         self.done = threading.Lock()
         self.done.acquire()
+        self.finished = False
         self.result = None
         self.error = None
         self.callback_error = None
@@ -240,6 +246,7 @@ def _work(inbox: queue.SimpleQueue) -> None:
             job.error = exc
         # Thread-local: only this thread can see what its callbacks reported.
         job.callback_error = last_callback_error()
+        job.finished = True
         job.done.release()
 
 
@@ -283,7 +290,7 @@ def _run_interruptibly(handle: int, fn, *args):
         # The statement was not started before the interrupt if the worker has
         # not reached its first step yet; SQLite then clears the flag at that
         # step, so repeat until the worker has stopped.
-        while True:
+        while not job.finished:
             _capi.lib.sqlite3_interrupt(handle)
             try:
                 if job.done.acquire(timeout=0.01):

@@ -766,3 +766,50 @@ def test_handle_check_from_many_threads_at_once():
     assert errors == []
     assert con.getlimit(capi._PROBE_LIMIT) == limit
     con.close()
+
+
+def test_interrupt_raised_just_after_the_job_finished_does_not_hang(monkeypatch):
+    """A signal's exception can arrive right after ``done.acquire`` took the lock (CPython runs the
+    handler at the next bytecode): the caller must still see the job as finished, not wait forever."""
+    from fastagg import reader
+
+    class LateInterruptLock:
+        def __init__(self):
+            self._lock = threading.Lock()
+            self.raised = False
+
+        def acquire(self, blocking=True, timeout=-1):
+            got = self._lock.acquire(blocking, timeout)
+            if got and not self.raised:
+                self.raised = True
+                raise KeyboardInterrupt  # the lock is now taken: the job's completion is consumed
+            return got
+
+        def release(self):
+            self._lock.release()
+
+    class Job(reader._Job):
+        __slots__ = ()
+
+        def __init__(self, fn, args):
+            super().__init__(fn, args)
+            self.done = LateInterruptLock()
+            self.done._lock.acquire()
+
+    monkeypatch.setattr(reader, "_Job", Job)
+    con = sqlite3.connect(":memory:")
+    handle = _capi.connection_handle(con)
+    outcome = []
+
+    def call():
+        try:
+            reader._run_interruptibly(handle, lambda: 42)
+            outcome.append("returned")
+        except KeyboardInterrupt:
+            outcome.append("interrupted")
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    caller.join(10)
+    assert outcome == ["interrupted"], "the interrupted caller waited for a job that had already finished"
+    con.close()
