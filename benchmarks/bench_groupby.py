@@ -206,11 +206,6 @@ BUILTINS = [
 ]
 
 
-#: approx_count_distinct's SQLite form keeps a 16 KB sketch per group (the
-#: native engine's plain form starts sparse): above this many groups it is
-#: run only when ``fastagg.explain`` says native.
-SKETCH_MAX_GROUPS = 100_000
-
 #: A call slower than this is timed once (its checked first run): pandas'
 #: groupby().corr() and sketch aggregates over 1,000,000 groups take minutes.
 SLOW_S = 10.0
@@ -298,20 +293,12 @@ def bench_frame(label: str, df: pd.DataFrame, repeat: int, duck, pl, engines: li
     rows.append(row)
 
     # Built-ins.
-    ngroups = df["g"].nunique()
     for case, sql, pandas_method, polars_exprs in BUILTINS:
-        case_engines = engines
-        if case.startswith("approx") and ngroups > SKETCH_MAX_GROUPS:
-            # SQLite's form holds a 16 KB sketch per group: 1,000,000 groups need 16 GB (killed here).
-            if fastagg.explain(df, sql).engine != "native":
-                rows.append({"case": case, "key": label, "skipped": f"{ngroups:,} groups x 16 KB sketch state"})
-                continue
-            case_engines = [e for e in engines if e != "sqlite"]
         # A sketch (fastagg's or DuckDB's): within 10% or 2 of the exact count (small groups collide in a register).
         rtol, atol = (0.10, 2.0) if case.startswith("approx") else (1e-9, 0.0)
         reference = duck.execute(sql).df() if rtol < 0.01 else pandas_method(df)  # approx: vs exact
         row = {"case": case, "key": label}
-        for engine in case_engines:
+        for engine in engines:
             got, row[_fast_column(engine)] = measure(
                 lambda: fast(df, sql, (), engine), repeat, lambda: fast(small, sql, (), engine)
             )
