@@ -19,11 +19,12 @@ is still written once. The loops:
 - ``lanes_step(states, seen, lo, hi, ...)``: no GROUP BY, :data:`LANES`
   states, row ``lo + k`` to state ``k % LANES`` (independent dependency
   chains the CPU overlaps; ``x.sum()``-like speed for a running total);
-  used only for a mergeable aggregate, the states then merged in lane
+  used only for a mergeable aggregate on several threads (one thread
+  keeps one state in row order), the states then merged in lane
   order (summation order differs from SQLite's row order: user aggregates
   only, within 1e-12 relative, as with threads);
 - ``single_step(states, seen, lo, hi, ...)``: one state, row order (an
-  aggregate without ``merge``);
+  aggregate without ``merge``, or one thread);
 - ``merge_free(dst, dseen, src, sseen)``: ``user_merge`` where both
   reached a group, then frees the merged-in state's vectors (the merged
   state copied them), so vector-field aggregates can run on threads;
