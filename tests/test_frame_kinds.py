@@ -229,7 +229,7 @@ def _sort_key(row):
     return [(v is None, type(v).__name__, v if v is not None else 0) for v in row]
 
 
-@pytest.mark.parametrize("sql", _cases())
+@pytest.mark.parametrize("sql", list(_cases()))
 def test_battery(session, reference, sql):
     got = table_rows(session.query(sql, AGGREGATES, output="arrow"))
     want = reference.execute(sql).fetchall()
