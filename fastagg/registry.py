@@ -10,6 +10,7 @@ connections; it imports neither.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import sqlite3
 import threading
@@ -423,13 +424,21 @@ def called_functions(sql_text: str) -> set[str]:
     >>> sorted(called_functions("SELECT g, median(x), 'f(y)' FROM df GROUP BY g"))
     ['median']
     """
+    return set(_called_functions(sql_text))
+
+
+@functools.lru_cache(maxsize=256)
+def _called_functions(sql_text: str) -> frozenset:
+    # Cached by statement text: a script or a loop runs the same statements,
+    # and sqlglot's parse (~1 ms) was the largest Python cost of a built-in's
+    # statement on the native engine.
     import sqlglot
     from sqlglot import exp
 
     try:
         trees = sqlglot.parse(sql_text, read=dialect())
     except sqlglot.errors.SqlglotError:
-        return {name.lower() for name in _CALLED_NAME.findall(sql_text)}
+        return frozenset(name.lower() for name in _CALLED_NAME.findall(sql_text))
     names: set[str] = set()
     for tree in trees:
         if tree is None:
@@ -439,7 +448,7 @@ def called_functions(sql_text: str) -> set[str]:
                 names.add(node.name.lower())
             else:
                 names.update(n.lower() for n in node.sql_names())
-    return names
+    return frozenset(names)
 
 
 #: SQL names of the built-in aggregates (their f_partial / f_combine / f_merge
