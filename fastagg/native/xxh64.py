@@ -43,18 +43,24 @@ def _xxh_round(acc, lane):
 
 
 @numba.njit(cache=True, inline="always")
-def xxhash64_word(lane):
-    """xxHash64 (seed 0) of the 8 little-endian bytes of uint64 *lane*: :func:`xxhash64` of
-    them, on registers (one lane, then the avalanche), for callers hashing one number a row."""
-    h = np.add(_P5, np.uint64(8))
-    h ^= _xxh_round(_ZERO, lane)
-    h = np.add(np.multiply(_rotl(h, 27), _P1), _P4)
+def _avalanche(h):
+    """xxHash64's final mix of the accumulator *h*."""
     h ^= h >> np.uint64(33)
     h = np.multiply(h, _P2)
     h ^= h >> np.uint64(29)
     h = np.multiply(h, _P3)
     h ^= h >> np.uint64(32)
     return h
+
+
+@numba.njit(cache=True, inline="always")
+def xxhash64_word(lane):
+    """xxHash64 (seed 0) of the 8 little-endian bytes of uint64 *lane*: :func:`xxhash64` of
+    them, on registers (one lane, then the avalanche), for callers hashing one number a row."""
+    h = np.add(_P5, np.uint64(8))
+    h ^= _xxh_round(_ZERO, lane)
+    h = np.add(np.multiply(_rotl(h, 27), _P1), _P4)
+    return _avalanche(h)
 
 
 @numba.njit(cache=True)
@@ -88,9 +94,4 @@ def xxhash64(v):
     while i < n:
         h = np.multiply(_rotl(h ^ np.multiply(np.uint64(v[i]), _P5), 11), _P1)
         i += 1
-    h ^= h >> np.uint64(33)
-    h = np.multiply(h, _P2)
-    h ^= h >> np.uint64(29)
-    h = np.multiply(h, _P3)
-    h ^= h >> np.uint64(32)
-    return h
+    return _avalanche(h)
