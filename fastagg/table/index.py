@@ -40,7 +40,7 @@ from .columns import (
     K_BLOB32, K_BLOB64, K_DATE32, K_DATETIME, K_I64, K_NULL, K_TEXT32, K_TEXT64, V_NONE,
 )
 from ..native.sort import counting_order
-from .ordering import _dense_ranks, _sort_keys
+from .ordering import _dense_ranks, _sort_keys, combined_size, rank_order
 from .values import SQLITE_FLOAT, SQLITE_INTEGER, SQLITE_NULL, SQLITE_TEXT, cell
 
 __all__ = ["OP_IS", "build_index", "column_class", "estimate_distinct", "find_index", "index_entries", "probe"]
@@ -278,14 +278,7 @@ def _index_order(cols, nrows, keys, nk):
         for i in range(nrows):  # not ranks[t, :] = r (see records.set_rows)
             ranks[t, i] = r[i]
         sizes[t] = m
-    budget = 2 * nrows + 1024
-    prod = np.int64(1)
-    fits = True
-    for t in range(nk):
-        if prod > budget // sizes[t]:
-            fits = False
-            break
-        prod *= sizes[t]
+    prod = combined_size(sizes, nrows)
     nnull = 0
     if nk == 1:
         # Dense ranks: the non-NULL values present are exactly ranks 1 .. m-1.
@@ -293,7 +286,7 @@ def _index_order(cols, nrows, keys, nk):
             if ranks[0, i] == 0:
                 nnull += 1
         return counting_order(ranks[0], sizes[0]), sizes[0] - 1, nnull
-    if fits:
+    if prod > 0:
         comb = ranks[0].copy()
         hasnull = ranks[0] == 0
         for t in range(1, nk):
@@ -310,12 +303,7 @@ def _index_order(cols, nrows, keys, nk):
                 seen[comb[i]] = 1
                 nd += 1
         return counting_order(comb, prod), nd, nnull
-    perm = np.arange(nrows)
-    for t in range(nk - 1, -1, -1):
-        key = np.empty(nrows, np.int64)
-        for i in range(nrows):
-            key[i] = ranks[t, perm[i]]
-        perm = perm[counting_order(key, sizes[t])]
+    perm = rank_order(ranks, sizes, nrows)
     # Neighbours in index order: equal keys are adjacent.
     nd = 0
     prev_ok = False

@@ -17,7 +17,7 @@ from ..native.sort import counting_order, order_spans, radix_argsort, span_equal
 from .columns import K_BLOB32, K_BLOB64, K_DATETIME, K_F32, K_F64, K_I64, K_TEXT32, K_TEXT64, K_U64, V_NONE
 from .values import INT64_MAX, INT64_MIN, float_value, int_value, micros, value_row
 
-__all__ = ["order_rows", "top_rows"]
+__all__ = ["combined_size", "order_rows", "rank_order", "top_rows"]
 
 SIGN_BIT = np.int64(INT64_MIN)
 
@@ -344,6 +344,34 @@ def _dense_ranks(keys, isnull):
 
 
 @njit(cache=True)
+def combined_size(sizes, n):
+    """The product of the rank counts *sizes* when it stays within ``2 * n + 1024``, else 0.
+
+    Within that budget the ranks combine into one integer key for a single
+    counting sort (and a seen-table of that size); beyond it, :func:`rank_order`.
+    """
+    budget = 2 * n + 1024
+    prod = np.int64(1)
+    for t in range(len(sizes)):
+        if prod > budget // sizes[t]:
+            return np.int64(0)
+        prod *= sizes[t]
+    return prod
+
+
+@njit(cache=True)
+def rank_order(ranks, sizes, n):
+    """The stable ascending order of rows ``0..n-1`` by ``ranks[0], ranks[1], ...``: one counting sort per key, last first."""
+    perm = np.arange(n)
+    for t in range(len(sizes) - 1, -1, -1):
+        key = np.empty(n, np.int64)
+        for i in range(n):
+            key[i] = ranks[t, perm[i]]
+        perm = perm[counting_order(key, sizes[t])]
+    return perm
+
+
+@njit(cache=True)
 def order_rows(cols, rows, terms):
     """Stable sort of table rows *rows* (ascending) by plan order terms (``PLAN_TERM``).
 
@@ -391,27 +419,15 @@ def order_rows(cols, rows, terms):
         if terms[t].desc != 0:
             for i in range(n):
                 ranks[t, i] = sizes[t] - 1 - ranks[t, i]
-    budget = 2 * n + 1024
-    prod = np.int64(1)
-    fits = True
-    for t in range(nt):
-        if prod > budget // sizes[t]:
-            fits = False
-            break
-        prod *= sizes[t]
-    if fits:
+    prod = combined_size(sizes, n)
+    if prod > 0:
         comb = ranks[0].copy()
         for t in range(1, nt):
             for i in range(n):
                 comb[i] = comb[i] * sizes[t] + ranks[t, i]
         o = counting_order(comb, prod)
         return o if identity else rows[o]
-    perm = np.arange(n)
-    for t in range(nt - 1, -1, -1):
-        key = np.empty(n, np.int64)
-        for i in range(n):
-            key[i] = ranks[t, perm[i]]
-        perm = perm[counting_order(key, sizes[t])]
+    perm = rank_order(ranks, sizes, n)
     return perm if identity else rows[perm]
 
 
