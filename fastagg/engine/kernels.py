@@ -26,58 +26,8 @@ from ..table.columns import K_F32, K_F64
 from ..table.ordering import _dense_ranks, _sort_keys
 from ..table.values import float_value, int_value, value_row
 
-__all__ = ["group_rows", "key_ranks_into", "combine_ranks", "dense_int_groups", "column_f64", "column_i64",
+__all__ = ["key_ranks_into", "combine_ranks", "dense_int_groups", "column_f64", "column_i64",
            "count_rows", "sum_int", "sum_float", "sum_floats", "extreme", "run_real"]
-
-
-@njit(cache=True, nogil=True)
-def group_rows(cols, keycols, rows):
-    """Group ids of table rows *rows* by key columns *keycols*, in SQLite's GROUP BY order.
-
-    Returns ``(gids, ngroups, first)``: ``first[g]`` is the position in
-    *rows* of group g's first row (SQLite shows that row's key values).
-    """
-    n = len(rows)
-    if len(keycols) == 1:
-        # One key: its dense ranks are the group ids (rank 0 is NULL, used or not).
-        keys, isnull = _sort_keys(cols[keycols[0]], rows)
-        r, m = _dense_ranks(keys, isnull)
-        shift = 1
-        for i in range(n):
-            if isnull[i] != 0:
-                shift = 0
-                break
-        g = m - shift
-        gids = np.empty(n, np.int64)
-        first = np.full(max(g, 0), -1, np.int64)
-        for i in range(n):
-            k = r[i] - shift
-            gids[i] = k
-            if first[k] < 0:
-                first[k] = i
-        return gids, g, first
-    comb = np.zeros(n, np.int64)
-    budget = 2 * n + 1024
-    prod = np.int64(1)
-    nulls = np.zeros(n, np.uint8)
-    for t in range(len(keycols)):
-        keys, isnull = _sort_keys(cols[keycols[t]], rows)
-        r, m = _dense_ranks(keys, isnull)
-        if prod > budget // m:
-            comb, prod = _dense_ranks(comb, nulls)
-        for i in range(n):
-            comb[i] = comb[i] * m + r[i]
-        prod *= m
-    ranks, m = _dense_ranks(comb, nulls)
-    g = m - 1
-    gids = np.empty(n, np.int64)
-    first = np.full(max(g, 0), -1, np.int64)
-    for i in range(n):
-        k = ranks[i] - 1
-        gids[i] = k
-        if first[k] < 0:
-            first[k] = i
-    return gids, g, first
 
 
 @njit(cache=True, nogil=True)
@@ -93,7 +43,8 @@ def key_ranks_into(cd, rows, out):
 def combine_ranks(ranks, sizes):
     """Group ids of rows by several keys' dense ranks (rows of *ranks*, counts *sizes*), in key order.
 
-    The same numbering as :func:`group_rows`: (gids, ngroups, first).
+    The numbering of :func:`.keys.group_keys`: (gids, ngroups, first), ``first[g]``
+    the position of group g's first row.
     """
     nk, n = ranks.shape
     comb = np.zeros(n, np.int64)
@@ -125,7 +76,7 @@ def dense_int_groups(x):
 
     The common case (an integer key without NULLs) in three passes over the
     buffer, without copying it; the ids are the keys' dense ranks, as
-    :func:`group_rows` gives.
+    :func:`.keys.group_keys` gives.
     """
     n = len(x)
     if n == 0:

@@ -2,7 +2,7 @@
 
 :func:`group_keys` numbers the groups of one or more key columns in SQLite's
 GROUP BY order (NULL first, then BINARY order for text and blobs, numbers
-by value), the numbering :func:`.kernels.group_rows` gives, with fewer
+by value): group g is the g-th distinct key tuple in that order, with few
 passes over the rows:
 
 - a text / blob key (Arrow string, large_string, binary): each row's bytes
@@ -715,7 +715,7 @@ def group_keys(cols, keycols, rows, n, nthreads, pmap, keep=None):
     Returns
     -------
     (gids, ngroups, first)
-        As :func:`.kernels.group_rows`: ``first[g]`` is group g's first position.
+        ``gids[i]`` row i's group, ``first[g]`` the position of group g's first row.
     """
     from . import kernels
 
