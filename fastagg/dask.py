@@ -30,6 +30,13 @@ Partial rows travel between tasks as Arrow tables, so values take Arrow's
 types on the way: a key expression whose values mix text and numbers within
 one partition becomes text (see :mod:`fastagg.reader`). Keys that are
 frame columns, or expressions of one SQLite type, are unaffected.
+
+Sums are added per partition, then across partitions: SQLite's float
+``sum``/``avg``/``total`` may differ from one connection's row-order sums
+in the last digits, and an integer ``sum`` raises "integer overflow" where
+a partition's or the merged sum leaves int64, not where the running sum in
+row order would (:func:`fastagg.engine.parallel.query_parallel`, on threads
+over one frame, splits an integer sum only where it cannot overflow).
 """
 
 from __future__ import annotations

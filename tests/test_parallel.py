@@ -284,3 +284,57 @@ def test_many_workers(workers, monkeypatch):
         db.register("t", df)
         assert _sum_x(db, workers) == _sum_x(db, 1)
     assert len(ran) == 1
+
+
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def _sum_v(db, workers):
+    # A key the native engine does not take (an expression), so the split path decides.
+    sql = "SELECT g % 7 AS k, sum(v) AS s FROM t GROUP BY g % 7"
+    try:
+        return db.query(sql, workers=workers, output="arrow").to_pylist()
+    except Exception as exc:  # noqa: BLE001 - the error is part of the answer compared
+        return type(exc).__name__, str(exc)
+
+
+def _overflow_frames():
+    n = 4000
+    # The row-order sum overflows at row n/2 (MAX + 1) and comes back (- 1): SQLite raises;
+    # the two halves' partial sums (MAX, 0) would add up without error.
+    wraps = np.zeros(n, np.int64)
+    wraps[0], wraps[n // 2], wraps[n // 2 + 1] = _INT64_MAX, 1, -1
+    # The row-order sum never overflows (MIN, then + MAX twice); the second half alone does.
+    range_wraps = np.zeros(n, np.int64)
+    range_wraps[0], range_wraps[n // 2], range_wraps[n // 2 + 1] = -_INT64_MAX - 1, _INT64_MAX, _INT64_MAX
+    return {"row order overflows": wraps, "a range overflows": range_wraps}
+
+
+@pytest.mark.parametrize("case", list(_overflow_frames()))
+@pytest.mark.parametrize("workers", [2, 3])
+def test_integer_sum_overflow_is_sqlites_own(case, workers, monkeypatch):
+    ran = _spy_plans(monkeypatch)
+    v = _overflow_frames()[case]
+    with fastagg.connect() as db:
+        db.register("t", pd.DataFrame({"g": np.zeros(len(v), np.int64), "v": v}))
+        assert _sum_v(db, workers) == _sum_v(db, 1)
+    assert ran == []  # the magnitudes allow an overflow: one connection, in row order
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "Int64", "float64"])
+def test_integer_sum_is_split_where_it_cannot_overflow(dtype, monkeypatch):
+    ran = _spy_plans(monkeypatch)
+    v = pd.array(np.arange(-2000, 2000), dtype=dtype)
+    with fastagg.connect() as db:
+        db.register("t", pd.DataFrame({"g": np.arange(4000), "v": v}))
+        assert _sum_v(db, 2) == _sum_v(db, 1)
+    assert len(ran) == 1
+
+
+def test_sum_of_an_expression_is_not_split(monkeypatch):
+    ran = _spy_plans(monkeypatch)
+    with fastagg.connect() as db:
+        db.register("t", pd.DataFrame({"g": np.arange(4000), "v": np.arange(4000)}))
+        sql = "SELECT g % 7 AS k, sum(v * v) AS s, avg(v) AS a FROM t GROUP BY g % 7"
+        assert db.query(sql, workers=2, output="arrow").equals(db.query(sql, workers=1, output="arrow"))
+    assert ran == []

@@ -107,12 +107,55 @@ def query_parallel(
         return None
     registration = registered[plan.table]
     nrows = registration.nrows
+    if not all(_sum_cannot_overflow(registration, name) for name in plan.sum_args):
+        return None  # one connection: SQLite's row-order sum, and its overflow error
     if workers is None:
         workers = default_workers(nrows)
     workers = min(workers, nrows, MAX_WORKERS)
     if workers < 2:
         return None
     return run_plan(plan, registration, nrows, specs, workers)
+
+
+#: The largest magnitude of each integer column kind (table.columns' K_* codes:
+#: int8..int32, uint8..uint32, Arrow bool); int64 is measured, uint64 (REAL
+#: past the int64 range) and every other kind is not bounded here.
+_KIND_MAX = {1: 2**7, 2: 2**15, 3: 2**31, 5: 2**8 - 1, 6: 2**16 - 1, 7: 2**32 - 1, 11: 1}
+_K_I64, _FLOAT_KINDS = 4, (9, 10)
+
+
+def _sum_cannot_overflow(registration, name) -> bool:
+    """Can SQLite's ``sum(name)`` over the frame be added from row ranges' partial sums?
+
+    Integer addition is exact, so partial sums give SQLite's answer, except
+    that SQLite raises "integer overflow" when the running sum in row order
+    leaves int64, which partial sums cannot tell (a range may overflow where
+    the row order does not, and the other way round). So: a float column
+    (its sum is REAL and never overflows), or an integer column whose row
+    count times its largest magnitude fits in int64. An expression (None),
+    a text column (SQLite converts its values) or a dictionary-coded column
+    is not split.
+    """
+    import numpy as np
+
+    if name is None:
+        return False
+    column = next((c for c in registration.columns if c.name == name), None)
+    if column is None or column.codes:
+        return False
+    if column.kind in _FLOAT_KINDS:
+        return True
+    if column.kind == _K_I64 and column.data and column.nrows:
+        import ctypes
+
+        # NULL slots hold arbitrary values: counted too, which only errs towards not splitting.
+        values = np.frombuffer((ctypes.c_char * (8 * column.nrows)).from_address(column.data), np.int64)
+        largest = max(-int(values.min()), int(values.max()))
+    elif column.kind in _KIND_MAX:
+        largest = _KIND_MAX[column.kind]
+    else:
+        return False
+    return column.nrows * largest <= np.iinfo(np.int64).max
 
 
 def _split(nrows: int, workers: int) -> list[tuple[int, int]]:

@@ -92,6 +92,13 @@ class Plan:
         :mod:`fastagg.engine.parallel`); partitions of a dask frame number
         their rows from 1 each, so :mod:`fastagg.dask` does not split such
         a statement.
+    sum_args : list
+        The argument of every SQLite ``sum`` the plan splits: a frame
+        column's name, or None for an expression. SQLite raises "integer
+        overflow" when the running sum *in row order* leaves int64, which
+        partial sums of row ranges cannot tell; a runner that promises
+        SQLite's answer splits only where no overflow is possible (see
+        :func:`fastagg.engine.parallel.query_parallel`).
     """
 
     table: str
@@ -104,6 +111,7 @@ class Plan:
     rowid: str
     specs: list
     reads_rowid: bool = False
+    sum_args: list = dataclasses.field(default_factory=list)
 
     def partial_sql(self, lo: int | None = None, hi: int | None = None) -> str:
         """Return the partial statement, restricted to rowids *lo*..*hi* if given."""
@@ -240,6 +248,7 @@ class _Planner:
         self.combiners: list = []  # per partial column: the combine function name
         self.used_specs: dict[str, AggregateSpec] = {}
         self.reads_rowid = False
+        self.sum_args: list = []  # Plan.sum_args
 
     # -- entry ---------------------------------------------------------------
 
@@ -393,6 +402,7 @@ class _Planner:
             rowid=self.rowid,
             specs=list(self.used_specs.values()),
             reads_rowid=self.reads_rowid,
+            sum_args=self.sum_args,
         )
 
     # -- checks --------------------------------------------------------------
@@ -592,6 +602,10 @@ class _Planner:
             raise _Unsupported(f"aggregate {name}")
         if name in _TWO_PHASE and (narg == 1 or (name == "count" and narg in (0, 1))):
             merge = _TWO_PHASE[name]
+            if name == "sum":
+                arg = args[0]
+                column = arg.name.lower() if isinstance(arg, exp.Column) and not arg.table else None
+                self.sum_args.append(self.columns.get(column) if column else None)
             return fn(merge, self._partial(partial_call(name, args), merge))
         if name == "avg" and narg == 1:
             total = self._partial(partial_call("total", args), "total")
