@@ -288,13 +288,19 @@ def _result_type_exact(spec, finalize) -> bool:
 _entry_cache: dict[int, tuple] = {}
 
 
-def _user_aggregate(agg, gids, ngroups, arguments, nthreads, grouped=True):
+def _user_aggregate(agg, gids, ngroups, arguments, nthreads, grouped=True, base=0):
     """A compiled fastagg aggregate over the groups: (values, null mask).
 
     *arguments(how, arg)* gives an argument's arrays and NULL variant
-    (:mod:`.reduce`). Without GROUP BY (*grouped* false) the rows go to
+    (:mod:`.reduce`). Row ``i`` belongs to group ``gids[i] - base`` (a key
+    column whose values are the group ids plus *base* is read as is).
+    Without GROUP BY (*grouped* false) the rows go to
     :data:`.reduce.LANES` states per thread (a mergeable aggregate) or one
     state in row order, and *gids* is not read.
+
+    Grouped, each range's arena runs ``__init__`` on every group before its
+    rows (no first-row test in the loop); on threads the loop marks which
+    groups its range reached, and only those merge.
     """
     from . import reduce
 
@@ -302,6 +308,8 @@ def _user_aggregate(agg, gids, ngroups, arguments, nthreads, grouped=True):
     funcs = _array_entry_points(spec)
     segment = getattr(spec.cls, "__fastagg_segments__", None)
     if segment is not None:
+        if base:
+            gids = gids - base
         return _segment_aggregate(segment, agg, gids, ngroups, arguments, nthreads)
     arrays, variant = [], ""
     for arg, column in zip(spec.args, agg.args):
@@ -325,12 +333,21 @@ def _user_aggregate(agg, gids, ngroups, arguments, nthreads, grouped=True):
 
     def part(t):
         arena = np.zeros(width, spec.state)
-        seen = np.zeros(width, np.uint8)
         arenas.append(arena)
         lo, hi = bounds[t], bounds[t + 1]
         if grouped:
-            _call(loops["groups_step"], f"{where}.step", arena, seen, gids, lo, hi, *arrays)
+            if spec.init is not None:
+                _call(loops["groups_init"], f"{where}.__init__", arena)
+            if nthreads == 1:
+                # One range: every group gets __init__ once, as SQLite's callback
+                # (here before the rows rather than at each group's first row).
+                seen = np.ones(width, np.uint8)
+                _call(loops["groups_step"], f"{where}.step", arena, gids, base, lo, hi, *arrays)
+            else:
+                seen = np.zeros(width, np.uint8)
+                _call(loops["groups_step_seen"], f"{where}.step", arena, seen, gids, base, lo, hi, *arrays)
         else:
+            seen = np.zeros(width, np.uint8)
             step = loops["lanes_step"] if lanes else loops["single_step"]
             _call(step, f"{where}.step", arena, seen, lo, hi, *arrays)
         return arena, seen
@@ -348,14 +365,16 @@ def _user_aggregate(agg, gids, ngroups, arguments, nthreads, grouped=True):
         arena, seen = parts[0]
         rows = arena.view(np.uint8).reshape(len(arena), spec.state.itemsize)
         for other, oseen in parts[1:]:
-            # Merged-in vectors are freed by merge_free; a group only *other* reached moves over whole.
+            # Merged-in vectors are freed by merge_free; a group only *other* reached moves over
+            # whole (merge_free freed the vectors of the fresh state it replaces).
             _call(loops["merge_free"], f"{where}.merge", arena, seen, other, oseen)
             fresh = (oseen != 0) & (seen == 0)
             if fresh.any():
                 rows[fresh] = other.view(np.uint8).reshape(len(other), spec.state.itemsize)[fresh]
                 other.view(np.uint8).reshape(len(other), spec.state.itemsize)[fresh] = 0
             seen |= oseen
-        _call(funcs["array_fresh"], f"{where}.__init__", arena, seen)
+        if not grouped:
+            _call(funcs["array_fresh"], f"{where}.__init__", arena, seen)  # no rows: the one state's __init__
         out = np.zeros(len(arena), np.float64 if spec.result.kind == "float" else np.int64)
         null = np.zeros(len(arena), np.uint8)
         _call(funcs["array_finalize"], f"{where}.finalize", arena, out, null)  # frees each group's vectors
@@ -500,23 +519,26 @@ def compute_grouped(plan: Plan, registration, params, workers, constants):
     else:
         rows = _Rows(nrows)
     ngroups = -1
+    base = 0  # row i's group is gids[i] - base (gids the key column itself)
+    pmap = lambda fn, items: list(_executor(len(items)).map(fn, items))  # noqa: E731
     if plan.grouped and plan.where is None and len(plan.keys) == 1:
         plain = _plain_buffer(columns[plan.keys[0]], np.int64)
         if plain is not None:
-            gids, ngroups, first = kernels.dense_int_groups(plain)
+            gids, base, ngroups, first = kernels.dense_int_groups(plain, threads_for(nrows, workers), pmap)
     if ngroups >= 0:
         pass
     elif plan.grouped:
         from .keys import group_keys
 
         gids, ngroups, first = group_keys(cols, plan.keys, None if isinstance(rows, _Rows) else rows, len(rows),
-                                          threads_for(len(rows), workers),
-                                          lambda fn, items: list(_executor(len(items)).map(fn, items)), keep=whole)
+                                          threads_for(len(rows), workers), pmap, keep=whole)
     elif whole is not None:
         gids, ngroups, first = whole.astype(np.int64) - 1, 1, None
     else:
         gids, ngroups, first = _zeros(len(rows), np.int64), 1, None
     krows = None if first is None else (first if isinstance(rows, _Rows) else rows[first])
+    if base and not all(a.spec is not None and a.filter is None for a in plan.aggregates):
+        gids, base = gids - base, 0  # the ids themselves, for the kernels that read them
     loaded = {}
     evaluated = {}
 
@@ -619,7 +641,7 @@ def compute_grouped(plan: Plan, registration, params, workers, constants):
             key = (agg.args[0] if agg.args else None, agg.filter)
             out = _sqlite_aggregate(agg, floating, g, ngroups, val, kernels, sums, key, nthreads, args)
         else:
-            out = _user_aggregate(agg, g, ngroups, args, nthreads, plan.grouped)
+            out = _user_aggregate(agg, g, ngroups, args, nthreads, plan.grouped, base if g is gids else 0)
         results[k] = number_array(*out)
     keys = {}
     if plan.grouped:

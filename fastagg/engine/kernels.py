@@ -71,48 +71,96 @@ def combine_ranks(ranks, sizes):
 
 
 @njit(cache=True, nogil=True)
-def dense_int_groups(x):
-    """Group ids of a plain int64 key with a small value range: (gids, ngroups, first), or ngroups -1.
+def _int_range(x, lo, hi):
+    """(min, max) of ``x[lo:hi]`` (a non-empty range)."""
+    a = x[lo]
+    b = x[lo]
+    for i in range(lo, hi):
+        v = x[i]
+        a = min(a, v)  # branch-free: LLVM vectorises the min/max pass
+        b = max(b, v)
+    return a, b
 
-    The common case (an integer key without NULLs) in three passes over the
-    buffer, without copying it; the ids are the keys' dense ranks, as
-    :func:`.keys.group_keys` gives.
+
+@njit(cache=True, nogil=True)
+def _first_rows(x, lo, hi, kmin, size):
+    """Per key value ``kmin + j``: its first row within ``lo..hi-1``, or -1 (*size* values)."""
+    pos = np.full(size, -1, np.int64)
+    # Backwards, storing every row: the first row is the last stored, with no
+    # test per row (a taken-or-not branch on the table costs twice as much).
+    for i in range(hi - 1, lo - 1, -1):
+        pos[x[i] - kmin] = i
+    return pos
+
+
+@njit(cache=True, nogil=True)
+def _fill_missing(pos, later):
+    """Where *pos* has no row, take *later*'s (a later range's first rows)."""
+    for j in range(len(pos)):
+        if pos[j] < 0:
+            pos[j] = later[j]
+
+
+@njit(cache=True, nogil=True)
+def _number_present(pos):
+    """Dense ids of the values present (``pos >= 0``), -1 for the others: (ids, count)."""
+    ids = np.empty(len(pos), np.int64)
+    g = 0
+    for j in range(len(pos)):
+        if pos[j] >= 0:
+            ids[j] = g
+            g += 1
+        else:
+            ids[j] = -1
+    return ids, g
+
+
+@njit(cache=True, nogil=True)
+def _gather_ids(x, kmin, ids, out, lo, hi):
+    for i in range(lo, hi):
+        out[i] = ids[x[i] - kmin]
+
+
+#: Rows a thread takes at least in :func:`dense_int_groups` (its passes run at memory speed).
+_KEY_RANGE_ROWS = 1 << 18
+
+
+def dense_int_groups(x, nthreads=1, pmap=None):
+    """Group ids of a plain int64 key with a small value range: (gids, base, ngroups, first); ngroups -1 if not.
+
+    Row ``i``'s group is ``gids[i] - base``: the keys' dense ranks, as
+    :func:`.keys.group_keys` numbers them, and ``first[g]`` group g's first
+    row. When every value from the minimum to the maximum occurs (keys
+    ``0..k-1``, or ``1..k``), the ids are the keys less the minimum, and
+    *gids* is *x* itself (``base`` the minimum): no pass writes them.
+    Otherwise *gids* is a new array and *base* 0. The min/max, first-row
+    and gather passes run over row ranges on up to *nthreads* threads
+    (``pmap(fn, items)`` lists ``fn(item)``, possibly on threads).
     """
     n = len(x)
     if n == 0:
-        return np.zeros(0, np.int64), 0, np.zeros(0, np.int64)
-    lo = x[0]
-    hi = x[0]
-    for i in range(n):
-        v = x[i]
-        lo = min(lo, v)  # branch-free: LLVM vectorises the min/max pass
-        hi = max(hi, v)
-    span = hi - lo
-    if span < 0 or span > 2 * n + 1024:
-        return np.zeros(0, np.int64), -1, np.zeros(0, np.int64)
-    # Each key's first row, found in the marking pass, so that the last pass
-    # (one per row) is a plain gather with no branch.
-    firstpos = np.full(span + 1, -1, np.int64)
-    for i in range(n):
-        j = x[i] - lo
-        if firstpos[j] < 0:
-            firstpos[j] = i
-    mark = np.empty(span + 1, np.int64)
-    g = 0
-    for j in range(span + 1):
-        if firstpos[j] >= 0:
-            mark[j] = g
-            g += 1
-        else:
-            mark[j] = -1
-    first = np.empty(g, np.int64)
-    for j in range(span + 1):
-        if firstpos[j] >= 0:
-            first[mark[j]] = firstpos[j]
+        return np.zeros(0, np.int64), 0, 0, np.zeros(0, np.int64)
+    k = max(1, min(nthreads, n // _KEY_RANGE_ROWS)) if pmap is not None else 1
+    parts = [(n * t // k, n * (t + 1) // k) for t in range(k)]
+
+    def each(fn):
+        return [fn(*parts[0])] if k == 1 else pmap(lambda r: fn(*r), parts)
+
+    bounds = each(lambda lo, hi: _int_range(x, lo, hi))
+    kmin = int(min(b[0] for b in bounds))
+    span = int(max(b[1] for b in bounds)) - kmin  # Python ints: no wrap
+    if span > 2 * n + 1024:
+        return np.zeros(0, np.int64), 0, -1, np.zeros(0, np.int64)
+    tables = each(lambda lo, hi: _first_rows(x, lo, hi, kmin, span + 1))
+    pos = tables[0]
+    for later in tables[1:]:
+        _fill_missing(pos, later)
+    ids, g = _number_present(pos)
+    if g == span + 1:
+        return x, kmin, g, pos
     gids = np.empty(n, np.int64)
-    for i in range(n):
-        gids[i] = mark[x[i] - lo]
-    return gids, g, first
+    each(lambda lo, hi: _gather_ids(x, kmin, ids, gids, lo, hi))
+    return gids, 0, g, pos[pos >= 0]
 
 
 @njit(cache=True, nogil=True)

@@ -683,9 +683,9 @@ def _key_ids(cd, rows, allrows, keep, n, out, nthreads, pmap):
         import ctypes
 
         plain = np.frombuffer((ctypes.c_char * (8 * n)).from_address(int(cd["data"])), np.int64)
-        gids, g, first = kernels.dense_int_groups(plain)
+        gids, base, g, first = kernels.dense_int_groups(plain, nthreads, pmap)
         if g >= 0:
-            out[:] = gids
+            np.subtract(gids, base, out=out)
             return g, first
     r = np.arange(n, dtype=np.int64) if allrows else rows
     m = kernels.key_ranks_into(cd, r, out)  # rank 0 is NULL, used or not: dense enough to combine
