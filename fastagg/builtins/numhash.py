@@ -15,12 +15,12 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from ..native.anyvalue import INTEGER, REAL, parts_hash
 from ..native.xxh64 import xxhash64_word
 
-__all__ = ["int_hash", "real_hash", "value_hash"]
+__all__ = ["int_hash", "number_hash", "real_hash", "value_hash"]
 
 _NUMBER = np.uint64(0x2545F4914F6CDD1D)  # parts_hash's constant for numbers
 _TWO63 = 9223372036854775808.0
@@ -75,3 +75,21 @@ def value_hash(tag, ival, fval, data):
     if tag == REAL:
         return real_hash(fval)
     return np.uint64(parts_hash(tag, ival, fval, data))
+
+
+def number_hash(v):
+    """``parts_hash`` of the number *v*: :func:`int_hash` of an integer, :func:`real_hash` of a real.
+
+    Compiled code picks the function by *v*'s type, so one loop serves an
+    integer and a real column.
+    """
+    return int(int_hash(v)) if isinstance(v, (int, np.integer)) else int(real_hash(v))
+
+
+@overload(number_hash, jit_options={"cache": True})
+def _number_hash(v):
+    if isinstance(v, types.Integer):
+        return lambda v: int_hash(v)
+    if isinstance(v, types.Float):
+        return lambda v: real_hash(v)
+    return None

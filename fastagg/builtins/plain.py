@@ -31,7 +31,7 @@ from .numhash import int_hash, real_hash
 from .quantiles import Median, QuantileDisc, _check_q_disc, _quantile_cont, _quantile_disc_index, select_in_place
 from .sketches import (
     TDIGEST_BUFFER, TDIGEST_CAPACITY, ApproxCountDistinct, ApproxQuantile,
-    hll_merge, hll_result, hll_step, tdigest_result, tdigest_step,
+    hll_grouped, hll_merge, hll_result, hll_step, tdigest_result, tdigest_step,
 )
 
 __all__ = ["PLAIN_FORMS"]
@@ -88,6 +88,12 @@ class ApproxCountDistinctReal:
 
     def finalize(self) -> int:
         return hll_result(self)
+
+
+# A grouped statement hands the whole column to one kernel (the same entries,
+# counts and estimate as these states give, without a vector per group).
+ApproxCountDistinctInt.__fastagg_grouped__ = staticmethod(hll_grouped)
+ApproxCountDistinctReal.__fastagg_grouped__ = staticmethod(hll_grouped)
 
 
 # --------------------------------------------------------------------------

@@ -311,6 +311,11 @@ def _user_aggregate(agg, gids, ngroups, arguments, nthreads, grouped=True, base=
         if base:
             gids = gids - base
         return _segment_aggregate(segment, agg, gids, ngroups, arguments, nthreads)
+    whole = getattr(spec.cls, "__fastagg_grouped__", None)
+    if whole is not None and grouped:
+        # A plain form with a kernel over the whole column (approx_count_distinct): it uses the threads itself.
+        arrays, variant = arguments("i64" if spec.args[0].kind == "int" else "f64", agg.args[0])
+        return whole(gids, ngroups, arrays, variant, nthreads, lambda fn, k: list(_executor(k).map(fn, range(k))))
     arrays, variant = [], ""
     for arg, column in zip(spec.args, agg.args):
         a, v = arguments("i64" if arg.kind == "int" else "f64", column)
