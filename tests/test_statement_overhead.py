@@ -306,3 +306,40 @@ def test_duplicate_result_names_keep_their_types():
     assert list(got.columns) == ["a", "a", "a"]
     assert [str(t) for t in got.dtypes] == ["int64[pyarrow]", "string[pyarrow]", "double[pyarrow]"]
     assert got.iloc[0].tolist() == [1, "x", 2.5]
+
+
+# --------------------------------------------------------------------------
+# registry.function_names over the names a query decides about
+
+
+def test_function_names_of_some_names_are_the_full_lists():
+    import sqlite3
+
+    from fastagg.registry import function_names
+
+    con = sqlite3.connect(":memory:")
+    con.create_function("Mine", 1, lambda x: x)
+    con.create_function("\u212aey", 1, lambda x: x)  # KELVIN SIGN: str.lower makes it "key", SQLite's lower does not
+    full = function_names(con)
+    wanted = ["mine", "key", "sum", "median", "nothing_of_that_name", "json_each", "count"]
+    got = function_names(con, wanted)
+    assert {n: got[n] for n in wanted if n in got} == {n: full[n] for n in wanted if n in full}
+    assert set(wanted) & set(full) <= set(got)
+    assert function_names(con, []) == {"key": False}  # a name outside ASCII always comes back
+    assert set(function_names(con, [f"f{i}" for i in range(1200)] + ["mine"])) >= {"mine"}
+
+
+def test_a_query_still_refuses_a_function_of_the_callers():
+    import sqlite3
+
+    con = sqlite3.connect(":memory:")
+    con.create_function("OVAVG", 1, lambda x: x)
+    con.execute("CREATE TABLE t(x)")
+    with pytest.raises(fastagg.Error, match="fastagg did not"):
+        fastagg.query(con, "SELECT ovavg(x) FROM t", [OvAvg])
+    db = fastagg.Database(connection=sqlite3.connect(":memory:"))
+    db.register("df", _frame(100))
+    for _ in range(3):  # functions deleted after each query, the marker with them
+        assert db.query("SELECT ovavg(x) AS m, median(x) AS d FROM df", [OvAvg], output="arrow").num_rows == 1
+    db.connection.create_function("median", 1, lambda x: -1.0)  # the caller's own median answers from now on
+    assert set(db.query("SELECT median(x) AS d FROM df", output="arrow").column("d").to_pylist()) == {-1.0}

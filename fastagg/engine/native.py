@@ -273,6 +273,5 @@ def run_remembered(frames: dict, sql, options, decimals: str):
     except (NativeFailed, NotInShape):
         return None  # the usual path runs it again and hands over to SQLite, which reports
     table = direct_table(plan, names, decltypes, keys, results, ngroups)
-    del buffers  # the result holds no pointer into the frames' buffers: they may go
     _last.value = Explanation("native", "ran natively")
     return table
