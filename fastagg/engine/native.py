@@ -155,7 +155,7 @@ def native_query(db, sql: str, specs, options, numba_loaded: bool | None = None,
         return None  # SQLite runs it and reports its own error, if any
     _last.value = Explanation("native", "ran natively")
     if remember is not None and _rememberable(plan, options):
-        _remember(db, sql, remember[0], specs, plan, options, remember[1])
+        _remember(db, sql, remember[0], plan, options, remember[1])
     return table
 
 
@@ -176,7 +176,7 @@ def native_query(db, sql: str, specs, options, numba_loaded: bool | None = None,
 # The buffers themselves are never remembered: every call takes them from
 # the frame as it is now (a mutated or replaced column gives the new answer).
 
-#: key -> (specs of the key, usable specs, Plan, result names, declared types).
+#: key -> (specs of the key, Plan, result names, declared types).
 _remembered: dict = {}
 #: The statement texts of _remembered's keys: a statement never remembered
 #: (a join, a WHERE) costs the one-shot path a set lookup and nothing else.
@@ -195,7 +195,7 @@ def _rememberable(plan, options) -> bool:
             and not options.read_only)
 
 
-def _remember(db, sql, specs, usable, plan, options, decimals) -> None:
+def _remember(db, sql, specs, plan, options, decimals) -> None:
     """Remember *plan*'s result names and types for :func:`run_remembered` (one-shot sessions only)."""
     from ..reader import _column_info, _prepare
     from ..sqlite import capi as _capi
@@ -217,7 +217,7 @@ def _remember(db, sql, specs, usable, plan, options, decimals) -> None:
         _remembered.clear()
         _remembered_texts.clear()
     _remembered[_remember_key(sql, tables, specs, options, decimals)] = (
-        tuple(specs), list(usable), plan, list(names), list(decltypes))
+        tuple(specs), plan, list(names), list(decltypes))
     _remembered_texts.add(sql)
 
 
@@ -259,7 +259,7 @@ def run_remembered(frames: dict, sql, options, decimals: str):
     hit = _remembered.get(_remember_key(sql, tables, specs, options, decimals))
     if hit is None or len(hit[0]) != len(specs) or not all(a is b for a, b in zip(hit[0], specs)):
         return None
-    _, usable, plan, names, decltypes = hit
+    _, plan, names, decltypes = hit
     columns = tables[plan.table]
     if not columns or len({c.nrows for c in columns}) != 1:
         return None
