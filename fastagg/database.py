@@ -335,8 +335,14 @@ class Database:
 
         return explain_statement(self, sql, options.specs(sql), options.engine)
 
-    def _run(self, sql: str, options: QueryOptions):
-        """Run *sql* with *options*: register, read into Arrow, unregister, convert."""
+    def _run(self, sql: str, options: QueryOptions, remember: str | None = None):
+        """Run *sql* with *options*: register, read into Arrow, unregister, convert.
+
+        *remember*: the ``decimals`` of a one-shot session's frames (this
+        session is :func:`query`'s own, on a fresh in-memory connection): a
+        result the native engine builds itself is remembered for the next
+        :func:`query` of the same statement (:func:`fastagg.engine.native.run_remembered`).
+        """
         check_sql(sql)
         # Before this statement's aggregates are compiled (which imports numba):
         # the native engine's small-frame rule asks whether numba was already there.
@@ -364,7 +370,8 @@ class Database:
                     if options.engine != "sqlite" and self._tables:
                         from .engine.native import native_query
 
-                        table = native_query(self, sql, functions.usable, options, numba_loaded)
+                        table = native_query(self, sql, functions.usable, options, numba_loaded,
+                                             None if remember is None else (given + builtins, remember))
                     if table is None and (options.workers is None or options.workers > 1):
                         from .engine.parallel import query_parallel
 
@@ -562,10 +569,18 @@ def query(data, sql: str, aggregates: Iterable[type] = (), *, functions: Iterabl
             f"a dict of them, a sqlite3.Connection, a database path or a fastagg.Database; "
             f"got {type(data).__name__}"
         )
+    if options.engine != "sqlite" and options.params is None and not options.read_only:
+        from .engine.native import run_remembered
+
+        # A statement the native engine answered before over frames of the
+        # same names and column types: no connection, registration or prepare.
+        table = run_remembered(frames, sql, options, decimals)
+        if table is not None:
+            return convert(table, options.output)
     with Database() as db:
         for name, frame in frames.items():
             db.register(name, frame, decimals=decimals)
-        return db._run(sql, options)
+        return db._run(sql, options, remember=decimals)
 
 
 def explain(data, sql: str, aggregates: Iterable[type] = (), **kw):

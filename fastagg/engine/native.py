@@ -14,7 +14,7 @@ import re
 import sys
 import threading
 
-__all__ = ["Explanation", "explain_statement", "last_run", "native_query", "ENGINES"]
+__all__ = ["Explanation", "explain_statement", "last_run", "native_query", "run_remembered", "ENGINES"]
 
 _last = threading.local()
 
@@ -123,11 +123,15 @@ def explain_statement(db, sql: str, specs, engine: str = "auto") -> Explanation:
     return Explanation("native", what)
 
 
-def native_query(db, sql: str, specs, options, numba_loaded: bool | None = None):
+def native_query(db, sql: str, specs, options, numba_loaded: bool | None = None, remember=None):
     """Run *sql* natively on session *db*: a pyarrow Table, or None to run it on SQLite.
 
     *numba_loaded*: whether numba was imported before the statement's
-    aggregates were compiled (see :data:`NATIVE_MIN_ROWS`).
+    aggregates were compiled (see :data:`NATIVE_MIN_ROWS`). *remember*:
+    ``(specs, decimals)`` for a one-shot session (its own fresh in-memory
+    connection, its frames registered with *decimals*, *specs* what
+    :meth:`.QueryOptions.spec_groups` gave): a direct result is remembered
+    for :func:`run_remembered`.
 
     Raises
     ------
@@ -149,5 +153,125 @@ def native_query(db, sql: str, specs, options, numba_loaded: bool | None = None)
     except NativeFailed as exc:
         _last.value = Explanation("sqlite", f"the native run stopped: {exc}")
         return None  # SQLite runs it and reports its own error, if any
+    _last.value = Explanation("native", "ran natively")
+    if remember is not None and _rememberable(plan, options):
+        _remember(db, sql, remember[0], plan, options, remember[1])
+    return table
+
+
+# --------------------------------------------------------------------------
+# One-shot statements answered again without SQLite
+#
+# ``fastagg.query(frame, sql)`` opens a connection, registers the frames,
+# the functions, prepares the statement and closes it all again: ~1 ms of a
+# statement whose compiled loop may take 0.1 ms. When the native engine
+# built such a statement's result itself (a direct plan: no WHERE, no
+# parameters, no constants for SQLite to evaluate), the only things SQLite
+# contributed were the result's names and declared types and the
+# verdict that the statement prepares; all depend on nothing but the
+# statement text, the frames' names and column names/kinds/declared types
+# and the specs, on a fresh in-memory connection (the one-shot session's,
+# which nobody else sees). So they are remembered under exactly that, and
+# the next call with the same key reads the frames' buffers straight away.
+# The buffers themselves are never remembered: every call takes them from
+# the frame as it is now (a mutated or replaced column gives the new answer).
+
+#: key -> (specs of the key, Plan, result names, declared types).
+_remembered: dict = {}
+#: The statement texts of _remembered's keys: a statement never remembered
+#: (a join, a WHERE) costs the one-shot path a set lookup and nothing else.
+_remembered_texts: set = set()
+_REMEMBERED_KEPT = 256
+
+
+def _remember_key(sql, tables, specs, options, decimals):
+    """Everything the remembered result names and plan depend on (the specs by identity)."""
+    frames = tuple((name, tuple((c.name, c.kind, c.decl) for c in cols)) for name, cols in tables.items())
+    return (sql, frames, tuple(map(id, specs)), options.engine, options.workers, options.builtins, decimals)
+
+
+def _rememberable(plan, options) -> bool:
+    return (plan.direct is not None and plan.where is None and not plan.constants and options.params is None
+            and not options.read_only)
+
+
+def _remember(db, sql, specs, plan, options, decimals) -> None:
+    """Remember *plan*'s result names and types for :func:`run_remembered` (one-shot sessions only)."""
+    from ..reader import _column_info, _prepare
+    from ..sqlite import capi as _capi
+
+    handle = _capi.connection_handle(db._con)
+    try:
+        stmt = _prepare(handle, sql)  # prepared a moment ago by run_native: it prepares
+    except Exception:  # noqa: BLE001 - then nothing is remembered; the result stands
+        return
+    try:
+        names, decltypes = _column_info(stmt)
+        nparams = _capi.lib.sqlite3_bind_parameter_count(stmt)
+    finally:
+        _capi.lib.sqlite3_finalize(stmt)
+    if nparams:
+        return
+    tables = {name: reg.columns for name, reg in db._tables.items()}
+    if len(_remembered) >= _REMEMBERED_KEPT:
+        _remembered.clear()
+        _remembered_texts.clear()
+    _remembered[_remember_key(sql, tables, specs, options, decimals)] = (
+        tuple(specs), plan, list(names), list(decltypes))
+    _remembered_texts.add(sql)
+
+
+class _Buffers:
+    """What :func:`.grouped.compute_grouped` reads of a registration, for frames SQLite never sees."""
+
+    __slots__ = ("columns", "nrows", "_descriptor")
+
+    def __init__(self, columns):
+        from ..table.columns import build_table
+
+        self.columns = columns
+        self.nrows = columns[0].nrows
+        self._descriptor = build_table(columns, None)  # pinned by this object while the run reads it
+
+
+def run_remembered(frames: dict, sql, options, decimals: str):
+    """The result of a remembered one-shot statement over *frames*, or None for the usual path.
+
+    Anything unusual (a frame that is not a pandas DataFrame or a pyarrow
+    Table, a column that does not convert, a key not remembered, a native
+    run that stops) returns None: the one-shot session then runs the
+    statement as always and reports its errors itself.
+    """
+    if not isinstance(sql, str) or sql not in _remembered_texts or options.params is not None or options.read_only:
+        return None
+    pd, pa = sys.modules.get("pandas"), sys.modules.get("pyarrow")
+    if not frames or not all((pd is not None and type(f) is pd.DataFrame) or (pa is not None and type(f) is pa.Table)
+                             for f in frames.values()):
+        return None  # an Arrow stream is read once: only the usual path may read it
+    try:
+        given, builtins = options.spec_groups(sql)
+        from ..table.columns import frame_columns
+
+        tables = {name: frame_columns(frame, decimals=decimals) for name, frame in frames.items()}
+    except Exception:  # noqa: BLE001 - the usual path raises it, in its own order
+        return None
+    specs = given + builtins
+    hit = _remembered.get(_remember_key(sql, tables, specs, options, decimals))
+    if hit is None or len(hit[0]) != len(specs) or not all(a is b for a, b in zip(hit[0], specs)):
+        return None
+    _, plan, names, decltypes = hit
+    columns = tables[plan.table]
+    if not columns or len({c.nrows for c in columns}) != 1:
+        return None
+    from .grouped import NativeFailed, compute_grouped
+    from .kinds import NotInShape
+    from .result import direct_table
+
+    buffers = _Buffers(columns)
+    try:
+        keys, results, ngroups = compute_grouped(plan, buffers, None, options.workers, {})
+    except (NativeFailed, NotInShape):
+        return None  # the usual path runs it again and hands over to SQLite, which reports
+    table = direct_table(plan, names, decltypes, keys, results, ngroups)
     _last.value = Explanation("native", "ran natively")
     return table

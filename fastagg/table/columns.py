@@ -331,57 +331,58 @@ def _tz_text(series):
     return out
 
 
-def _object_array(name, series):
-    """Return the Arrow array of object column *series*, or raise UnsupportedDtypeError."""
+def _object_array(name, values: np.ndarray):
+    """Return the Arrow array of object column *values*, or raise UnsupportedDtypeError."""
     import pandas as pd
 
-    values = series.to_numpy()
     try:
         array = pa.array(values, from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-        raise _unsupported(name, series.dtype,
+        raise _unsupported(name, values.dtype,
                            f"its values could not become one Arrow type ({exc})") from None
     except OverflowError:
-        raise _unsupported(name, series.dtype, "it holds integers outside the int64 range; "
+        raise _unsupported(name, values.dtype, "it holds integers outside the int64 range; "
                            "convert them to float or str first") from None
     except UnicodeError as exc:
-        raise _unsupported(name, series.dtype, f"it holds text that is not valid Unicode "
+        raise _unsupported(name, values.dtype, f"it holds text that is not valid Unicode "
                            f"({exc.reason} at {exc.start}, e.g. a lone surrogate)") from None
     if pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type):
         # pyarrow turns str mixed with bytes into binary, silently: the text
         # would then never equal a SQL string. Refused, as int mixed with str is.
         kind = pd.api.types.infer_dtype(values, skipna=True)
         if kind != "bytes":
-            raise _unsupported(name, series.dtype, f"its values mix bytes with other types ({kind}); "
+            raise _unsupported(name, values.dtype, f"its values mix bytes with other types ({kind}); "
                                "make them all str or all bytes")
     return array
 
 
-def _pandas_column(name, series, decimals="real") -> Column:
+def _pandas_column(name, array, decimals="real") -> Column:
+    """Column over *array*, a pandas column's own values (``Series._values``: an ndarray or an ExtensionArray)."""
     import pandas as pd
 
-    dtype = series.dtype
+    dtype = array.dtype
     if isinstance(dtype, pd.CategoricalDtype):
-        cats = series.cat.categories
-        values = _pandas_column(name, pd.Series(cats), decimals)
-        codes = np.ascontiguousarray(series.cat.codes.to_numpy())  # -1 = missing
+        values = _pandas_column(name, pd.Series(array.categories)._values, decimals)
+        codes = np.ascontiguousarray(array.codes)  # -1 = missing
         values.codes, values.codes_width = codes.ctypes.data, codes.dtype.itemsize
         values.nrows = len(codes)
-        values.pins += [codes, series]
+        values.pins += [codes, array]
         return values
     if isinstance(dtype, pd.DatetimeTZDtype):
-        return _arrow_column(name, pa.array(_tz_text(series), type=pa.string()))
+        return _arrow_column(name, pa.array(_tz_text(array), type=pa.string()))
     if isinstance(dtype, np.dtype):
         if dtype.kind in "iufbM":
-            return _numpy_column(name, series.to_numpy(), owner=series)
+            # A DatetimeArray's numpy values (NaT is the int64 minimum), as Series.to_numpy gives them.
+            values = array if isinstance(array, np.ndarray) else array.to_numpy()
+            return _numpy_column(name, values, owner=array)
         if dtype.kind == "O":
-            array = _object_array(name, series)
+            values = np.asarray(array)
+            arrow = _object_array(name, values)
             try:
-                return _arrow_column(name, array, decimals)
+                return _arrow_column(name, arrow, decimals)
             except UnsupportedDtypeError:
-                raise _unsupported(name, f"object (values of Arrow type {array.type})") from None
+                raise _unsupported(name, f"object (values of Arrow type {arrow.type})") from None
         raise _unsupported(name, dtype)
-    array = series.array
     mask = getattr(array, "_mask", None)
     if isinstance(mask, np.ndarray) and isinstance(getattr(array, "_data", None), np.ndarray):
         # Int64 / Float64 / boolean: the numpy values and the missing mask, as they are.
@@ -393,6 +394,23 @@ def _pandas_column(name, series, decimals="real") -> Column:
             raise _unsupported(name, dtype, str(exc)) from None
         return _arrow_column(name, arrow, decimals)
     raise _unsupported(name, dtype)
+
+
+def _pandas_values(frame, i: int):
+    """Column *i* of DataFrame *frame* as its own values, without building a Series.
+
+    ``df.iloc[:, i]`` costs ~30 us a column (a Series, its index, its
+    name): most of a small statement's registration. ``_get_column_array``
+    (pandas >= 1.5) hands over the block's values, the same object
+    ``Series._values`` is.
+    """
+    get = getattr(frame, "_get_column_array", None)
+    if get is not None:
+        try:
+            return get(i)
+        except Exception:  # noqa: BLE001 - a pandas without it, or that changed it
+            pass
+    return frame.iloc[:, i]._values
 
 
 def frame_columns(frame, *, decimals: str = "real") -> list[Column]:
@@ -450,7 +468,7 @@ def frame_columns(frame, *, decimals: str = "real") -> list[Column]:
     if pd is not None and isinstance(frame, pd.DataFrame):
         names = [str(c) for c in frame.columns]
         _check_names(names)
-        return [_pandas_column(n, frame.iloc[:, i], decimals) for i, n in enumerate(names)]
+        return [_pandas_column(n, _pandas_values(frame, i), decimals) for i, n in enumerate(names)]
     if not isinstance(frame, pa.Table):
         if hasattr(frame, "__arrow_c_stream__"):
             frame = pa.table(frame)
