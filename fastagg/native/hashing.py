@@ -29,6 +29,12 @@ def hash_bytes(buf, start, stop):
     return np.int64(h)
 
 
+# Array-to-array slice assignments compile a shape-mismatch error path that
+# formats text (about 0.7 s of an empty cache's compile here, through
+# numba's str and repr of tuples): copies in this module are loops, which
+# LLVM turns into the same memcpy.
+
+
 @njit(cache=True)
 def group_ids(keys, skip, max_groups):
     """Number equal *keys* by first appearance; O(n) expected.
@@ -74,7 +80,8 @@ def group_ids(keys, skip, max_groups):
                     cap *= 2
                     table = np.full(cap, -1, np.int64)
                     f2 = np.empty(cap // 2, np.int64)
-                    f2[:g] = first[:g]
+                    for u in range(g):  # not f2[:g] = first[:g]: see above
+                        f2[u] = first[u]
                     first = f2
                     for u in range(g):
                         s2 = mix(keys[first[u]]) & (cap - 1)

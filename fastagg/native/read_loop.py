@@ -52,22 +52,25 @@ SQLITE_NULL = _capi.SQLITE_NULL
 _MUTEX_ROWS = 4096  # rows read per hold of the connection mutex
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _copy_bytes(dst, at, src, nbytes):
+    """Copy *nbytes* from uint8 array *src* into *dst* at offset *at*."""
+    # A plain loop, as every array copy here: an array-to-array slice
+    # assignment checks the two arrays for overlap and compiles a
+    # shape-mismatch error path that formats text (numba's str / repr of
+    # tuples: ~0.4 s of an empty cache's compile per kind of site).
+    for k in range(nbytes):
+        dst[at + k] = src[k]
+
+
 @njit(cache=True, nogil=True)
 def _grow_bytes(buf, used, need):
     """Return *buf* with room for *need* bytes, keeping its first *used* bytes."""
     if need <= buf.size:
         return buf
     bigger = np.empty(max(need, 2 * buf.size, 64), np.uint8)
-    bigger[:used] = buf[:used]
+    _copy_bytes(bigger, 0, buf, used)
     return bigger
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _copy_bytes(dst, at, src, nbytes):
-    """Copy *nbytes* from uint8 array *src* into *dst* at offset *at*."""
-    # A plain loop: slice assignment would check the two arrays for overlap.
-    for k in range(nbytes):
-        dst[at + k] = src[k]
 
 
 @njit(cache=True, nogil=True)
@@ -95,9 +98,12 @@ def read_rows(stmt_address, ncol, utf8_database, message):
     # Text and blob bytes of all columns, in row-then-column order; split into
     # exact-size per-column buffers after the last row.
     arena = np.empty(4096, np.uint8)
-    filled = 0
+    # Counters start typed (not the literal 0): a call typed with a literal
+    # argument is a second specialisation of the callee (numba compiled
+    # _split_arena, _grow_bytes and two more twice).
+    filled = np.int64(0)
     slots[:, 0] = 0
-    n = 0
+    n = np.int64(0)
     # Hold the connection's (recursive) mutex, as sqlite3_step and every
     # sqlite3_column_* call would take it anyway: the values of the current row
     # are then protected and read with the mutex-free sqlite3_value_*
@@ -114,11 +120,14 @@ def read_rows(stmt_address, ncol, utf8_database, message):
         if n == cap:
             cap *= 2
             wider = np.empty((ncol, cap + 1), np.int64)
-            wider[:, : n + 1] = slots[:, : n + 1]
+            wider_tags = np.empty((ncol, cap), np.uint8)
+            for c in range(ncol):  # not wider[:, :n + 1] = slots[:, :n + 1] (see _copy_bytes)
+                for r in range(n + 1):
+                    wider[c, r] = slots[c, r]
+                for r in range(n):
+                    wider_tags[c, r] = tags[c, r]
             slots = wider
             reals = slots.view(np.float64)
-            wider_tags = np.empty((ncol, cap), np.uint8)
-            wider_tags[:, :n] = tags[:, :n]
             tags = wider_tags
         for c in range(ncol):
             value = sqlite3_column_value(stmt, c)
@@ -242,8 +251,8 @@ def format_mixed(fmt_address, slots, tags, data, n, capacity):
     offsets = np.empty(n + 1, np.int64)
     offsets[0] = 0
     out = np.empty(max(capacity, 64), np.uint8)
-    m = 0
-    prev_end = 0
+    m = np.int64(0)  # typed: see read_rows
+    prev_end = np.int64(0)
     for r in range(n):
         t = tags[r]
         if t == SQLITE_INTEGER or t == SQLITE_FLOAT:
@@ -261,13 +270,13 @@ def format_mixed(fmt_address, slots, tags, data, n, capacity):
                 sqlite3_reset(fmt)
                 return SQLITE_NOMEM, offsets, out[:0]
             out = _grow_bytes(out, m, m + nbytes)
-            out[m : m + nbytes] = carray(ptr, nbytes, np.uint8)
+            _copy_bytes(out, m, carray(ptr, nbytes, np.uint8), nbytes)
             m += nbytes
             sqlite3_reset(fmt)
         elif t == SQLITE_TEXT or t == SQLITE_BLOB:
             end = slots[r + 1]
             out = _grow_bytes(out, m, m + end - prev_end)
-            out[m : m + end - prev_end] = data[prev_end:end]
+            _copy_bytes(out, m, data[prev_end:end], end - prev_end)
             m += end - prev_end
             prev_end = end
         offsets[r + 1] = m
@@ -307,8 +316,13 @@ def _export(typingctx, arr):
 
 
 @njit(cache=True, nogil=True)
-def _put(out, i, arr, rows, cols):
-    mi, data = _export(arr)
+def _put(out, i, exported, rows, cols):
+    """Write result array *i*'s ``(meminfo, data)`` (:func:`_export`) and shape into *out*.
+
+    Integers only, typed (``np.int64``, not literals): one specialisation
+    for every call (with the arrays, and literal indices, it was seven).
+    """
+    mi, data = exported
     base = 2 + 4 * i
     out[base] = mi
     out[base + 1] = data
@@ -330,11 +344,12 @@ def read_rows_entry(stmt_address, ncol, utf8_database, out_ptr, message_ptr):
     out[0] = -1
     message = carray(message_ptr, MESSAGE_BYTES, np.uint8)
     rc, n, slots, tags, seen, data, dstart = read_rows(stmt_address, ncol, utf8_database != 0, message)
-    _put(out, 0, slots, slots.shape[0], slots.shape[1])
-    _put(out, 1, tags, tags.shape[0], tags.shape[1])
-    _put(out, 2, seen, seen.size, 1)
-    _put(out, 3, data, data.size, 1)
-    _put(out, 4, dstart, dstart.size, 1)
+    one = np.int64(1)
+    _put(out, np.int64(0), _export(slots), np.int64(slots.shape[0]), np.int64(slots.shape[1]))
+    _put(out, one, _export(tags), np.int64(tags.shape[0]), np.int64(tags.shape[1]))
+    _put(out, np.int64(2), _export(seen), np.int64(seen.size), one)
+    _put(out, np.int64(3), _export(data), np.int64(data.size), one)
+    _put(out, np.int64(4), _export(dstart), np.int64(dstart.size), one)
     out[1] = n
     out[0] = rc
 
@@ -348,8 +363,9 @@ def format_mixed_entry(fmt_address, slots_ptr, tags_ptr, data_ptr, data_size, n,
     tags = carray(tags_ptr, n, np.uint8)
     data = carray(data_ptr, data_size, np.uint8)
     rc, offsets, text = format_mixed(fmt_address, slots, tags, data, n, capacity)
-    _put(out, 0, offsets, offsets.size, 1)
-    _put(out, 1, text, text.size, 1)
+    one = np.int64(1)
+    _put(out, np.int64(0), _export(offsets), np.int64(offsets.size), one)
+    _put(out, one, _export(text), np.int64(text.size), one)
     out[1] = n
     out[0] = rc
 

@@ -71,6 +71,6 @@ def prepare_locked(handle, sql_address, nbytes, out, message):
         db, as_voidptr(sql_address), nbytes, as_voidptr(out.ctypes.data), as_voidptr(out.ctypes.data + 8)
     )
     if rc != SQLITE_OK:
-        copy_errmsg(db, rc, message)
+        copy_errmsg(db, np.int64(rc), message)  # int64, as the reader's call: one specialisation
     sqlite3_mutex_leave(mutex)
     return rc

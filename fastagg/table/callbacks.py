@@ -8,11 +8,14 @@ the module then imports no numba. Otherwise :mod:`.module` is imported
 written for the next process.
 
 The index machinery (:mod:`.indexed`) is a second image,
-:data:`INDEX_IMAGE`, loaded on first need: the module's allocation has
-:data:`~.indirect.NSLOTS` more slots after the ``sqlite3_module``'s own, the
-first holding the address of :func:`_load_index` (a ctypes callback) and
-the others 0 until it has loaded the image and filled them. A process that
-only scans (a plain GROUP BY) never builds or loads it.
+:data:`INDEX_IMAGE`, and the ranking of text and blobs in BINARY order
+(:mod:`.texted`) a third, :data:`TEXT_IMAGE`, each loaded on first need: the
+module's allocation has :data:`~.indirect.NSLOTS` more slots after the
+``sqlite3_module``'s own, the first holding the address of a ctypes
+callback (:func:`_hook`: it loads the image of the slot asked for) and the
+others 0 until it has loaded the image and filled them. A process that only
+scans, filters or orders numbers (a plain GROUP BY on an integer key) never
+builds or loads either.
 """
 
 from __future__ import annotations
@@ -24,7 +27,10 @@ import threading
 from ..native.loader import NativeImage
 from ..sqlite import capi as _capi
 
-__all__ = ["IMAGE", "INDEX_IMAGE", "index_loaded", "load_index", "module_address", "module_destroy_address"]
+__all__ = [
+    "IMAGE", "INDEX_IMAGE", "TEXT_IMAGE", "index_loaded", "load_index", "load_text", "module_address",
+    "module_destroy_address", "text_loaded",
+]
 
 
 def _build() -> dict:
@@ -39,15 +45,24 @@ def _build_index() -> dict:
     return dict(CALLBACKS)
 
 
+def _build_text() -> dict:
+    from .texted import CALLBACKS
+
+    return dict(CALLBACKS)
+
+
 #: The virtual table's callbacks as a native image.
 IMAGE = NativeImage("vtab", _build, stages=("table", "native", "sqlite"))
 #: The index machinery (:mod:`.indexed`): built and loaded on first need.
 INDEX_IMAGE = NativeImage("vtab-index", _build_index, stages=("table", "native", "sqlite"))
+#: Text and blob sort keys (:mod:`.texted`): built and loaded on first need.
+TEXT_IMAGE = NativeImage("vtab-text", _build_text, stages=("table", "native", "sqlite"))
 
 # Mirrors fastagg.table.indirect (which imports numba): the slots after the module's.
 _MODULE_SLOTS = 24
-_SLOT_HOOK, _NSLOTS = 0, 3
+_SLOT_HOOK, _NSLOTS = 0, 4
 _INDEX_SLOTS = {"filter": 1, "top": 2}
+_TEXT_SLOTS = {"text": 3}
 
 # sqlite3_module (sqlite3.h): int iVersion; then 23 function pointers
 # (xCreate .. xRename, xSavepoint, xRelease, xRollbackTo, xShadowName).
@@ -59,8 +74,35 @@ _MODULE_FIELDS = [
 ]
 _module_address = None
 _module_lock = threading.Lock()
-_index_lock = threading.Lock()
-_index_failed = False
+_image_lock = threading.Lock()
+_failed: set = set()  # images that could not be had in this process
+
+
+def _slots():
+    return (ctypes.c_int64 * (_MODULE_SLOTS + _NSLOTS)).from_address(module_address())
+
+
+def _load(image: NativeImage, wanted: dict) -> bool:
+    """Load (building once if need be) *image* and fill its *wanted* slots; whether they are filled.
+
+    A failure is remembered: the process then plans without it (scans,
+    SQLite's sorter), never retries per statement.
+    """
+    slots = _slots()
+    with _image_lock:
+        if all(slots[_MODULE_SLOTS + i] for i in wanted.values()):
+            return True
+        if image.name in _failed:
+            return False
+        try:
+            fns = image.addresses()
+        except Exception as exc:  # noqa: BLE001 - a failed build must not fail the statement
+            _failed.add(image.name)
+            print(f"fastagg: {image.name} code unavailable, planning without it: {exc}", file=sys.stderr)
+            return False
+        for name, i in wanted.items():
+            slots[_MODULE_SLOTS + i] = fns[name]
+        return True
 
 
 def load_index() -> bool:
@@ -70,37 +112,40 @@ def load_index() -> bool:
     lock of fastagg's then), or ahead of time by :func:`fastagg.warmup`. A
     failure is remembered: the process then plans scans, never retries per statement.
     """
-    global _index_failed
-    addr = module_address()
-    slots = (ctypes.c_int64 * (_MODULE_SLOTS + _NSLOTS)).from_address(addr)
-    with _index_lock:
-        if all(slots[_MODULE_SLOTS + i] for i in _INDEX_SLOTS.values()):
-            return True
-        if _index_failed:
-            return False
-        try:
-            fns = INDEX_IMAGE.addresses()
-        except Exception as exc:  # noqa: BLE001 - a failed build must not fail the statement: scans serve it
-            _index_failed = True
-            print(f"fastagg: index code unavailable, planning scans: {exc}", file=sys.stderr)
-            return False
-        for name, i in _INDEX_SLOTS.items():
-            slots[_MODULE_SLOTS + i] = fns[name]
-        return True
+    return _load(INDEX_IMAGE, _INDEX_SLOTS)
 
 
-def index_loaded() -> bool:
-    """Whether this process has loaded the index image."""
+def load_text() -> bool:
+    """Load (building once if need be) the text image and fill its slot; whether it is loaded.
+
+    Called by xBestIndex before it plans an order on a text or blob column
+    (without it, SQLite sorts), or by :func:`fastagg.warmup`.
+    """
+    return _load(TEXT_IMAGE, _TEXT_SLOTS)
+
+
+def _loaded(wanted: dict) -> bool:
     addr = _module_address
     if addr is None:
         return False
     slots = (ctypes.c_int64 * (_MODULE_SLOTS + _NSLOTS)).from_address(addr)
-    return all(slots[_MODULE_SLOTS + i] for i in _INDEX_SLOTS.values())
+    return all(slots[_MODULE_SLOTS + i] for i in wanted.values())
 
 
-def _hook(a, b, c, d, e):
+def index_loaded() -> bool:
+    """Whether this process has loaded the index image."""
+    return _loaded(_INDEX_SLOTS)
+
+
+def text_loaded() -> bool:
+    """Whether this process has loaded the text image."""
+    return _loaded(_TEXT_SLOTS)
+
+
+def _hook(slot, b, c, d, e):
     try:
-        return 0 if load_index() else 1
+        ok = load_text() if slot in _TEXT_SLOTS.values() else load_index()
+        return 0 if ok else 1
     except BaseException:  # noqa: BLE001 - nothing may unwind into SQLite's C frames
         return 1
 

@@ -40,7 +40,8 @@ from .columns import (
     K_BLOB32, K_BLOB64, K_DATE32, K_DATETIME, K_I64, K_NULL, K_TEXT32, K_TEXT64, V_NONE,
 )
 from ..native.sort import counting_order
-from .ordering import _dense_ranks, _sort_keys, combined_size, rank_order
+from ..native.hashing import group_ids
+from .ordering import _dense_ranks, _sort_keys, combined_size, equality_keys, rank_order
 from .values import SQLITE_FLOAT, SQLITE_INTEGER, SQLITE_NULL, SQLITE_TEXT, cell
 
 __all__ = ["OP_IS", "build_index", "column_class", "estimate_distinct", "find_index", "index_entries", "probe"]
@@ -415,20 +416,25 @@ def estimate_distinct(dir_addr, cols, nrows, col):
         rows = np.arange(s)
     else:
         np.random.seed(12345)
-        rows = np.sort(np.random.randint(0, nrows, s))
-    keys, isnull = _sort_keys(cols[col], rows)
-    ranks, m = _dense_ranks(keys, isnull)
+        rows = np.random.randint(0, nrows, s)  # unsorted: the counts below need no order
+    # Equal values get equal keys (text: a 64-bit hash of its bytes), numbered
+    # by a hash table: no sort keys or ranks, which for text would need the
+    # text image (and compiled the base image's largest part).
+    keys, isnull = equality_keys(cols[col], rows)
+    ids, _, m = group_ids(keys, isnull, np.int64(-1))  # typed: one specialisation (see _dense_ranks)
     counts = np.zeros(m, np.int64)
+    nnull = 0
     for i in range(s):
-        counts[ranks[i]] += 1
-    d = 0
+        if ids[i] >= 0:
+            counts[ids[i]] += 1
+        else:
+            nnull += 1
+    d = m
     f1 = 0
-    for g in range(1, m):
-        if counts[g] > 0:
-            d += 1
-            if counts[g] == 1:
-                f1 += 1
-    nonnull = s - counts[0]
+    for g in range(m):
+        if counts[g] == 1:
+            f1 += 1
+    nonnull = s - nnull
     if s == nrows or d == 0:
         r = np.float64(max(d, 1))
     else:

@@ -75,7 +75,7 @@ def _index_filter(cur, plan, cols, nrows, argv, argc):
         # No room for another index: every row, SQLite tests the constraints.
         rows = np.arange(nrows)
         if len(order) > 0:
-            rows = order_rows(cols, rows, order)
+            rows = order_rows(cols, rows, order, None)  # None: this image's own text ranking
         return SQLITE_OK if _set_rows(cur, rows) else SQLITE_NOMEM
     ent = index_entries(tok.indexes)[1][e]
     perm = carray(as_voidptr(ent.perm), max(nrows, 1), np.int64)
@@ -100,7 +100,7 @@ def _index_filter(cur, plan, cols, nrows, argv, argc):
             cur.own_rows = 0
     else:
         rows = np.sort(perm[lo:hi])  # order_rows wants rows ascending
-        rows = order_rows(cols, rows, order)
+        rows = order_rows(cols, rows, order, None)  # None: this image's own text ranking
         if not _set_rows(cur, rows):
             return SQLITE_NOMEM
     return SQLITE_OK
@@ -125,7 +125,7 @@ def top_filter(cursor_addr, plan, rows_addr, n, k):
     cur = _record(cursor_addr, CURSOR)[0]
     cols = _columns(cur.table)
     rows = carray(as_voidptr(rows_addr), n, np.int64)
-    return SQLITE_OK if _set_rows(cur, top_rows(cols, rows, plan_order(plan), k)) else SQLITE_NOMEM
+    return SQLITE_OK if _set_rows(cur, top_rows(cols, rows, plan_order(plan), k, None)) else SQLITE_NOMEM
 
 
 #: The index image's entries, by slot name (:mod:`.indirect`; loaded by :mod:`.callbacks`).

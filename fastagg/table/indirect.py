@@ -1,10 +1,13 @@
-"""Calls through a function pointer the loader fills: the lazily loaded index image.
+"""Calls through a function pointer the loader fills: the lazily loaded images.
 
 The virtual table's base image (:mod:`.module`) reaches the index machinery
-(:mod:`.indexed`), a second image built on first need, through the slots
-after the ``sqlite3_module``'s own (:mod:`.callbacks` lays them out): each is
-0 until loaded, then a C address. Every entry has the one C signature
-``int32(int64, int64, int64, int64, int64)`` so that one intrinsic calls them all.
+(:mod:`.indexed`) and the text ranking (:mod:`.texted`), images built on
+first need, through the slots after the ``sqlite3_module``'s own
+(:mod:`.callbacks` lays them out): each is 0 until loaded, then a C
+address. Every entry has the one C signature
+``int32(int64, int64, int64, int64, int64)`` so that one intrinsic calls them
+all. The hook's first argument is the slot wanted: it loads the image that
+fills that slot.
 """
 
 from __future__ import annotations
@@ -16,14 +19,15 @@ from numba.extending import intrinsic
 
 from ..native.intrinsics import as_voidptr
 
-__all__ = ["MODULE_SLOTS", "NSLOTS", "SLOT_FILTER", "SLOT_HOOK", "SLOT_TOP", "call5", "index_slots"]
+__all__ = ["MODULE_SLOTS", "NSLOTS", "SLOT_FILTER", "SLOT_HOOK", "SLOT_TEXT", "SLOT_TOP", "call5", "index_slots"]
 
 #: Pointer-sized fields of ``sqlite3_module`` (iVersion, then 23 callbacks).
 MODULE_SLOTS = 24
-#: After them: the loader's hook (loads the index image, fills the rest; 0 = loaded),
-#: then the index image's entries.
-SLOT_HOOK, SLOT_FILTER, SLOT_TOP = 0, 1, 2
-NSLOTS = 3
+#: After them: the loader's hook (``hook(slot, 0, 0, 0, 0)`` loads the image
+#: holding *slot* and fills its slots; 0 = loaded), the index image's
+#: entries, the text image's entry.
+SLOT_HOOK, SLOT_FILTER, SLOT_TOP, SLOT_TEXT = 0, 1, 2, 3
+NSLOTS = 4
 
 
 @intrinsic

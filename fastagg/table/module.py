@@ -37,8 +37,8 @@ from ..sqlite.structs import (
 from .columns import K_BOOLBITS, K_F32, K_F64, K_I8, K_I16, K_I32, K_I64, K_U8, K_U16, K_U32
 from .filtering import OP_EQ, OP_GE, OP_GT, OP_LE, OP_LT, select_rows
 from .gather import CHUNK, alloc_block, fill_block
-from .indirect import SLOT_FILTER, SLOT_HOOK, SLOT_TOP, call5, index_slots
-from .ordering import order_rows
+from .indirect import SLOT_FILTER, SLOT_HOOK, SLOT_TEXT, SLOT_TOP, call5, index_slots
+from .ordering import is_bytes_kind, order_rows
 from .pricing import index_candidate as _index_candidate
 from .plan import PLAN_INDEX, PLAN_SCAN, new_plan, plan_filters, plan_header, plan_keys, plan_order
 from .records import columns_of as _columns
@@ -130,10 +130,10 @@ def _exact_rhs(info, i, is_float):
 
 @njit(cache=True)
 def _index_entry(module_addr, slot):
-    """The index image's entry in *slot*, loading the image first (once) if needed; 0 if unavailable."""
+    """The lazily loaded entry in *slot*, loading its image first (once) if needed; 0 if unavailable."""
     fns = index_slots(module_addr)
     if fns[slot] == 0 and fns[SLOT_HOOK] != 0:
-        call5(fns[SLOT_HOOK], 0, 0, 0, 0, 0)  # the loader fills the slots (or leaves them 0)
+        call5(fns[SLOT_HOOK], slot, 0, 0, 0, 0)  # the loader fills the slots (or leaves them 0)
         fns = index_slots(module_addr)
     return fns[slot]
 
@@ -180,6 +180,14 @@ def x_best_index(vtab, info):
     cons = carray(as_voidptr(ii.aConstraint), max(ncons, 1), INDEX_CONSTRAINT)
     usage = carray(as_voidptr(ii.aConstraintUsage), max(ncons, 1), INDEX_CONSTRAINT_USAGE)
     orderby = carray(as_voidptr(ii.aOrderBy), max(norder, 1), INDEX_ORDERBY)
+    # An order on text or blobs is ranked by the text image (loaded now if
+    # need be); without it the plan takes no order and SQLite sorts.
+    for i in range(norder):
+        c = orderby[i].iColumn
+        if c >= 0 and is_bytes_kind(cols[c].kind):
+            if _index_entry(vt.pModule, np.int64(SLOT_TEXT)) == 0:
+                norder = 0
+            break
 
     pushed = np.zeros(max(ncons, 1), np.int64)  # constraints in plan order
     nargs = np.int64(0)  # not 0: a literal start types a call with it once more (a second specialisation)
@@ -243,8 +251,11 @@ def x_best_index(vtab, info):
                 nlim += 1
             elif usage[i].argvIndex == 0 or usage[i].omit == 0:
                 exact_all = False
-        # With an ORDER BY the top-k is the index image's (loaded now if need be).
-        if exact_all and nlim > 0 and (norder == 0 or _index_entry(vt.pModule, np.int64(SLOT_TOP)) != 0):
+        # With an ORDER BY the top-k is the index image's (loaded now if need
+        # be); never with an order left to SQLite (norder set to 0 above).
+        if exact_all and nlim > 0 and (
+            ii.nOrderBy == 0 or (norder > 0 and _index_entry(vt.pModule, np.int64(SLOT_TOP)) != 0)
+        ):
             for i in range(ncons):
                 if (cons[i].op == OP_LIMIT or cons[i].op == OP_OFFSET) and cons[i].usable != 0:
                     pushed[nargs] = i
@@ -379,7 +390,7 @@ def x_filter(cursor, idx_num, idx_str, argc, argv):
         else:  # every row; SQLite tests the constraints (omit = 0 for index plans)
             rows = np.arange(nrows)
             if len(order) > 0:
-                rows = order_rows(cols, rows, order)
+                rows = order_rows(cols, rows, order, index_slots(_record(cur.pVtab, VTAB)[0].pModule))
             rc = SQLITE_OK if _set_rows(cur, rows) else SQLITE_NOMEM
         if rc != SQLITE_OK:
             _set_error(cur.pVtab, _MSG_NOMEM)
@@ -400,7 +411,7 @@ def x_filter(cursor, idx_num, idx_str, argc, argv):
             ok = call5(top, address_of(cursor), plan, rows.ctypes.data, len(rows), k) == SQLITE_OK
         else:
             if len(order) > 0:
-                rows = order_rows(cols, rows, order)
+                rows = order_rows(cols, rows, order, index_slots(_record(cur.pVtab, VTAB)[0].pModule))
             if k >= 0 and k < len(rows):
                 rows = rows[:k]
             ok = _set_rows(cur, rows)

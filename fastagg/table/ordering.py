@@ -9,17 +9,24 @@ values.
 from __future__ import annotations
 
 import numpy as np
-from numba import carray, njit
+from numba import carray, njit, types
+from numba.extending import overload
 
 from ..native.hashing import group_ids
 from ..native.intrinsics import as_voidptr
-from ..native.sort import counting_order, order_spans, radix_argsort, span_equal
+from ..native.sort import counting_order, int_argsort, order_spans, radix_argsort, span_equal
+from ..sqlite.structs import COLUMN
 from .columns import K_BLOB32, K_BLOB64, K_DATETIME, K_F32, K_F64, K_I64, K_TEXT32, K_TEXT64, K_U64, V_NONE
+from .indirect import SLOT_TEXT, call5
 from .values import INT64_MAX, INT64_MIN, float_value, int_value, micros, value_row
 
-__all__ = ["combined_size", "order_rows", "rank_order", "top_rows"]
+__all__ = [
+    "combined_size", "equality_keys", "is_bytes_kind", "numeric_keys", "order_rows", "rank_order",
+    "term_keys", "text_keys", "top_rows",
+]
 
 SIGN_BIT = np.int64(INT64_MIN)
+_COLUMN_SIZE = COLUMN.itemsize
 
 
 @njit(cache=True)
@@ -208,20 +215,55 @@ def _text_ranks(cd, vals):
 
 
 @njit(cache=True)
-def _sort_keys(cd, rows):
-    """Int64 keys whose order is SQLite's order of the column's values at *rows*.
+def is_bytes_kind(k):
+    """Whether column kind *k* holds text or blobs (ordered by their bytes' ranks)."""
+    return k == K_TEXT32 or k == K_TEXT64 or k == K_BLOB32 or k == K_BLOB64
 
-    Returns (keys, isnull). Numbers compare numerically (floats through their
-    order-preserving bit pattern, -0.0 as 0.0; uint64 above int64 as the
-    double SQLite sees), text and blobs by memcmp (as dense ranks),
-    datetimes by microsecond (their text order).
+
+@njit(cache=True)
+def _value_rows(cd, rows):
+    """(value rows, isnull) of table rows *rows* (-1 and 1 for NULL)."""
+    n = len(rows)
+    vals = np.empty(n, np.int64)
+    isnull = np.zeros(n, np.uint8)
+    for i in range(n):
+        v = value_row(cd, rows[i])
+        vals[i] = v
+        if v < 0:
+            isnull[i] = 1
+    return vals, isnull
+
+
+@njit(cache=True)
+def text_keys(cd, vals, keys):
+    """Write into *keys* int64 keys in BINARY order of text / blob value rows *vals* (-1: NULL, key 0).
+
+    Dictionary columns rank their (few) categories once and look codes up;
+    others rank the values (:func:`_text_ranks`). The text half of
+    :func:`_sort_keys`; the virtual table's base image calls it in the
+    lazily built text image (:data:`fastagg.table.callbacks.TEXT_IMAGE`).
     """
+    n = len(vals)
+    if cd.codes != 0:
+        catrank = _byte_ranks(cd, np.arange(cd.nvalues))
+        for i in range(n):
+            if vals[i] >= 0:
+                keys[i] = catrank[vals[i]]
+    else:
+        ranks, _ = _text_ranks(cd, vals)
+        for i in range(n):  # not keys[:] = ranks (see records.set_rows)
+            keys[i] = ranks[i]
+
+
+@njit(cache=True)
+def numeric_keys(cd, rows):
+    """:func:`_sort_keys` of a column that holds no text or blobs (numbers, dates, datetimes)."""
     n = len(rows)
     keys = np.zeros(n, np.int64)
-    isnull = np.zeros(n, np.uint8)
     k = cd.kind
     if cd.validity_kind == V_NONE and cd.codes == 0 and (k == K_I64 or k == K_F64):
         # Plain int64 / float64 buffers: one tight pass.
+        isnull = np.zeros(n, np.uint8)
         src = carray(as_voidptr(cd.data), cd.nvalues, np.int64)
         if k == K_I64:
             for i in range(n):
@@ -236,22 +278,7 @@ def _sort_keys(cd, rows):
                 x = 0
             keys[i] = x ^ INT64_MAX if x < 0 else x  # order-preserving for negatives
         return keys, isnull
-    vals = np.empty(n, np.int64)
-    for i in range(n):
-        v = value_row(cd, rows[i])
-        vals[i] = v
-        if v < 0:
-            isnull[i] = 1
-    if k == K_TEXT32 or k == K_TEXT64 or k == K_BLOB32 or k == K_BLOB64:
-        if cd.codes != 0:
-            # Rank the (few) categories once, then look codes up.
-            catrank = _byte_ranks(cd, np.arange(cd.nvalues))
-            for i in range(n):
-                if vals[i] >= 0:
-                    keys[i] = catrank[vals[i]]
-        else:
-            keys, _ = _text_ranks(cd, vals)
-        return keys, isnull
+    vals, isnull = _value_rows(cd, rows)
     if k == K_F64 or k == K_F32:
         fl = np.zeros(n, np.float64)
         for i in range(n):
@@ -280,6 +307,86 @@ def _sort_keys(cd, rows):
         else:
             keys[i] = int_value(cd, v)
     return keys, isnull
+
+
+@njit(cache=True)
+def equality_keys(cd, rows):
+    """(keys, isnull) of ``cd`` at *rows*: int64 keys equal where the values are (SQLite's ``=``, BINARY).
+
+    Numbers: their sort keys (:func:`numeric_keys`). Text and blobs: a
+    64-bit hash of the bytes (:func:`_span_hash`), so two distinct values
+    may, very rarely, share a key: for estimates only (the cost model's
+    distinct counts, :func:`fastagg.table.index.estimate_distinct`), never
+    for answers. No ranking, so the base image needs no text-ranking code.
+    """
+    if not is_bytes_kind(cd.kind):
+        return numeric_keys(cd, rows)
+    vals, isnull = _value_rows(cd, rows)
+    offs, buf = _text_view(cd)
+    n = len(rows)
+    keys = np.zeros(n, np.int64)
+    for i in range(n):
+        v = vals[i]
+        if v >= 0:
+            a = offs[v]
+            keys[i] = np.int64(_span_hash(cd.data, buf, a, offs[v + 1] - a))
+    return keys, isnull
+
+
+@njit(cache=True)
+def _sort_keys(cd, rows):
+    """Int64 keys whose order is SQLite's order of the column's values at *rows*.
+
+    Returns (keys, isnull). Numbers compare numerically (floats through their
+    order-preserving bit pattern, -0.0 as 0.0; uint64 above int64 as the
+    double SQLite sees), text and blobs by memcmp (as dense ranks),
+    datetimes by microsecond (their text order).
+    """
+    if is_bytes_kind(cd.kind):
+        vals, isnull = _value_rows(cd, rows)
+        keys = np.zeros(len(rows), np.int64)
+        text_keys(cd, vals, keys)
+        return keys, isnull
+    return numeric_keys(cd, rows)
+
+
+@njit(cache=True)
+def _slot_sort_keys(cols, col, rows, slots):
+    """:func:`_sort_keys` of ``cols[col]``, its text half called in the text image (``slots[SLOT_TEXT]``).
+
+    The base image's way: it holds no text-ranking code. xBestIndex loads
+    the text image before it plans an order on a text column, so the slot
+    is set whenever this meets one (if not, every key is 0: no order).
+    """
+    cd = cols[col]
+    if not is_bytes_kind(cd.kind):
+        return numeric_keys(cd, rows)
+    vals, isnull = _value_rows(cd, rows)
+    n = len(rows)
+    keys = np.zeros(n, np.int64)
+    fn = slots[SLOT_TEXT]
+    if fn != 0 and n > 0:
+        call5(fn, cols.ctypes.data + col * _COLUMN_SIZE, vals.ctypes.data, n, keys.ctypes.data, 0)
+    return keys, isnull
+
+
+def term_keys(cols, col, rows, slots):
+    """Sort keys of ``cols[col]`` at *rows*: :func:`_sort_keys` (*slots* None) or :func:`_slot_sort_keys`.
+
+    *slots* is None or the index slots of the ``sqlite3_module``
+    (:func:`fastagg.table.indirect.index_slots`). Chosen by the type of
+    *slots* when numba types the call (an ``overload``, not a branch: numba
+    would type and compile both), so each caller's image holds only the
+    code it takes. Compiled code only.
+    """
+    raise NotImplementedError("term_keys is called from compiled code only")
+
+
+@overload(term_keys, jit_options={"cache": True})
+def _term_keys(cols, col, rows, slots):
+    if isinstance(slots, types.NoneType):
+        return lambda cols, col, rows, slots: _sort_keys(cols[col], rows)
+    return lambda cols, col, rows, slots: _slot_sort_keys(cols, col, rows, slots)
 
 
 @njit(cache=True)
@@ -340,7 +447,10 @@ def _dense_ranks(keys, isnull):
                 fresh = False
             ranks[i] = r
         return ranks, r + 1
-    return _group_ranks(ids, np.argsort(keys[first[:g]]))
+    # The distinct keys, sorted: int_argsort, not np.argsort (numba's
+    # quicksort was 0.75 s of an empty cache's compile; distinct keys have
+    # one order, so any sort gives the same ranks).
+    return _group_ranks(ids, int_argsort(keys[first[:g]]))
 
 
 @njit(cache=True)
@@ -372,7 +482,7 @@ def rank_order(ranks, sizes, n):
 
 
 @njit(cache=True)
-def order_rows(cols, rows, terms):
+def order_rows(cols, rows, terms, slots):
     """Stable sort of table rows *rows* (ascending) by plan order terms (``PLAN_TERM``).
 
     Column -1 is the rowid. NULLs come first ascending and last descending,
@@ -380,6 +490,7 @@ def order_rows(cols, rows, terms):
     the distinct values); the ranks are combined into one key and placed by
     a counting sort, or, when their product is large, by one counting sort
     per term from the last. O(n + G log G) for G distinct values.
+    *slots*: see :func:`term_keys`.
     """
     n = len(rows)
     # A rowid term ends the key (rowids are unique); ascending, it is the
@@ -395,7 +506,7 @@ def order_rows(cols, rows, terms):
         return rows.copy()
     identity = rows[0] == 0 and rows[n - 1] == n - 1  # ascending and distinct: all rows
     if nt == 1 and terms[0].column >= 0:
-        keys, isnull = _sort_keys(cols[terms[0].column], rows)
+        keys, isnull = term_keys(cols, terms[0].column, rows, slots)
         r, m = _dense_ranks(keys, isnull)
         if terms[0].desc != 0:
             for i in range(n):
@@ -411,7 +522,7 @@ def order_rows(cols, rows, terms):
                 ranks[t, i] = i
             sizes[t] = n
         else:
-            keys, isnull = _sort_keys(cols[col], rows)
+            keys, isnull = term_keys(cols, col, rows, slots)
             r, m = _dense_ranks(keys, isnull)
             for i in range(n):  # not ranks[t, :] = r (see records.set_rows)
                 ranks[t, i] = r[i]
@@ -432,20 +543,20 @@ def order_rows(cols, rows, terms):
 
 
 @njit(cache=True)
-def top_rows(cols, rows, terms, k):
+def top_rows(cols, rows, terms, k, slots):
     """The first *k* rows of :func:`order_rows` ``(cols, rows, terms)``, without sorting them all.
 
     A top-k selection for ``ORDER BY ... LIMIT k``: the first term's sort
     keys (one pass), the k-th smallest found by ``np.partition`` (O(n)),
     then only the rows up to that key (ties included) sorted by every term.
-    *rows* must be ascending, as for :func:`order_rows`.
+    *rows* must be ascending, as for :func:`order_rows`; *slots*: see :func:`term_keys`.
     """
     n = len(rows)
     if k >= n or len(terms) == 0 or terms[0].column < 0:
-        return order_rows(cols, rows, terms)[:max(min(k, n), 0)]
+        return order_rows(cols, rows, terms, slots)[:max(min(k, n), 0)]
     if k <= 0:
         return rows[:0]
-    keys, isnull = _sort_keys(cols[terms[0].column], rows)
+    keys, isnull = term_keys(cols, terms[0].column, rows, slots)
     nn = 0
     for i in range(n):
         nn += isnull[i]
@@ -466,4 +577,4 @@ def top_rows(cols, rows, terms, k):
             keep = valid & (keys >= thr)
         else:
             keep = np.ones(n, np.bool_)
-    return order_rows(cols, rows[keep], terms)[:k]
+    return order_rows(cols, rows[keep], terms, slots)[:k]
