@@ -173,3 +173,11 @@ def test_ungrouped_keeps_the_states():
         ref = fastagg.query(df, "SELECT approx_count_distinct(h), approx_count_distinct(r) FROM df", engine="sqlite")
         got = fastagg.query(df, "SELECT approx_count_distinct(h), approx_count_distinct(r) FROM df", workers=w)
         pd.testing.assert_frame_equal(got, ref, check_dtype=False)
+
+
+@pytest.mark.parametrize("offset", [5, -1000, 2**62])
+def test_int_key_not_starting_at_zero(offset):
+    """A dense int key whose ids are the column minus its minimum (the engine reads the column as the ids)."""
+    df = _frame(200_000, 100)
+    df["g"] += offset
+    _native_equals_sqlite(df, "SELECT g, approx_count_distinct(h), median(x) FROM df GROUP BY g")

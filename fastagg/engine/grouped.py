@@ -307,12 +307,12 @@ def _user_aggregate(agg, gids, ngroups, arguments, nthreads, grouped=True, base=
     spec = agg.spec
     funcs = _array_entry_points(spec)
     segment = getattr(spec.cls, "__fastagg_segments__", None)
+    whole = getattr(spec.cls, "__fastagg_grouped__", None) if grouped else None
+    if base and (segment is not None or whole is not None):
+        gids = gids - base  # these kernels read the group ids themselves
     if segment is not None:
-        if base:
-            gids = gids - base
         return _segment_aggregate(segment, agg, gids, ngroups, arguments, nthreads)
-    whole = getattr(spec.cls, "__fastagg_grouped__", None)
-    if whole is not None and grouped:
+    if whole is not None:
         # A plain form with a kernel over the whole column (approx_count_distinct): it uses the threads itself.
         arrays, variant = arguments("i64" if spec.args[0].kind == "int" else "f64", agg.args[0])
         return whole(gids, ngroups, arrays, variant, nthreads, lambda fn, k: list(_executor(k).map(fn, range(k))))
