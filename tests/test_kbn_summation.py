@@ -138,3 +138,14 @@ def test_overflow_and_infinities_are_left_to_sqlite(compensated):
 def test_explain_says_native_for_sums(compensated):
     df = _frame(100, 3, seed=0)
     assert fastagg.explain(df, "SELECT g, sum(x), avg(x), total(i) FROM df GROUP BY g").engine == "native"
+
+
+def test_fused_sums_of_several_arguments(compensated, tmp_path):
+    # Several float sums without FILTER take one fused pass (TPC-H Q1's shape).
+    df = _frame(30_000, 4, seed=9)
+    sql = "SELECT g, sum(x), avg(f), total(x * 2.0), sum(f - x), count(*) FROM df GROUP BY g"
+    want = _reference(df, [sql], tmp_path)[0]
+    for workers in (1, 2):
+        got = fastagg.query(df, sql, workers=workers, output="arrow")
+        assert last_run().engine == "native"
+        assert _cells(got) == want

@@ -200,16 +200,25 @@ def _sqlite_aggregate(agg, is_float, gids, ngroups, value, kernels, sums, key, n
 def _fused_float_sums(plan, gids, ngroups, value, is_float, kernels, sums):
     """Fill *sums* for every float argument of sum/avg/total without FILTER in one pass.
 
-    :func:`.kernels.sum_floats`: each group's additions stay in row order
-    (bit-identical to one :func:`.kernels.sum_float` per argument).
+    :func:`.kernels.sum_floats` (:func:`.kbn.kbn_sums` on SQLite >= 3.43): each
+    group's additions stay in row order (bit-identical to one pass per argument).
     """
     args = list(dict.fromkeys(a.args[0] for a in plan.aggregates if a.spec is None and a.filter is None and a.args
                               and a.name in ("sum", "avg", "total") and is_float(a.args[0])))
-    if len(args) < 2 or _shape.KBN_SUMMATION:  # compensated sums: one pass each (kbn)
+    if len(args) < 2:
         return
     loaded = [tuple(np.ascontiguousarray(v) for v in value("f64", a)) for a in args]
-    rsum, cnt = kernels.sum_floats(gids, ngroups, np.array([x.ctypes.data for x, _ in loaded], np.int64),
-                                   np.array([m.ctypes.data for _, m in loaded], np.int64))
+    addresses = (np.array([x.ctypes.data for x, _ in loaded], np.int64),
+                 np.array([m.ctypes.data for _, m in loaded], np.int64))
+    if _shape.KBN_SUMMATION:
+        from . import kbn
+
+        rsum, rerr, cnt = kbn.kbn_sums(gids, ngroups, *addresses)
+        rsum = kbn.kbn_result(rsum, rerr)
+        if rsum is None:
+            raise NativeFailed("a compensated sum is not finite")
+    else:
+        rsum, cnt = kernels.sum_floats(gids, ngroups, *addresses)
     for j, a in enumerate(args):
         sums[a, None] = (None, rsum[j], cnt[j], None)
 

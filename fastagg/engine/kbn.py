@@ -24,9 +24,11 @@ Used when the SQLite that Python's ``sqlite3`` loaded is 3.43 or later
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import carray, njit
 
-__all__ = ["kbn_sum", "kbn_sum_rows", "kbn_result"]
+from ..native.intrinsics import as_voidptr
+
+__all__ = ["kbn_sum", "kbn_sum_rows", "kbn_sums", "kbn_result"]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -34,10 +36,12 @@ def _step(rsum, rerr, g, r):
     # kahanBabuskaNeumaierStep, operation for operation.
     s = rsum[g]
     t = s + r
-    if abs(s) > abs(r):
-        rerr[g] += (s - t) + r
-    else:
-        rerr[g] += (r - t) + s
+    # (s - t) + r when |s| > |r|, else (r - t) + s: the same operations,
+    # written as selects (no branch to mispredict).
+    first = abs(s) > abs(r)
+    big = s if first else r
+    small = r if first else s
+    rerr[g] += (big - t) + small
     rsum[g] = t
 
 
@@ -77,6 +81,37 @@ def kbn_sum(gids, ngroups, x, null):
         _step(rsum, rerr, g, x[i])
         cnt[g] += 1
     return rsum, rerr, cnt
+
+
+@njit(cache=True, nogil=True)
+def kbn_sums(gids, ngroups, xaddr, naddr):
+    """:func:`kbn_sum` of several float64 arguments in one pass: (rSum, rErr, cnt), one row per argument.
+
+    *xaddr* / *naddr* hold the addresses of each argument's values and uint8
+    NULL mask (``len(gids)`` items each; the caller keeps them alive), as
+    :func:`.kernels.sum_floats`: each group's steps stay in row order, the
+    arguments' chains interleave.
+    """
+    k = len(xaddr)
+    rsum = np.zeros((max(ngroups, 0), k), np.float64)  # a group's sums side by side
+    rerr = np.zeros((max(ngroups, 0), k), np.float64)
+    cnt = np.zeros((max(ngroups, 0), k), np.int64)
+    for i in range(len(gids)):
+        g = gids[i]
+        if g < 0:
+            continue
+        for j in range(k):
+            if carray(as_voidptr(naddr[j] + i), 1, np.uint8)[0] == 0:
+                r = carray(as_voidptr(xaddr[j] + 8 * i), 1, np.float64)[0]
+                s = rsum[g, j]
+                t = s + r
+                first = abs(s) > abs(r)
+                big = s if first else r
+                small = r if first else s
+                rerr[g, j] += (big - t) + small
+                rsum[g, j] = t
+                cnt[g, j] += 1
+    return rsum.T.copy(), rerr.T.copy(), cnt.T.copy()
 
 
 def kbn_result(rsum, rerr):
