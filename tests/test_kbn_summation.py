@@ -9,11 +9,14 @@ magnitudes from 1e-5 to 1e17 so that compensated and plain sums differ (the
 test checks they do), with NULLs, all-NULL groups, integers past 2**53, a
 nullable float column (a NULL mask) and expressions, FILTER and WHERE.
 Integer overflow and infinities are left to SQLite (the engine gives way).
+``FASTAGG_TEST_APSW_PATHS`` adds other SQLite releases as references (each
+must agree): checked so with 3.43.0, 3.43.2, 3.44.0, 3.45.3 and 3.54.1.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -29,8 +32,8 @@ from fastagg.engine.native import last_run
 import numba  # noqa: E402, F401
 
 apsw = pytest.importorskip("apsw")
-if tuple(int(p) for p in apsw.sqlite_lib_version().split(".")[:2]) < (3, 44):
-    pytest.skip("apsw's SQLite is older than 3.44", allow_module_level=True)
+if tuple(int(p) for p in apsw.sqlite_lib_version().split(".")[:2]) < (3, 43):
+    pytest.skip("apsw's SQLite is older than 3.43", allow_module_level=True)
 
 _REFERENCE = r"""
 import json, sys
@@ -57,15 +60,34 @@ print(json.dumps(out))
 """
 
 
+#: More SQLite releases to compare with: directories holding other apsw builds
+#: (``pip install --target DIR apsw==3.43.0.0``), separated by os.pathsep. The
+#: installed apsw is always one of the references.
+_MORE_APSW = [p for p in os.environ.get("FASTAGG_TEST_APSW_PATHS", "").split(os.pathsep) if p]
+
+
+def _run_references(script: str, args: list[str]) -> list:
+    """*script*'s JSON output under the installed apsw and each of :data:`_MORE_APSW`: they must agree."""
+    outputs = []
+    for extra in [None, *_MORE_APSW]:
+        env = dict(os.environ)
+        if extra:
+            env["PYTHONPATH"] = extra
+        proc = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
+                              timeout=600, env=env)
+        assert proc.returncode == 0, (extra, proc.stderr)
+        outputs.append(json.loads(proc.stdout))
+    for extra, other in zip(_MORE_APSW, outputs[1:]):
+        assert other == outputs[0], f"SQLite of {extra} sums otherwise than the installed apsw's"
+    return outputs[0]
+
+
 def _reference(df: pd.DataFrame, statements: list[str], tmp_path) -> list:
     """Each statement's rows from apsw's SQLite (floats as hex), or ``{"error": ...}``."""
     path = tmp_path / "frame.npz"
     np.savez(path, g=df["g"].to_numpy(), x=df["x"].to_numpy(),
              f=df["f"].to_numpy(dtype=float, na_value=np.nan), i=df["i"].to_numpy())
-    proc = subprocess.run([sys.executable, "-c", _REFERENCE, str(path), json.dumps(statements)],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    return _run_references(_REFERENCE, [str(path), json.dumps(statements)])
 
 
 def _cells(table) -> list:
@@ -218,10 +240,7 @@ def test_generated_statements_match_a_newer_sqlite(compensated, tmp_path):
     cases = [_generated_case(rng) for _ in range(60)]
     path = tmp_path / "cases.json"
     path.write_text(json.dumps([{"sql": sql, "rows": rows} for _, sql, rows in cases]))
-    proc = subprocess.run([sys.executable, "-c", _GEN_REFERENCE, str(path)], capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    want = json.loads(proc.stdout)
+    want = _run_references(_GEN_REFERENCE, [str(path)])
     native = 0
     for (df, sql, _), expected in zip(cases, want):
         try:
