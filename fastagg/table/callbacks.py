@@ -7,15 +7,16 @@ the module then imports no numba. Otherwise :mod:`.module` is imported
 (numba compiles the callbacks or loads them from its cache) and the image is
 written for the next process.
 
-The index machinery (:mod:`.indexed`) is a second image,
+The index machinery (:mod:`.indexed`: building and probing indexes, the
+top-k, and the cost model that prices index plans) is a second image,
 :data:`INDEX_IMAGE`, and the ranking of text and blobs in BINARY order
 (:mod:`.texted`) a third, :data:`TEXT_IMAGE`, each loaded on first need: the
 module's allocation has :data:`~.indirect.NSLOTS` more slots after the
 ``sqlite3_module``'s own, the first holding the address of a ctypes
 callback (:func:`_hook`: it loads the image of the slot asked for) and the
 others 0 until it has loaded the image and filled them. A process that only
-scans, filters or orders numbers (a plain GROUP BY on an integer key) never
-builds or loads either.
+scans, filters on constants or orders numbers (a plain GROUP BY on an
+integer key) never builds or loads either.
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ TEXT_IMAGE = NativeImage("vtab-text", _build_text, stages=("table", "native", "s
 
 # Mirrors fastagg.table.indirect (which imports numba): the slots after the module's.
 _MODULE_SLOTS = 24
-_SLOT_HOOK, _NSLOTS = 0, 4
-_INDEX_SLOTS = {"filter": 1, "top": 2}
+_SLOT_HOOK, _NSLOTS = 0, 5
+_INDEX_SLOTS = {"filter": 1, "top": 2, "price": 4}
 _TEXT_SLOTS = {"text": 3}
 
 # sqlite3_module (sqlite3.h): int iVersion; then 23 function pointers
