@@ -42,7 +42,7 @@ from .indirect import (
     PRICE_COST, PRICE_KEYS, PRICE_KIND, PRICE_NKEY, PRICE_NPICK, PRICE_PICKS, PRICE_ROWS, PRICE_UNIQUE, SLOT_FILTER,
     SLOT_HOOK, SLOT_PRICE, SLOT_TEXT, SLOT_TOP, call5, index_slots,
 )
-from .ordering import is_bytes_kind, order_rows
+from .ordering import order_rows, plain_kind
 from .plan import PLAN_INDEX, PLAN_SCAN, new_plan, plan_filters, plan_header, plan_keys, plan_order
 from .records import columns_of as _columns
 from .records import record as _record
@@ -213,11 +213,12 @@ def x_best_index(vtab, info):
     cons = carray(as_voidptr(ii.aConstraint), max(ncons, 1), INDEX_CONSTRAINT)
     usage = carray(as_voidptr(ii.aConstraintUsage), max(ncons, 1), INDEX_CONSTRAINT_USAGE)
     orderby = carray(as_voidptr(ii.aOrderBy), max(norder, 1), INDEX_ORDERBY)
-    # An order on text or blobs is ranked by the text image (loaded now if
-    # need be); without it the plan takes no order and SQLite sorts.
+    # An order on anything but a plain int64 / float64 column is keyed by
+    # the keys image (loaded now if need be); without it the plan takes no
+    # order and SQLite sorts.
     for i in range(norder):
         c = orderby[i].iColumn
-        if c >= 0 and is_bytes_kind(cols[c].kind):
+        if c >= 0 and not plain_kind(cols[c]):
             if _index_entry(vt.pModule, np.int64(SLOT_TEXT)) == 0:
                 norder = 0
             break
