@@ -371,17 +371,27 @@ def prefetch_fixed_images() -> int:
     (:meth:`NativeImage.addresses`); in between, the caller can compile
     what its statement needs (:func:`fastagg.database.query` does).
     """
-    if not children_enabled():
+    global _fixed_present
+    if _fixed_present or not children_enabled():
         return 0
     started = 0
+    present = True
     for module, builder, name, stages, _ in FIXED_IMAGES:
         image = NativeImage(name, None, "", stages)
         image._target = (module, builder)
         path = image.path()
-        if str(path) not in _children and str(path) not in _loaded and not path.exists() and not _shared_exists(path):
+        if str(path) in _loaded or path.exists():
+            continue
+        present = False
+        if str(path) not in _children and not _shared_exists(path):
             if image._spawn() is not None:
                 started += 1
+    # Every fixed image there: later calls (one per statement) cost nothing.
+    _fixed_present = present
     return started
+
+
+_fixed_present = False
 
 
 # --------------------------------------------------------------------------
