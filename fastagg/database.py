@@ -335,18 +335,21 @@ class Database:
 
         return explain_statement(self, sql, options.specs(sql), options.engine)
 
-    def _run(self, sql: str, options: QueryOptions, remember: str | None = None):
+    def _run(self, sql: str, options: QueryOptions, remember: str | None = None, numba_loaded: bool | None = None):
         """Run *sql* with *options*: register, read into Arrow, unregister, convert.
 
         *remember*: the ``decimals`` of a one-shot session's frames (this
         session is :func:`query`'s own, on a fresh in-memory connection): a
         result the native engine builds itself is remembered for the next
         :func:`query` of the same statement (:func:`fastagg.engine.native.run_remembered`).
+        *numba_loaded*: whether numba was imported before this statement
+        compiled anything (default: whether it is now).
         """
         check_sql(sql)
         # Before this statement's aggregates are compiled (which imports numba):
         # the native engine's small-frame rule asks whether numba was already there.
-        numba_loaded = "numba" in sys.modules
+        if numba_loaded is None:
+            numba_loaded = "numba" in sys.modules
         given, builtins = options.spec_groups(sql)
         from .reader import read_query
 
@@ -577,10 +580,40 @@ def query(data, sql: str, aggregates: Iterable[type] = (), *, functions: Iterabl
         table = run_remembered(frames, sql, options, decimals)
         if table is not None:
             return convert(table, options.output)
+    numba_loaded = "numba" in sys.modules
     with Database() as db:
+        _compile_while_images_build(sql, options)
         for name, frame in frames.items():
             db.register(name, frame, decimals=decimals)
-        return db._run(sql, options, remember=decimals)
+        return db._run(sql, options, remember=decimals, numba_loaded=numba_loaded)
+
+
+def _compile_while_images_build(sql: str, options: QueryOptions) -> None:
+    """From an empty cache: start building the fixed native images, then compile the statement's specs meanwhile.
+
+    Registering the first frame waits for the images of the virtual table
+    and the reader (built by child processes, :mod:`fastagg.native.loader`);
+    this process used to wait idle and compile the statement's aggregates
+    and functions (given and built-in) only afterwards. Now the children
+    start first and the specs compile while they build. Nothing happens
+    when the images exist (the warm case) or children are not used. A spec
+    that fails to compile here fails again, with the same error, where it
+    always did (:func:`fastagg.registry.acquire`).
+    """
+    from .native.loader import prefetch_fixed_images
+
+    try:
+        if not prefetch_fixed_images():
+            return
+        given, builtins = options.spec_groups(sql)
+        if not given and not builtins:
+            return
+        from .compile.cache import compile_spec
+
+        for spec in (*given, *builtins):
+            compile_spec(spec)
+    except Exception:  # noqa: BLE001 - an early start only: the statement's own path reports errors
+        pass
 
 
 def explain(data, sql: str, aggregates: Iterable[type] = (), **kw):

@@ -41,10 +41,10 @@ def _fixed_images() -> list:
     return [vtab_image, reader_image]
 
 
-def _index_image():
-    from .table.callbacks import INDEX_IMAGE
+def _lazy_images() -> list:
+    from .table.callbacks import INDEX_IMAGE, TEXT_IMAGE
 
-    return INDEX_IMAGE
+    return [INDEX_IMAGE, TEXT_IMAGE]
 
 
 def _record(seconds: float) -> None:
@@ -116,8 +116,10 @@ def warmup(*modules: str, builtins: bool = True, verbose: bool = False, on_step=
 
     Compiles (or loads from the cache, if already compiled) the virtual
     table's callbacks, the reader's loop, the virtual table's index machinery
-    (otherwise built when a first statement probes an index or takes an
-    ORDER BY ... LIMIT top-k), every built-in aggregate (unless
+    (otherwise built when a first statement probes an index, prices a join
+    or takes an ORDER BY ... LIMIT top-k) and its sort keys of columns that
+    are not plain int64 / float64 (otherwise built when a first statement
+    orders by one), every built-in aggregate (unless
     ``builtins=False``) and the aggregates and functions of *modules*, and
     keeps each as a native image in fastagg's cache directory
     (``FASTAGG_CACHE_DIR``, default ``~/.cache/fastagg``).
@@ -147,7 +149,7 @@ def warmup(*modules: str, builtins: bool = True, verbose: bool = False, on_step=
     >>> import fastagg
     >>> steps = fastagg.warmup(builtins=False)   # doctest: +SKIP
     >>> [s["what"] for s in steps]               # doctest: +SKIP
-    ['virtual table', 'reader', 'index machinery']
+    ['virtual table', 'reader', 'index machinery', 'sort keys']
     """
     steps = []
 
@@ -170,15 +172,18 @@ def warmup(*modules: str, builtins: bool = True, verbose: bool = False, on_step=
 
     t0 = time.perf_counter()
     cold = cold_start_estimate() is not None
-    # The index machinery is built on first need by queries; here with the
-    # others, its child started first so that the three build side by side.
-    index_image = _index_image()
-    index_image.prefetch()
+    # The index machinery and the sort keys are built on first need by
+    # queries; here with the others, their children started first so that
+    # they all build side by side.
+    lazy = _lazy_images()
+    for image in lazy:
+        image.prefetch()
     for what, image in zip(("virtual table", "reader"), _fixed_images()):
         step(what, image_step(image))
     if cold:
         _record(time.perf_counter() - t0)
-    step("index machinery", image_step(index_image))
+    for what, image in zip(("index machinery", "sort keys"), lazy):
+        step(what, image_step(image))
 
     specs = []
     if builtins:

@@ -156,6 +156,8 @@ rng = np.random.default_rng(1)
 a = pd.DataFrame({"k": rng.integers(0, 50, 3000), "x": rng.normal(size=3000)})
 b = pd.DataFrame({"k": np.arange(50), "name": [f"n{i}" for i in range(50)]})
 plain = fastagg.query(a, "SELECT k, count(*) AS n FROM df WHERE x > 0 GROUP BY k ORDER BY k")
+# Comparisons with constants on a table with no index: the scan, priced without the index image.
+plain = fastagg.query(a, "SELECT k, x FROM df WHERE k = 7 AND x <= 0.5 ORDER BY x, k")
 after_plain = callbacks.index_loaded()
 queries = [
     "SELECT b.name, count(*) AS n, min(a.x) AS lo FROM a JOIN b ON a.k = b.k GROUP BY b.name ORDER BY b.name",
@@ -178,7 +180,8 @@ print(json.dumps({"after_plain": after_plain, "loaded": callbacks.index_loaded()
 
 def test_index_image_only_for_statements_that_need_it(tmp_path):
     """A scan with a WHERE and a GROUP BY neither builds nor loads the index
-    image; a join, a top-k and an IN subquery load it (no numba) and answer
+    image, nor do comparisons with constants (its cost model is not asked:
+    no index exists, so it would choose the scan); a join, a top-k and an IN subquery load it (no numba) and answer
     as SQLite does."""
     cache = tmp_path / "cache"
     first = _run(INDEX_QUERY, cache)
@@ -290,6 +293,128 @@ print(json.dumps({"first": first["m"].tolist(), "again": again["m"].tolist(),
     assert out["first"] == out["again"]
 
 
+KEYS_QUERY = """
+import json, sqlite3, sys
+import numpy as np, pandas as pd
+import fastagg
+from fastagg.table import callbacks
+FAIL = False
+if FAIL:  # the keys image cannot be had: SQLite sorts, same answers
+    def _fail():
+        raise RuntimeError("no keys image here")
+    callbacks.TEXT_IMAGE.addresses = _fail
+rng = np.random.default_rng(2)
+n = 400
+df = pd.DataFrame({
+    "i": rng.integers(-5, 5, n), "f": rng.normal(size=n).round(1),
+    "n32": rng.integers(-3, 3, n).astype(np.int32),
+    "ni": pd.array(np.where(rng.random(n) < 0.2, None, rng.integers(0, 6, n)), dtype="Int64"),
+    "c": pd.Categorical(rng.choice(["b", "a", "c"], n)),
+    "t": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 5, n), unit="h"),
+    "s": rng.choice(["x", "B", "a", ""], n),
+    "flag": rng.random(n) < 0.5,
+})
+plain = fastagg.query(df, "SELECT i, f FROM df ORDER BY i, f DESC LIMIT 0")
+after_plain = callbacks.text_loaded()
+cols = ["n32", "ni", "c", "t", "s", "flag"]
+ref = sqlite3.connect(":memory:")
+df.assign(t=df["t"].astype(str), c=df["c"].astype(str)).to_sql("df", ref, index=False)
+same = []
+for col in cols:
+    q = f"SELECT rowid, {col} FROM df ORDER BY {col} DESC, i, rowid"
+    got = [tuple(r) for r in fastagg.query(df, q, output="arrow").to_pylist() for r in [list(r.values())]]
+    want = ref.execute(q).fetchall()
+    same.append([(a, None if b is None else str(b)) for a, b in got] == [(a, None if b is None else str(b)) for a, b in want])
+print(json.dumps({"after_plain": after_plain, "loaded": callbacks.text_loaded(),
+                  "source": callbacks.TEXT_IMAGE.source, "same": same}))
+"""
+
+
+def test_keys_image_only_for_orders_on_non_plain_columns(tmp_path):
+    """An order on numpy int64 / float64 columns is keyed by the base image; one on int32,
+    nullable Int64, categorical, datetime, text or bool loads the keys image (built once),
+    and every order matches SQLite's."""
+    cache = tmp_path / "cache"
+    first = _run(KEYS_QUERY, cache)
+    assert first["after_plain"] is False and first["loaded"] is True
+    assert first["source"] in REBUILT and first["same"] == [True] * 6
+    second = _run(KEYS_QUERY, cache)
+    assert second["source"] == "image" and second["same"] == [True] * 6
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_damaged_keys_image_is_ignored_and_rebuilt(tmp_path, damage):
+    cache = tmp_path / "cache"
+    _run(KEYS_QUERY, cache)
+    (image,) = (cache / "native").glob("vtab-text-*.fanative")
+    data = image.read_bytes()
+    if damage == "truncate":
+        image.write_bytes(data[: len(data) // 3])
+    else:
+        middle = len(data) // 2
+        image.write_bytes(data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :])
+    again = _run(KEYS_QUERY, cache)
+    assert again["source"] in REBUILT and again["same"] == [True] * 6
+    assert image.read_bytes() == data
+
+
+def test_orders_answer_when_the_keys_image_is_unavailable(tmp_path):
+    """Without the keys image, xBestIndex leaves those orders to SQLite: same answers."""
+    out = _run(KEYS_QUERY.replace("FAIL = False", "FAIL = True"), tmp_path / "cache")
+    assert out["loaded"] is False and out["same"] == [True] * 6
+
+
+OVERLAP_QUERY = """
+import json, sys
+import numpy as np, pandas as pd, fastagg
+from fastagg.engine.native import last_run
+from fastagg.table import callbacks, registration
+
+numba_at_register = []
+real = registration.module_address if hasattr(registration, "module_address") else None
+original = callbacks.module_address
+
+def spy():
+    numba_at_register.append("numba" in sys.modules)
+    return original()
+
+callbacks.module_address = spy
+if real is not None:
+    registration.module_address = spy
+
+@fastagg.aggregate(name="mean_overlap")
+class MeanOverlap:
+    total: np.float64
+    n: np.int64
+    def step(self, x: float):
+        self.total += x
+        self.n += 1
+    def finalize(self) -> float | None:
+        return self.total / self.n if self.n else None
+
+df = pd.DataFrame({"g": np.arange(1000) % 7, "x": np.arange(1000) * 0.5})
+sql = "SELECT g, mean_overlap(x) AS m, var_samp(x) AS v FROM df GROUP BY g ORDER BY g"
+first = fastagg.query(df, sql, aggregates=[MeanOverlap])
+engine_first = last_run().engine if last_run() else None
+print(json.dumps({"m": first["m"].tolist(), "v": first["v"].tolist(), "engine_first": engine_first,
+                  "numba_at_register": numba_at_register[:1], "vtab": callbacks.IMAGE.source}))
+"""
+
+
+def test_cold_query_compiles_its_aggregates_while_the_images_build(tmp_path):
+    """From empty caches, fastagg.query starts the image builds, compiles the statement's
+    aggregates (given and built-in) meanwhile, then waits: same answers as a warm process,
+    and the small-frame rule still sees numba as not loaded before the statement."""
+    empty_numba = {"NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    cold = _run(OVERLAP_QUERY, tmp_path / "cache", **empty_numba)
+    assert cold["vtab"] == "child"
+    assert cold["numba_at_register"] == [True]  # compiled before the registration waited
+    assert cold["engine_first"] == "sqlite"
+    warm = _run(OVERLAP_QUERY, tmp_path / "cache", **empty_numba)
+    assert warm["vtab"] == "image" and warm["numba_at_register"] == [False]
+    assert (warm["m"], warm["v"], warm["engine_first"]) == (cold["m"], cold["v"], cold["engine_first"])
+
+
 def test_warmup_compiles_then_serves_from_cache(tmp_path):
     code = """
 import json, sys, fastagg
@@ -303,7 +428,7 @@ print(json.dumps({"steps": steps, "numba": "numba" in sys.modules}))
     empty_numba = {"NUMBA_CACHE_DIR": str(tmp_path / "numba")}
     first = _run(code, cache, **empty_numba)
     second = _run(code, cache, **empty_numba)
-    assert [s["what"] for s in first["steps"]] == ["virtual table", "reader", "index machinery"]
+    assert [s["what"] for s in first["steps"]] == ["virtual table", "reader", "index machinery", "sort keys"]
     assert {s["source"] for s in first["steps"]} == {"compiled"}
     assert first["numba"] is False
     assert {s["source"] for s in second["steps"]} == {"cache"}

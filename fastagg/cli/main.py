@@ -75,6 +75,16 @@ def _query(args: argparse.Namespace) -> int:
     # --db is read-only unless --write: a query of a file someone else wrote
     # may not change it (nor ATTACH and write other files) by surprise.
     read_only = args.db is not None and not args.write
+    if tables:
+        # From an empty cache: the native images start building now and the
+        # statement's aggregates compile meanwhile (and the files are read).
+        from ..database import _compile_while_images_build
+        from ..options import QueryOptions
+
+        try:
+            _compile_while_images_build(args.sql, QueryOptions(extensions))
+        except Exception:  # noqa: BLE001 - an early start only: db.query reports any error
+            pass
     with fastagg.connect(args.db if args.db is not None else ":memory:", read_only=read_only) as db:
         for name, path in tables:
             progress.show(f"reading {path} ...")

@@ -83,6 +83,32 @@ def _defer_llvm() -> None:
         return flags
 
     dispatcher._FunctionCompiler._customize_flags = no_wrappers
+    _fast_flag_values()
+
+
+def _fast_flag_values() -> None:
+    """Make numba's ``TargetConfig.values()`` (compile flags as a dict) a dict merge instead of a getattr per option.
+
+    numba keys its overload implementations by the compile flags, and each
+    cache lookup compares two flag sets through ``values()``: ~70,000 calls
+    building 40-option dicts, ~9 % of the virtual table's build profiled.
+    The result is the same dict (every option's default, overridden by the
+    values set; setters only ever store options), so only the cost changes.
+    In the child only: the parent's numba is left as it is.
+    """
+    from numba.core import targetconfig
+
+    def values(self):
+        cls = type(self)
+        defaults = cls.__dict__.get("_fastagg_defaults")
+        if defaults is None:
+            defaults = {k: opt.default for k, opt in cls.options.items()}
+            setattr(cls, "_fastagg_defaults", defaults)
+        out = dict(defaults)
+        out.update(self._values)
+        return out
+
+    targetconfig.TargetConfig.values = values
 
 
 def link_once(cfuncs: dict) -> tuple[bytes, dict]:

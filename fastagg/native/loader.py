@@ -76,7 +76,9 @@ from pathlib import Path
 
 from ..sqlite import capi as _capi
 
-__all__ = ["NativeImage", "native_cache_dir", "runtime_fingerprint", "images_enabled", "numba_version"]
+__all__ = [
+    "NativeImage", "images_enabled", "native_cache_dir", "numba_version", "prefetch_fixed_images", "runtime_fingerprint",
+]
 
 MAGIC = b"FASTAGG-NATIVE-IMAGE-1\n"
 _SUFFIX = ".fanative"
@@ -358,6 +360,38 @@ def _child_target(builder) -> tuple[str, str] | None:
 def _shared_exists(path: Path) -> bool:
     shared = shared_image_path(path)
     return shared is not None and shared.exists()
+
+
+def prefetch_fixed_images() -> int:
+    """Start the children that build whichever of :data:`FIXED_IMAGES` are missing; how many images that is.
+
+    Does not wait. Nothing starts for an image that exists (or its copy
+    beside numba's cache), is loaded or is being built, nor when children
+    are not used. The first load of an image then waits for its child
+    (:meth:`NativeImage.addresses`); in between, the caller can compile
+    what its statement needs (:func:`fastagg.database.query` does).
+    """
+    global _fixed_present
+    if _fixed_present or not children_enabled():
+        return 0
+    started = 0
+    present = True
+    for module, builder, name, stages, _ in FIXED_IMAGES:
+        image = NativeImage(name, None, "", stages)
+        image._target = (module, builder)
+        path = image.path()
+        if str(path) in _loaded or path.exists():
+            continue
+        present = False
+        if str(path) not in _children and not _shared_exists(path):
+            if image._spawn() is not None:
+                started += 1
+    # Every fixed image there: later calls (one per statement) cost nothing.
+    _fixed_present = present
+    return started
+
+
+_fixed_present = False
 
 
 # --------------------------------------------------------------------------
@@ -667,12 +701,7 @@ class NativeImage:
         if self._target is None or not children_enabled():
             return None
         if any(self._target == (module, builder) for module, builder, *_ in FIXED_IMAGES):
-            for module, builder, name, stages, _ in FIXED_IMAGES:
-                other = NativeImage(name, None, "", stages)
-                other._target = (module, builder)
-                path = other.path()
-                if str(path) not in _children and str(path) not in _loaded and not path.exists() and not _shared_exists(path):
-                    other._spawn()
+            prefetch_fixed_images()
         started = self._spawn()
         if started is None:
             return None

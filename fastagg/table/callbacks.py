@@ -7,15 +7,17 @@ the module then imports no numba. Otherwise :mod:`.module` is imported
 (numba compiles the callbacks or loads them from its cache) and the image is
 written for the next process.
 
-The index machinery (:mod:`.indexed`) is a second image,
-:data:`INDEX_IMAGE`, and the ranking of text and blobs in BINARY order
-(:mod:`.texted`) a third, :data:`TEXT_IMAGE`, each loaded on first need: the
+The index machinery (:mod:`.indexed`: building and probing indexes, the
+top-k, and the cost model that prices index plans) is a second image,
+:data:`INDEX_IMAGE`, and the sort keys of every column but plain int64 /
+float64 ones (text and blobs in BINARY order, validity, codes, dates;
+:mod:`.texted`) a third, :data:`TEXT_IMAGE`, each loaded on first need: the
 module's allocation has :data:`~.indirect.NSLOTS` more slots after the
 ``sqlite3_module``'s own, the first holding the address of a ctypes
 callback (:func:`_hook`: it loads the image of the slot asked for) and the
 others 0 until it has loaded the image and filled them. A process that only
-scans, filters or orders numbers (a plain GROUP BY on an integer key) never
-builds or loads either.
+scans, filters on constants or orders plain int64 / float64 columns (a
+plain GROUP BY on a numpy integer key) never builds or loads either.
 """
 
 from __future__ import annotations
@@ -55,14 +57,14 @@ def _build_text() -> dict:
 IMAGE = NativeImage("vtab", _build, stages=("table", "native", "sqlite"))
 #: The index machinery (:mod:`.indexed`): built and loaded on first need.
 INDEX_IMAGE = NativeImage("vtab-index", _build_index, stages=("table", "native", "sqlite"))
-#: Text and blob sort keys (:mod:`.texted`): built and loaded on first need.
+#: Sort keys of non-plain columns (:mod:`.texted`): built and loaded on first need.
 TEXT_IMAGE = NativeImage("vtab-text", _build_text, stages=("table", "native", "sqlite"))
 
 # Mirrors fastagg.table.indirect (which imports numba): the slots after the module's.
 _MODULE_SLOTS = 24
-_SLOT_HOOK, _NSLOTS = 0, 4
-_INDEX_SLOTS = {"filter": 1, "top": 2}
-_TEXT_SLOTS = {"text": 3}
+_SLOT_HOOK, _NSLOTS = 0, 5
+_INDEX_SLOTS = {"filter": 1, "top": 2, "price": 4}
+_TEXT_SLOTS = {"keys": 3}
 
 # sqlite3_module (sqlite3.h): int iVersion; then 23 function pointers
 # (xCreate .. xRename, xSavepoint, xRelease, xRollbackTo, xShadowName).
@@ -118,8 +120,9 @@ def load_index() -> bool:
 def load_text() -> bool:
     """Load (building once if need be) the text image and fill its slot; whether it is loaded.
 
-    Called by xBestIndex before it plans an order on a text or blob column
-    (without it, SQLite sorts), or by :func:`fastagg.warmup`.
+    Called by xBestIndex before it plans an order on a column that is not a
+    plain int64 / float64 buffer (without it, SQLite sorts), or by
+    :func:`fastagg.warmup`.
     """
     return _load(TEXT_IMAGE, _TEXT_SLOTS)
 

@@ -9,8 +9,12 @@ compile from an empty cache. So it is compiled into an image of its own
 (:mod:`.indirect`): when xBestIndex would choose an index plan or a top-k
 and the slots are empty, it calls the loader's hook, which loads (or builds,
 once) the image and fills them. If that fails the base plans a scan, which
-is always correct. The cost model that decides stays in the base
-(:mod:`.pricing`).
+is always correct. The cost model (:mod:`.pricing`, its distinct estimates
+sampling the table) is here too, behind its own entry (:func:`price_entry`):
+the base prices nothing when pricing cannot choose an index (no index built
+on the table and every usable comparison against a constant: building one
+always costs more than the scan), and loads this image to price otherwise
+(a join's probes, an index that exists).
 
 Every entry is ``int32(int64 x 5)`` (see :mod:`.indirect`).
 """
@@ -22,11 +26,13 @@ from numba import carray, cfunc, njit, types
 
 from ..native.intrinsics import as_voidptr
 from ..sqlite import capi as _capi
-from ..sqlite.structs import CURSOR, TABLE, TOKEN
+from ..sqlite.structs import CURSOR, INDEX_CONSTRAINT, INDEX_INFO, INDEX_ORDERBY, MAX_INDEX_COLUMNS, TABLE, TOKEN
 from .filtering import OP_EQ
+from .indirect import PRICE_COST, PRICE_KEYS, PRICE_KIND, PRICE_NKEY, PRICE_NPICK, PRICE_PICKS, PRICE_ROWS, PRICE_UNIQUE
 from .index import OP_IS, build_index, find_index, index_entries, probe
 from .ordering import order_rows, top_rows
 from .plan import plan_filters, plan_keys, plan_order
+from .pricing import index_candidate
 from .records import columns_of as _columns
 from .records import record as _record
 from .records import set_rows as _set_rows
@@ -128,5 +134,39 @@ def top_filter(cursor_addr, plan, rows_addr, n, k):
     return SQLITE_OK if _set_rows(cur, top_rows(cols, rows, plan_order(plan), k, None)) else SQLITE_NOMEM
 
 
+@cfunc(_ENTRY, cache=True)
+def price_entry(info_addr, token_addr, norder, nscan, out_addr):
+    """The priced index candidate of xBestIndex's *info* (:func:`.pricing.index_candidate`) into *out_addr*.
+
+    *norder*: the order terms xBestIndex plans (0 when SQLite sorts);
+    *nscan*: the comparisons its scan pushes. *out_addr* holds
+    ``PRICE_PICKS + max(nConstraint, 1)`` int64 words (layout ``PRICE_*``).
+    Returns SQLITE_OK.
+    """
+    ii = carray(as_voidptr(info_addr), 1, INDEX_INFO)[0]
+    ncons = ii.nConstraint
+    cons = carray(as_voidptr(ii.aConstraint), max(ncons, 1), INDEX_CONSTRAINT)
+    orderby = carray(as_voidptr(ii.aOrderBy), max(ii.nOrderBy, 1), INDEX_ORDERBY)
+    tok = _record(token_addr, TOKEN)[0]
+    cols = _columns(tok.table)
+    nrows = _record(tok.table, TABLE)[0].nrows
+    kind, nkey, keys, picks, npick, cost, rows, unique = index_candidate(
+        as_voidptr(info_addr), cons, ncons, cols, tok.indexes, nrows, orderby, norder, nscan
+    )
+    out = carray(as_voidptr(out_addr), PRICE_PICKS + max(ncons, 1), np.int64)
+    fout = carray(as_voidptr(out_addr), PRICE_PICKS + max(ncons, 1), np.float64)
+    out[PRICE_KIND] = kind
+    out[PRICE_NKEY] = nkey
+    out[PRICE_NPICK] = npick
+    out[PRICE_UNIQUE] = 1 if unique else 0
+    fout[PRICE_COST] = cost
+    fout[PRICE_ROWS] = rows
+    for j in range(MAX_INDEX_COLUMNS):
+        out[PRICE_KEYS + j] = keys[j]
+    for j in range(max(ncons, 1)):
+        out[PRICE_PICKS + j] = picks[j]
+    return SQLITE_OK
+
+
 #: The index image's entries, by slot name (:mod:`.indirect`; loaded by :mod:`.callbacks`).
-CALLBACKS = {"filter": index_filter, "top": top_filter}
+CALLBACKS = {"filter": index_filter, "top": top_filter, "price": price_entry}

@@ -18,16 +18,26 @@ from numba import carray, njit, types
 from numba.extending import intrinsic
 
 from ..native.intrinsics import as_voidptr
+from ..sqlite.structs import MAX_INDEX_COLUMNS
 
-__all__ = ["MODULE_SLOTS", "NSLOTS", "SLOT_FILTER", "SLOT_HOOK", "SLOT_TEXT", "SLOT_TOP", "call5", "index_slots"]
+__all__ = [
+    "MODULE_SLOTS", "NSLOTS", "PRICE_COST", "PRICE_KEYS", "PRICE_KIND", "PRICE_NKEY", "PRICE_NPICK",
+    "PRICE_PICKS", "PRICE_ROWS", "PRICE_UNIQUE", "SLOT_FILTER", "SLOT_HOOK", "SLOT_PRICE", "SLOT_TEXT", "SLOT_TOP", "call5", "index_slots",
+]
 
 #: Pointer-sized fields of ``sqlite3_module`` (iVersion, then 23 callbacks).
 MODULE_SLOTS = 24
 #: After them: the loader's hook (``hook(slot, 0, 0, 0, 0)`` loads the image
 #: holding *slot* and fills its slots; 0 = loaded), the index image's
-#: entries, the text image's entry.
-SLOT_HOOK, SLOT_FILTER, SLOT_TOP, SLOT_TEXT = 0, 1, 2, 3
-NSLOTS = 4
+#: entries (filter, top-k), the text image's entry, the index image's cost model.
+SLOT_HOOK, SLOT_FILTER, SLOT_TOP, SLOT_TEXT, SLOT_PRICE = 0, 1, 2, 3, 4
+NSLOTS = 5
+
+#: Layout of the cost model's output (:func:`fastagg.table.indexed.price_entry`):
+#: int64 words, cost and rows as float64 bits, then the key columns, then the
+#: constraints in plan order (one word per constraint).
+PRICE_KIND, PRICE_NKEY, PRICE_NPICK, PRICE_UNIQUE, PRICE_COST, PRICE_ROWS, PRICE_KEYS = 0, 1, 2, 3, 4, 5, 8
+PRICE_PICKS = PRICE_KEYS + MAX_INDEX_COLUMNS
 
 
 @intrinsic

@@ -31,15 +31,18 @@ from ..sqlite.declarations import (
     sqlite3_vtab_rhs_value,
 )
 from ..sqlite.structs import (
-    COLUMN, CURSOR, INDEX_CONSTRAINT, INDEX_CONSTRAINT_USAGE, INDEX_INFO, INDEX_ORDERBY, TABLE,
-    TOKEN, VTAB,
+    COLUMN, CURSOR, INDEX_CONSTRAINT, INDEX_CONSTRAINT_USAGE, INDEX_INFO, INDEX_ORDERBY, INDEXES,
+    MAX_INDEX_COLUMNS, TABLE, TOKEN, VTAB,
 )
 from .columns import K_BOOLBITS, K_F32, K_F64, K_I8, K_I16, K_I32, K_I64, K_U8, K_U16, K_U32
 from .filtering import OP_EQ, OP_GE, OP_GT, OP_LE, OP_LT, select_rows
 from .gather import CHUNK, alloc_block, fill_block
-from .indirect import SLOT_FILTER, SLOT_HOOK, SLOT_TEXT, SLOT_TOP, call5, index_slots
-from .ordering import is_bytes_kind, order_rows
-from .pricing import index_candidate as _index_candidate
+from .index import OP_IS
+from .indirect import (
+    PRICE_COST, PRICE_KEYS, PRICE_KIND, PRICE_NKEY, PRICE_NPICK, PRICE_PICKS, PRICE_ROWS, PRICE_UNIQUE, SLOT_FILTER,
+    SLOT_HOOK, SLOT_PRICE, SLOT_TEXT, SLOT_TOP, call5, index_slots,
+)
+from .ordering import order_rows, plain_kind
 from .plan import PLAN_INDEX, PLAN_SCAN, new_plan, plan_filters, plan_header, plan_keys, plan_order
 from .records import columns_of as _columns
 from .records import record as _record
@@ -156,6 +159,34 @@ def _pattern_selectivity(cons, ncons):
     return max(f, 1e-4)
 
 
+@njit(cache=True)
+def _may_index(info, cons, ncons, dir_addr):
+    """Whether the cost model (:func:`fastagg.table.pricing.index_candidate`) can choose an index plan.
+
+    Not when the table has no index built and every usable comparison's
+    right-hand side is a constant (``sqlite3_vtab_rhs_value``): the model
+    then charges building the index, n log2 n + ..., more than the scan's
+    cost (at most n), and without key constraints an index plan needs an
+    index that exists (an ORDER BY its leading columns). So the base image
+    plans that scan itself, and loads the index image (the model, sampling
+    the table) only for a join's probes or a table with indexes. Checking
+    more comparisons than the model keys on only loads it more often.
+    """
+    if _record(dir_addr, INDEXES)[0].count > 0:
+        return True
+    slot = np.zeros(1, np.intp)
+    for i in range(ncons):
+        op = cons[i].op
+        if cons[i].usable == 0 or cons[i].iColumn < 0 or not (
+            op == OP_EQ or op == OP_IS or op == OP_GT or op == OP_GE or op == OP_LT or op == OP_LE
+        ):
+            continue
+        slot[0] = 0
+        if sqlite3_vtab_rhs_value(info, i, as_voidptr(slot.ctypes.data)) != SQLITE_OK or slot[0] == 0:
+            return True
+    return False
+
+
 @cfunc(_I32(_VP, _VP), cache=True)
 def x_best_index(vtab, info):
     """xBestIndex: an index probe or a scan with pushed-down numeric comparisons; any ORDER BY.
@@ -164,8 +195,10 @@ def x_best_index(vtab, info):
     model steers SQLite's planner: a scan costs n rows (a rowid equality is
     one row and unique, each other pushed comparison narrows the estimate);
     an index probe costs log2(n) per key column plus the rows it returns
-    (see :func:`fastagg.table.pricing.index_candidate`), so that SQLite probes the inner table of
-    a join by key instead of rescanning it per outer row.
+    (see :func:`fastagg.table.pricing.index_candidate`, in the index image:
+    asked only when it can choose an index, :func:`_may_index`), so that
+    SQLite probes the inner table of a join by key instead of rescanning it
+    per outer row.
     """
     vt = carray(vtab, 1, VTAB)[0]
     tok = _record(vt.token, TOKEN)[0]
@@ -180,11 +213,12 @@ def x_best_index(vtab, info):
     cons = carray(as_voidptr(ii.aConstraint), max(ncons, 1), INDEX_CONSTRAINT)
     usage = carray(as_voidptr(ii.aConstraintUsage), max(ncons, 1), INDEX_CONSTRAINT_USAGE)
     orderby = carray(as_voidptr(ii.aOrderBy), max(norder, 1), INDEX_ORDERBY)
-    # An order on text or blobs is ranked by the text image (loaded now if
-    # need be); without it the plan takes no order and SQLite sorts.
+    # An order on anything but a plain int64 / float64 column is keyed by
+    # the keys image (loaded now if need be); without it the plan takes no
+    # order and SQLite sorts.
     for i in range(norder):
         c = orderby[i].iColumn
-        if c >= 0 and is_bytes_kind(cols[c].kind):
+        if c >= 0 and not plain_kind(cols[c]):
             if _index_entry(vt.pModule, np.int64(SLOT_TEXT)) == 0:
                 norder = 0
             break
@@ -222,11 +256,33 @@ def x_best_index(vtab, info):
         else:
             rows = rows / (10.0 if op == OP_EQ else 3.0)
             cost = cost * 0.9
-    kind, nkey, keys, picks, npick, icost, irows, iunique = _index_candidate(
-        info, cons, ncons, cols, tok.indexes, nrows, orderby, norder, nargs
-    )
-    # An index plan is the index image's to run (loaded now if need be);
-    # without it, a scan.
+    # The cost model is the index image's (loaded now if need be), asked
+    # only when it can choose an index (see _may_index); without the image, a scan.
+    kind = PLAN_SCAN
+    nkey = -1
+    npick = 0
+    icost = cost
+    irows = rows
+    iunique = False
+    keys = np.full(MAX_INDEX_COLUMNS, -1, np.int64)
+    picks = np.zeros(max(ncons, 1), np.int64)
+    if _may_index(info, cons, ncons, tok.indexes):
+        price = _index_entry(vt.pModule, np.int64(SLOT_PRICE))
+        if price != 0:
+            out = np.zeros(PRICE_PICKS + max(ncons, 1), np.int64)
+            call5(price, address_of(info), vt.token, norder, nargs, out.ctypes.data)
+            fout = out.view(np.float64)
+            kind = out[PRICE_KIND]
+            nkey = out[PRICE_NKEY]
+            npick = out[PRICE_NPICK]
+            iunique = out[PRICE_UNIQUE] != 0
+            icost = fout[PRICE_COST]
+            irows = fout[PRICE_ROWS]
+            for j in range(MAX_INDEX_COLUMNS):
+                keys[j] = out[PRICE_KEYS + j]
+            for j in range(max(ncons, 1)):
+                picks[j] = out[PRICE_PICKS + j]
+    # An index plan is the index image's to run (loaded with its cost model).
     if kind == PLAN_INDEX and icost < cost and _index_entry(vt.pModule, np.int64(SLOT_FILTER)) != 0:
         for i in range(ncons):
             usage[i].argvIndex = 0

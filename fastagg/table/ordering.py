@@ -21,8 +21,8 @@ from .indirect import SLOT_TEXT, call5
 from .values import INT64_MAX, INT64_MIN, float_value, int_value, micros, value_row
 
 __all__ = [
-    "combined_size", "equality_keys", "is_bytes_kind", "numeric_keys", "order_rows", "rank_order",
-    "term_keys", "text_keys", "top_rows",
+    "combined_size", "equality_keys", "is_bytes_kind", "numeric_keys", "order_rows", "plain_keys", "plain_kind",
+    "rank_order", "term_keys", "text_keys", "top_rows",
 ]
 
 SIGN_BIT = np.int64(INT64_MIN)
@@ -256,28 +256,42 @@ def text_keys(cd, vals, keys):
 
 
 @njit(cache=True)
+def plain_kind(cd):
+    """Whether column *cd* is a plain int64 or float64 buffer (no validity, no codes): :func:`plain_keys`."""
+    k = cd.kind
+    return cd.validity_kind == V_NONE and cd.codes == 0 and (k == K_I64 or k == K_F64)
+
+
+@njit(cache=True)
+def plain_keys(cd, rows):
+    """:func:`_sort_keys` of a :func:`plain_kind` column: one tight pass over its buffer."""
+    n = len(rows)
+    keys = np.zeros(n, np.int64)
+    isnull = np.zeros(n, np.uint8)
+    src = carray(as_voidptr(cd.data), cd.nvalues, np.int64)
+    if cd.kind == K_I64:
+        for i in range(n):
+            keys[i] = src[rows[i]]
+        return keys, isnull
+    for i in range(n):
+        x = src[rows[i]]
+        if (x & INT64_MAX) > 0x7FF0000000000000:  # NaN: NULL
+            isnull[i] = 1
+            x = 0
+        elif x == SIGN_BIT:  # -0.0 = 0.0 in SQL
+            x = 0
+        keys[i] = x ^ INT64_MAX if x < 0 else x  # order-preserving for negatives
+    return keys, isnull
+
+
+@njit(cache=True)
 def numeric_keys(cd, rows):
     """:func:`_sort_keys` of a column that holds no text or blobs (numbers, dates, datetimes)."""
+    if plain_kind(cd):
+        return plain_keys(cd, rows)
     n = len(rows)
     keys = np.zeros(n, np.int64)
     k = cd.kind
-    if cd.validity_kind == V_NONE and cd.codes == 0 and (k == K_I64 or k == K_F64):
-        # Plain int64 / float64 buffers: one tight pass.
-        isnull = np.zeros(n, np.uint8)
-        src = carray(as_voidptr(cd.data), cd.nvalues, np.int64)
-        if k == K_I64:
-            for i in range(n):
-                keys[i] = src[rows[i]]
-            return keys, isnull
-        for i in range(n):
-            x = src[rows[i]]
-            if (x & INT64_MAX) > 0x7FF0000000000000:  # NaN: NULL
-                isnull[i] = 1
-                x = 0
-            elif x == SIGN_BIT:  # -0.0 = 0.0 in SQL
-                x = 0
-            keys[i] = x ^ INT64_MAX if x < 0 else x  # order-preserving for negatives
-        return keys, isnull
     vals, isnull = _value_rows(cd, rows)
     if k == K_F64 or k == K_F32:
         fl = np.zeros(n, np.float64)
@@ -352,21 +366,23 @@ def _sort_keys(cd, rows):
 
 @njit(cache=True)
 def _slot_sort_keys(cols, col, rows, slots):
-    """:func:`_sort_keys` of ``cols[col]``, its text half called in the text image (``slots[SLOT_TEXT]``).
+    """:func:`_sort_keys` of ``cols[col]``: in place for a :func:`plain_kind` column, else in the keys image (``slots[SLOT_TEXT]``).
 
-    The base image's way: it holds no text-ranking code. xBestIndex loads
-    the text image before it plans an order on a text column, so the slot
-    is set whenever this meets one (if not, every key is 0: no order).
+    The base image's way: it holds only the plain int64 / float64 keys, no
+    text ranking nor the reading of validity, codes, dates or narrower
+    kinds. xBestIndex loads the keys image before it plans an order on any
+    other column, so the slot is set whenever this meets one (if not,
+    every key is 0: no order).
     """
     cd = cols[col]
-    if not is_bytes_kind(cd.kind):
-        return numeric_keys(cd, rows)
-    vals, isnull = _value_rows(cd, rows)
+    if plain_kind(cd):
+        return plain_keys(cd, rows)
     n = len(rows)
     keys = np.zeros(n, np.int64)
+    isnull = np.zeros(n, np.uint8)
     fn = slots[SLOT_TEXT]
     if fn != 0 and n > 0:
-        call5(fn, cols.ctypes.data + col * _COLUMN_SIZE, vals.ctypes.data, n, keys.ctypes.data, 0)
+        call5(fn, cols.ctypes.data + col * _COLUMN_SIZE, rows.ctypes.data, n, keys.ctypes.data, isnull.ctypes.data)
     return keys, isnull
 
 

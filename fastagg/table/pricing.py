@@ -1,10 +1,12 @@
 """The cost model of index plans, for xBestIndex (njit helpers, no callbacks).
 
-Part of the virtual table's base image (:mod:`.module`): every statement
-with a usable comparison or an ORDER BY is priced, and the model is cheap to
-compile next to the base (most of its helpers, the sort keys of a sample,
-are the base's anyway). Building and probing an index is the lazily loaded
-image's (:mod:`.indexed`).
+Part of the lazily loaded index image (:mod:`.indexed`, entry
+``price_entry``), not of the base (:mod:`.module`): its distinct estimates
+sample the table (hashing, counting), about a third of the base image's
+compile from an empty cache. The base asks it only when it can choose an
+index (:func:`fastagg.table.module._may_index`: a join's non-constant
+right-hand side, or a table with an index built); otherwise it always
+chooses the scan, which the base plans itself.
 """
 
 from __future__ import annotations
