@@ -582,20 +582,24 @@ def query(data, sql: str, aggregates: Iterable[type] = (), *, functions: Iterabl
             return convert(table, options.output)
     numba_loaded = "numba" in sys.modules
     with Database() as db:
-        _compile_while_images_build(sql, options)
+        _compile_while_images_build(sql, options, frames, decimals, numba_loaded)
         for name, frame in frames.items():
             db.register(name, frame, decimals=decimals)
         return db._run(sql, options, remember=decimals, numba_loaded=numba_loaded)
 
 
-def _compile_while_images_build(sql: str, options: QueryOptions) -> None:
+def _compile_while_images_build(sql: str, options: QueryOptions, frames: dict | None = None,
+                                decimals: str = "real", numba_loaded: bool = True) -> None:
     """From an empty cache: start building the fixed native images, then compile the statement's specs meanwhile.
 
     Registering the first frame waits for the images of the virtual table
     and the reader (built by child processes, :mod:`fastagg.native.loader`);
     this process used to wait idle and compile the statement's aggregates
     and functions (given and built-in) only afterwards. Now the children
-    start first and the specs compile while they build. Nothing happens
+    start first and the specs compile while they build, then the native
+    engine's kernels (:func:`fastagg.engine.native.warm_native`, given
+    *frames*, their *decimals* and whether numba was loaded before the
+    statement). Nothing happens
     when the images exist (the warm case) or children are not used. A spec
     that fails to compile here fails again, with the same error, where it
     always did (:func:`fastagg.registry.acquire`).
@@ -606,12 +610,15 @@ def _compile_while_images_build(sql: str, options: QueryOptions) -> None:
         if not prefetch_fixed_images():
             return
         given, builtins = options.spec_groups(sql)
-        if not given and not builtins:
-            return
         from .compile.cache import compile_spec
 
         for spec in (*given, *builtins):
             compile_spec(spec)
+        if frames:
+            # The native engine's kernels too (seconds from an empty cache), by a run over the buffers.
+            from .engine.native import warm_native
+
+            warm_native(frames, sql, options, decimals, numba_loaded)
     except Exception:  # noqa: BLE001 - an early start only: the statement's own path reports errors
         pass
 

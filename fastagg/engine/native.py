@@ -14,7 +14,7 @@ import re
 import sys
 import threading
 
-__all__ = ["Explanation", "explain_statement", "last_run", "native_query", "run_remembered", "ENGINES"]
+__all__ = ["Explanation", "explain_statement", "last_run", "native_query", "run_remembered", "warm_native", "ENGINES"]
 
 _last = threading.local()
 
@@ -275,3 +275,46 @@ def run_remembered(frames: dict, sql, options, decimals: str):
     table = direct_table(plan, names, decltypes, keys, results, ngroups)
     _last.value = Explanation("native", "ran natively")
     return table
+
+
+def warm_native(frames: dict, sql, options, decimals: str, numba_loaded: bool) -> bool:
+    """Compile what the native engine will run for *sql* over *frames*, without SQLite; whether it ran.
+
+    From an empty cache the first statement waits for the virtual table's
+    image (built by child processes) before the native engine starts, and
+    only then compiles its kernels (seconds). Called while those children
+    build (:func:`fastagg.database.query`), this runs the engine once over
+    the frames' buffers, as :func:`run_remembered` does, so its kernels are
+    compiled (and cached) meanwhile; the result is dropped (the statement
+    then runs as always). Nothing happens for a statement the engine would
+    not take (outside the shape, SQLite's small-frame rule with
+    *numba_loaded*, parameters, constants SQLite must evaluate) or frames
+    that are not pandas DataFrames or pyarrow Tables. Errors are ignored:
+    the statement's own run reports them.
+    """
+    if not isinstance(sql, str) or options.engine == "sqlite" or options.params is not None or options.read_only:
+        return False
+    pd, pa = sys.modules.get("pandas"), sys.modules.get("pyarrow")
+    if not frames or not all((pd is not None and type(f) is pd.DataFrame) or (pa is not None and type(f) is pa.Table)
+                             for f in frames.values()):
+        return False
+    try:
+        from ..table.columns import frame_columns
+        from .shape import analyse
+
+        given, builtins = options.spec_groups(sql)
+        tables = {name: frame_columns(frame, decimals=decimals) for name, frame in frames.items()}
+        if not numba_loaded and all((cols[0].nrows if cols else 0) < NATIVE_MIN_ROWS for cols in tables.values()):
+            return False  # SQLite will answer (see _plan)
+        plan = _analysed(sql, tables, given + builtins, analyse)
+        if isinstance(plan, str) or plan.constants:
+            return False
+        columns = tables[plan.table]
+        if not columns or len({c.nrows for c in columns}) != 1:
+            return False
+        from .grouped import compute_grouped
+
+        compute_grouped(plan, _Buffers(columns), None, options.workers, {})
+        return True
+    except Exception:  # noqa: BLE001 - an early compile only: the statement's own run reports errors
+        return False
