@@ -28,7 +28,14 @@ is still written once. The loops:
 - ``merge_free(dst, dseen, src, sseen)``: ``user_merge`` where both
   reached a group, then frees the merged-in state's vectors (the merged
   state copied them), so vector-field aggregates can run on threads;
+- ``merge_lanes(states, seen)``: ``merge_free`` of every later state of
+  one arena into its first, in order (an ungrouped statement's lanes and
+  ranges, side by side in one arena: one call);
 - ``free_all(arena)``: frees every vector of an arena (a failed run).
+
+``lanes_step`` runs blocks of :data:`LANES` rows without a NULL argument in
+a loop of their own (no test between the lanes; a block with a NULL takes
+the per-row tests): the same calls in the same order.
 
 The sources are written beside the prepared module (in the fastagg cache
 directory, once, atomically, named by a hash of the source) so numba caches
@@ -58,7 +65,8 @@ LANES = 8
 #: intrinsics below, which the source does not show, still makes new files.
 _LAYOUT = "unsigned-1"
 
-_LOOPS = ("groups_init", "groups_step", "groups_step_seen", "lanes_step", "single_step", "merge_free", "free_all")
+_LOOPS = ("groups_init", "groups_step", "groups_step_seen", "lanes_step", "single_step", "merge_free", "merge_lanes",
+          "free_all")
 
 _lock = threading.Lock()
 _cache: dict = {}
@@ -101,6 +109,19 @@ def store_back(typingctx, states, k, record):
         return context.get_dummy_value()
 
     return types.void(states, k, record), codegen
+
+
+@intrinsic
+def zero_record(typingctx, states, k):
+    """Set every byte of record ``states[k]`` to zero."""
+    rec = states.dtype
+
+    def codegen(context, builder, sig, args):
+        dst = _record_pointer(context, builder, sig.args[0], args[0], args[1])
+        cgutils.memset(builder, builder.bitcast(dst, cgutils.voidptr_t), context.get_constant(types.intp, rec.size), 0)
+        return context.get_dummy_value()
+
+    return types.void(states, k), codegen
 
 
 def null_variant(kind: str) -> str:
@@ -155,6 +176,24 @@ def _row_body(spec, variant, state, row, indent, skip):
     return [ln for ln in lines if ln] + [f"{pad}{call}"]
 
 
+def _block_test(variant, rows):
+    """An expression true when no argument is NULL at any of *rows*, or None (no argument can be NULL)."""
+    tests = []
+    for i, v in enumerate(variant):
+        if v == "n":
+            tests += [f"(x{i}[{r}] == x{i}[{r}])" for r in rows]
+        elif v == "m":
+            tests += [f"(m{i}[{r}] == 0)" for r in rows]
+    return " & ".join(tests) or None
+
+
+def _fast_row(spec, variant, state, row, indent):
+    """:func:`_row_body` for a row known to have no NULL argument."""
+    pad = " " * indent
+    lines = [f"{pad}b{i} = {_read(arg, i, f'x{i}[{row}]')}" for i, arg in enumerate(spec.args)]
+    return lines + [f"{pad}user_step({state}" + "".join(f", b{i}" for i in range(len(spec.args))) + ")"]
+
+
 def _source(spec, variant: str, modname: str) -> str:
     names = ["user_step", "free_vector"]
     if spec.init is not None:
@@ -171,7 +210,7 @@ def _source(spec, variant: str, modname: str) -> str:
         f"# Loop layout {_LAYOUT}.",
         "import numpy as np",
         f"from {modname} import {', '.join(names)}",
-        "from fastagg.engine.reduce import stack_copy, store_back",
+        "from fastagg.engine.reduce import stack_copy, store_back, zero_record",
         "",
         "def groups_init(arena):",
         "    for g in range(len(arena)):",
@@ -208,8 +247,22 @@ def _source(spec, variant: str, modname: str) -> str:
         out += ["    i = np.uint64(lo)", "    h = np.uint64(hi)",
                 *[f"    u{k} = np.uint64({k})" for k in range(1, lanes + 1)],
                 f"    while i + u{lanes} <= h:"]
-        for k in range(lanes):
-            out += _row_body(spec, variant, f"s{k}", "i" if k == 0 else f"i + u{k}", 8, None)
+        rows = ["i" if k == 0 else f"i + u{k}" for k in range(lanes)]
+        block = _block_test(variant, rows) if lanes > 1 else None
+        if block is not None:
+            # Blocks with no NULL (the usual case) in a loop of their own: every
+            # lane steps, with no branch between the lanes, so the lanes' chains
+            # overlap (LLVM may pack them into vector registers). A block with
+            # a NULL takes the per-row tests below: the same calls either way.
+            out += [f"        while i + u{lanes} <= h and {block}:"]
+            for k, row in enumerate(rows):
+                out += _fast_row(spec, variant, f"s{k}", row, 12)
+            out += [f"            i += u{lanes}", f"        if i + u{lanes} > h:", "            break"]
+            for k, row in enumerate(rows):
+                out += _row_body(spec, variant, f"s{k}", row, 8, None)
+        else:
+            for k, row in enumerate(rows):
+                out += _row_body(spec, variant, f"s{k}", row, 8, None)
         out += [f"        i += u{lanes}"]
         if lanes > 1:
             out += ["    while i < h:", *_row_body(spec, variant, "s0", "i", 8, None), "        i += u1"]
@@ -227,6 +280,23 @@ def _source(spec, variant: str, modname: str) -> str:
         if spec.vector_fields:
             # Only src reached g: its state replaces dst's fresh one (copied over by the caller).
             out += ["        elif sseen[g] != 0:", *[f"            free_vector(dst[g].{v})" for v in spec.vector_fields]]
+    out += ["    return", "", "def merge_lanes(states, seen):"]
+    if spec.is_mergeable:
+        # merge_free of each later state into the first, in order; a state the first has
+        # not reached yet moves over whole (its bytes then zeroed: one owner per vector).
+        out += [
+            "    for k in range(1, len(states)):",
+            "        if seen[k] == 0:",
+            "            continue",
+            "        if seen[0] != 0:",
+            "            user_merge(states[0], states[k])",
+            *[f"            free_vector(states[k].{v})" for v in spec.vector_fields],
+            "        else:",
+            *[f"            free_vector(states[0].{v})" for v in spec.vector_fields],
+            "            store_back(states, 0, stack_copy(states, k))",
+            "            zero_record(states, k)",
+            "            seen[0] = 1",
+        ]
     out += ["    return", "", "def free_all(arena):", "    for g in range(len(arena)):"]
     out += [f"        free_vector(arena[g].{v})" for v in spec.vector_fields] or ["        pass"]
     return "\n".join(out) + "\n"
