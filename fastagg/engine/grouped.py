@@ -543,11 +543,16 @@ def compute_grouped(plan: Plan, registration, params, workers, constants):
     else:
         rows = _Rows(nrows)
     ngroups = -1
+    known = {}  # key column -> its Arrow array, when grouping gave the values
     base = 0  # row i's group is gids[i] - base (gids the key column itself)
     if plan.grouped and plan.where is None and len(plan.keys) == 1:
         plain = _plain_buffer(columns[plan.keys[0]], np.int64)
         if plain is not None:
-            gids, base, ngroups, first = kernels.dense_int_groups(plain, threads_for(nrows, workers), pmap)
+            gids, base, ngroups, first, values = kernels.dense_int_groups(plain, threads_for(nrows, workers), pmap)
+            if ngroups >= 0:
+                import pyarrow as pa
+
+                known[plan.keys[0]] = pa.array(values)  # as key_array reads them, without the gather
     if ngroups >= 0:
         pass
     elif plan.grouped:
@@ -669,6 +674,9 @@ def compute_grouped(plan: Plan, registration, params, workers, constants):
     keys = {}
     if plan.grouped:
         for i in dict.fromkeys(plan.keys):
+            if i in known:
+                keys[i] = known[i]
+                continue
             keys[i] = key_array(columns[i], cols[i], np.ascontiguousarray(krows, dtype=np.int64))
     return keys, results, ngroups
 

@@ -73,13 +73,8 @@ def combine_ranks(ranks, sizes):
 @njit(cache=True, nogil=True)
 def _int_range(x, lo, hi):
     """(min, max) of ``x[lo:hi]`` (a non-empty range)."""
-    a = x[lo]
-    b = x[lo]
-    for i in range(lo, hi):
-        v = x[i]
-        a = min(a, v)  # branch-free: LLVM vectorises the min/max pass
-        b = max(b, v)
-    return a, b
+    part = x[lo:hi]
+    return part.min(), part.max()  # numba's reductions vectorise (a loop with signed indices did not)
 
 
 @njit(cache=True, nogil=True)
@@ -88,8 +83,11 @@ def _first_rows(x, lo, hi, kmin, size):
     pos = np.full(size, -1, np.int64)
     # Backwards, storing every row: the first row is the last stored, with no
     # test per row (a taken-or-not branch on the table costs twice as much).
-    for i in range(hi - 1, lo - 1, -1):
-        pos[x[i] - kmin] = i
+    # Unsigned indices: no negative-index wraparound per access (a third as fast with it).
+    top = np.uint64(hi) - np.uint64(1)
+    for k in range(np.uint64(hi - lo)):
+        i = top - k
+        pos[np.uint64(x[i] - kmin)] = np.int64(i)
     return pos
 
 
@@ -117,8 +115,8 @@ def _number_present(pos):
 
 @njit(cache=True, nogil=True)
 def _gather_ids(x, kmin, ids, out, lo, hi):
-    for i in range(lo, hi):
-        out[i] = ids[x[i] - kmin]
+    for i in range(np.uint64(lo), np.uint64(hi)):
+        out[i] = ids[np.uint64(x[i] - kmin)]
 
 
 #: Rows a thread takes at least in :func:`dense_int_groups` (its passes run at memory speed).
@@ -126,11 +124,13 @@ _KEY_RANGE_ROWS = 1 << 18
 
 
 def dense_int_groups(x, nthreads=1, pmap=None):
-    """Group ids of a plain int64 key with a small value range: (gids, base, ngroups, first); ngroups -1 if not.
+    """Group ids of a plain int64 key with a small value range: (gids, base, ngroups, first, values);
+    ngroups -1 if not.
 
     Row ``i``'s group is ``gids[i] - base``: the keys' dense ranks, as
-    :func:`.keys.group_keys` numbers them, and ``first[g]`` group g's first
-    row. When every value from the minimum to the maximum occurs (keys
+    :func:`.keys.group_keys` numbers them, ``first[g]`` group g's first
+    row and ``values[g]`` its key value (``x[first[g]]``, known without a
+    gather: the minimum plus the offsets present). When every value from the minimum to the maximum occurs (keys
     ``0..k-1``, or ``1..k``), the ids are the keys less the minimum, and
     *gids* is *x* itself (``base`` the minimum): no pass writes them.
     Otherwise *gids* is a new array and *base* 0. The min/max, first-row
@@ -139,7 +139,7 @@ def dense_int_groups(x, nthreads=1, pmap=None):
     """
     n = len(x)
     if n == 0:
-        return np.zeros(0, np.int64), 0, 0, np.zeros(0, np.int64)
+        return np.zeros(0, np.int64), 0, 0, np.zeros(0, np.int64), np.zeros(0, np.int64)
     k = max(1, min(nthreads, n // _KEY_RANGE_ROWS)) if pmap is not None else 1
     parts = [(n * t // k, n * (t + 1) // k) for t in range(k)]
 
@@ -150,17 +150,18 @@ def dense_int_groups(x, nthreads=1, pmap=None):
     kmin = int(min(b[0] for b in bounds))
     span = int(max(b[1] for b in bounds)) - kmin  # Python ints: no wrap
     if span > 2 * n + 1024:
-        return np.zeros(0, np.int64), 0, -1, np.zeros(0, np.int64)
+        return np.zeros(0, np.int64), 0, -1, np.zeros(0, np.int64), np.zeros(0, np.int64)
     tables = each(lambda lo, hi: _first_rows(x, lo, hi, kmin, span + 1))
     pos = tables[0]
     for later in tables[1:]:
         _fill_missing(pos, later)
     ids, g = _number_present(pos)
     if g == span + 1:
-        return x, kmin, g, pos
+        return x, kmin, g, pos, np.arange(g, dtype=np.int64) + np.int64(kmin)
     gids = np.empty(n, np.int64)
     each(lambda lo, hi: _gather_ids(x, kmin, ids, gids, lo, hi))
-    return gids, 0, g, pos[pos >= 0]
+    present = np.flatnonzero(pos >= 0)
+    return gids, 0, g, pos[present], present + np.int64(kmin)
 
 
 @njit(cache=True, nogil=True)
