@@ -167,7 +167,7 @@ def _sqlite_aggregate(agg, is_float, gids, ngroups, value, kernels, sums, key, n
         if is_float:
             arrays, variant = arguments("f64", agg.args[0])
             if variant == "n":
-                rsum, cnt, rows = reduce.sum_float_rows(gids, ngroups, arrays[0])
+                rsum, cnt, rows = reduce.sum_float_rows(gids, ngroups, arrays[0], 24 * ngroups >= reduce.FAR_BYTES)
                 sums[key] = (None, rsum, cnt, None)
                 sums[("rows", agg.filter)] = rows
             else:
@@ -351,6 +351,7 @@ def _user_aggregate(agg, gids, ngroups, arguments, nthreads, grouped=True, base=
     # Lanes only where threads already merge states: one thread is SQLite's row order, bit for bit.
     lanes = not grouped and mergeable and n >= LANES_MIN_ROWS and nthreads > 1
     width = ngroups if grouped else (reduce.LANES if lanes else 1)
+    far = grouped and width * spec.state.itemsize >= reduce.FAR_BYTES  # prefetch the states rows ahead
     arenas = []
     if not grouped:
         # Every range's states side by side in one arena, in row order: one merge call folds them.
@@ -373,10 +374,10 @@ def _user_aggregate(agg, gids, ngroups, arguments, nthreads, grouped=True, base=
             # One range: every group gets __init__ once, as SQLite's callback
             # (here before the rows rather than at each group's first row).
             seen = np.ones(width, np.uint8)
-            _call(loops["groups_step"], f"{where}.step", arena, gids, base, lo, hi, *arrays)
+            _call(loops["groups_step"], f"{where}.step", arena, gids, base, lo, hi, far, *arrays)
         else:
             seen = np.zeros(width, np.uint8)
-            _call(loops["groups_step_seen"], f"{where}.step", arena, seen, gids, base, lo, hi, *arrays)
+            _call(loops["groups_step_seen"], f"{where}.step", arena, seen, gids, base, lo, hi, far, *arrays)
         return arena, seen
 
     try:

@@ -25,6 +25,7 @@ from ..native.intrinsics import as_voidptr
 from ..table.columns import K_F32, K_F64
 from ..table.ordering import _dense_ranks, _sort_keys
 from ..table.values import float_value, int_value, value_row
+from .reduce import FAR_BYTES, PREFETCH_ROWS, prefetch
 
 __all__ = ["key_ranks_into", "combine_ranks", "dense_int_groups", "column_f64", "column_i64",
            "count_rows", "sum_int", "sum_float", "sum_floats", "extreme", "run_real"]
@@ -78,15 +79,22 @@ def _int_range(x, lo, hi):
 
 
 @njit(cache=True, nogil=True)
-def _first_rows(x, lo, hi, kmin, size):
-    """Per key value ``kmin + j``: its first row within ``lo..hi-1``, or -1 (*size* values)."""
-    pos = np.full(size, -1, np.int64)
+def _first_rows(x, lo, hi, kmin, pos, far):
+    """Into *pos* (all -1): per key value ``kmin + j``, its first row within ``lo..hi-1``; returns *pos*.
+
+    *far*: the table is beyond the caches; prefetch the entries rows ahead.
+    The tables are numpy's (transparent huge pages), not numba's allocations
+    (4 KiB page faults: a third of a million-group key's time).
+    """
     # Backwards, storing every row: the first row is the last stored, with no
     # test per row (a taken-or-not branch on the table costs twice as much).
     # Unsigned indices: no negative-index wraparound per access (a third as fast with it).
     top = np.uint64(hi) - np.uint64(1)
-    for k in range(np.uint64(hi - lo)):
+    m = np.uint64(hi - lo)
+    for k in range(m):
         i = top - k
+        if far and k + np.uint64(PREFETCH_ROWS) < m:
+            prefetch(pos, np.uint64(x[i - np.uint64(PREFETCH_ROWS)] - kmin))
         pos[np.uint64(x[i] - kmin)] = np.int64(i)
     return pos
 
@@ -100,9 +108,8 @@ def _fill_missing(pos, later):
 
 
 @njit(cache=True, nogil=True)
-def _number_present(pos):
-    """Dense ids of the values present (``pos >= 0``), -1 for the others: (ids, count)."""
-    ids = np.empty(len(pos), np.int64)
+def _number_present(pos, ids):
+    """Into *ids*: dense ids of the values present (``pos >= 0``), -1 for the others; their count."""
     g = 0
     for j in range(len(pos)):
         if pos[j] >= 0:
@@ -110,12 +117,15 @@ def _number_present(pos):
             g += 1
         else:
             ids[j] = -1
-    return ids, g
+    return g
 
 
 @njit(cache=True, nogil=True)
-def _gather_ids(x, kmin, ids, out, lo, hi):
-    for i in range(np.uint64(lo), np.uint64(hi)):
+def _gather_ids(x, kmin, ids, out, lo, hi, far):
+    h = np.uint64(hi)
+    for i in range(np.uint64(lo), h):
+        if far and i + np.uint64(PREFETCH_ROWS) < h:
+            prefetch(ids, np.uint64(x[i + np.uint64(PREFETCH_ROWS)] - kmin))
         out[i] = ids[np.uint64(x[i] - kmin)]
 
 
@@ -151,15 +161,17 @@ def dense_int_groups(x, nthreads=1, pmap=None):
     span = int(max(b[1] for b in bounds)) - kmin  # Python ints: no wrap
     if span > 2 * n + 1024:
         return np.zeros(0, np.int64), 0, -1, np.zeros(0, np.int64), np.zeros(0, np.int64)
-    tables = each(lambda lo, hi: _first_rows(x, lo, hi, kmin, span + 1))
+    far = 8 * (span + 1) >= FAR_BYTES
+    tables = each(lambda lo, hi: _first_rows(x, lo, hi, kmin, np.full(span + 1, -1, np.int64), far))
     pos = tables[0]
     for later in tables[1:]:
         _fill_missing(pos, later)
-    ids, g = _number_present(pos)
+    ids = np.empty(span + 1, np.int64)
+    g = _number_present(pos, ids)
     if g == span + 1:
         return x, kmin, g, pos, np.arange(g, dtype=np.int64) + np.int64(kmin)
     gids = np.empty(n, np.int64)
-    each(lambda lo, hi: _gather_ids(x, kmin, ids, gids, lo, hi))
+    each(lambda lo, hi: _gather_ids(x, kmin, ids, gids, lo, hi, far))
     present = np.flatnonzero(pos >= 0)
     return gids, 0, g, pos[present], present + np.int64(kmin)
 

@@ -14,8 +14,10 @@ Each loop calls the same ``user_init`` / ``user_step`` / ``user_merge``
 dispatchers as the SQLite callbacks (the prepared module's), so user code
 is still written once. The loops:
 
-- ``groups_step(arena, seen, gids, lo, hi, x0[, m0], ...)``: as
+- ``groups_step(arena, seen, gids, base, lo, hi, far, x0[, m0], ...)``: as
   ``array_step`` (``__init__`` at each group's first row, marking ``seen``);
+  *far* (an arena beyond the caches, :data:`FAR_BYTES`): each row prefetches
+  the state of the row :data:`PREFETCH_ROWS` ahead;
 - ``lanes_step(states, seen, lo, hi, ...)``: no GROUP BY, :data:`LANES`
   states, row ``lo + k`` to state ``k % LANES`` (independent dependency
   chains the CPU overlaps; ``x.sum()``-like speed for a running total);
@@ -63,7 +65,7 @@ LANES = 8
 
 #: Named in the generated source (so in its file name): a change to the
 #: intrinsics below, which the source does not show, still makes new files.
-_LAYOUT = "unsigned-1"
+_LAYOUT = "unsigned-prefetch-2"
 
 _LOOPS = ("groups_init", "groups_step", "groups_step_seen", "lanes_step", "single_step", "merge_free", "merge_lanes",
           "free_all")
@@ -109,6 +111,33 @@ def store_back(typingctx, states, k, record):
         return context.get_dummy_value()
 
     return types.void(states, k, record), codegen
+
+
+#: Rows ahead whose group state a loop over a far arena prefetches.
+PREFETCH_ROWS = 16
+
+#: Arenas (and per-group arrays) from this many bytes are "far": beyond the
+#: caches, a row's random access waits on memory unless prefetched (Welford over
+#: 1,000,000 groups: twice as fast; over 1,000 groups the prefetch costs ~4%).
+FAR_BYTES = 1 << 20
+
+
+@intrinsic
+def prefetch(typingctx, arr, k):
+    """Prefetch ``arr[k]`` for writing (a hint: an index out of range does not fault)."""
+
+    def codegen(context, builder, sig, args):
+        aryty = sig.args[0]
+        array = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, array, [args[1]], wraparound=False)
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [cgutils.voidptr_t, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [builder.bitcast(ptr, cgutils.voidptr_t), ir.Constant(i32, 1), ir.Constant(i32, 3),
+                          ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return types.void(arr, k), codegen
 
 
 @intrinsic
@@ -210,7 +239,7 @@ def _source(spec, variant: str, modname: str) -> str:
         f"# Loop layout {_LAYOUT}.",
         "import numpy as np",
         f"from {modname} import {', '.join(names)}",
-        "from fastagg.engine.reduce import stack_copy, store_back, zero_record",
+        "from fastagg.engine.reduce import prefetch, stack_copy, store_back, zero_record",
         "",
         "def groups_init(arena):",
         "    for g in range(len(arena)):",
@@ -221,10 +250,17 @@ def _source(spec, variant: str, modname: str) -> str:
         # Unsigned row and group indices: numba then emits no negative-index
         # wraparound (a third of the loop's instructions). A group id outside
         # the arena stops the loop instead of writing past it.
+        # far: the arena is larger than the caches; each row prefetches the state of
+        # the row PREFETCH_ROWS ahead (a loop-invariant test: LLVM unswitches it).
         out += [
-            f"def {name}(arena, {'seen, ' if seen else ''}gids, base, lo, hi{params}):",
+            f"def {name}(arena, {'seen, ' if seen else ''}gids, base, lo, hi, far{params}):",
             "    n = np.uint64(len(arena))",
-            "    for i in range(np.uint64(lo), np.uint64(hi)):",
+            "    h = np.uint64(hi)",
+            "    for i in range(np.uint64(lo), h):",
+            "        if far:",
+            f"            j = i + np.uint64({PREFETCH_ROWS})",
+            "            if j < h:",
+            "                prefetch(arena, np.uint64(gids[j] - base))",
             "        g = np.uint64(gids[i] - base)",
             "        if g >= n:",
             "            raise IndexError('group id out of range')",
@@ -344,8 +380,10 @@ def loops(spec, variant: str) -> dict:
 
 
 @njit(cache=True, nogil=True)
-def sum_float_rows(gids, ngroups, x):
+def sum_float_rows(gids, ngroups, x, far):
     """sumStep over a float64 buffer whose NaN is NULL: (rSum, cnt, rows) per group, in row order.
+
+    *far*: prefetch the groups :data:`PREFETCH_ROWS` rows ahead (many groups).
 
     The same additions as :func:`.kernels.sum_float` with ``null = isnan(x)``
     (bit-identical), without the mask; ``rows`` counts every row of the
@@ -354,7 +392,14 @@ def sum_float_rows(gids, ngroups, x):
     rsum = np.zeros(ngroups, np.float64)
     cnt = np.zeros(ngroups, np.int64)
     rows = np.zeros(ngroups, np.int64)
-    for i in range(len(gids)):
+    n = len(gids)
+    for i in range(n):
+        if far and i + PREFETCH_ROWS < n:
+            p = gids[i + PREFETCH_ROWS]
+            if p >= 0:
+                prefetch(rsum, p)
+                prefetch(cnt, p)
+                prefetch(rows, p)
         g = gids[i]
         if g < 0:
             continue
