@@ -285,6 +285,7 @@ def _array_entry_points(spec):
     from numba import njit
 
     from ..compile import cache as _cache
+    from . import reduce
 
     _cache.compile_spec(spec)  # registers the SQLite callbacks (from an image, or compiled)
     module, cacheable = _cache.prepared_module(spec)  # user_* jitted into the module
@@ -295,47 +296,12 @@ def _array_entry_points(spec):
     for name in ("array_fresh", "array_step", "array_finalize", "array_merge"):
         if callable(ns.get(name)):
             funcs[name] = njit(nogil=True, cache=cacheable)(ns[name])
-    if not _result_type_exact(spec, ns.get("user_finalize")):
+    if not reduce.result_type_exact(spec, ns.get("user_finalize")):
         funcs = {}  # no entry points: the statement runs on SQLite, which converts (or refuses) the result
     _entry_cache[id(spec)] = (spec, funcs)
     if not funcs:
         raise NativeFailed(f"{spec.name}().finalize returns another type than its annotation")
     return funcs
-
-
-def _result_type_exact(spec, finalize) -> bool:
-    """Whether ``finalize``'s inferred return type stores into the result as the SQLite callback would.
-
-    The array entry point writes the value into an int64 / float64 array;
-    the SQLite callback converts it with checks (a float for ``-> int`` out
-    of range, None for a non-optional result, a float for ``-> bool`` raise).
-    Only the types both treat alike run natively: integers (and booleans)
-    for ``-> int``, booleans for ``-> bool``, numbers for ``-> float`` (None
-    too when ``float | None``). Typing ``finalize`` compiles it once per
-    process when numba's cache gave the entry points without it.
-    """
-    if finalize is None:
-        return True
-    from numba import from_dtype, types
-
-    argtype = from_dtype(spec.state)
-    try:
-        finalize.compile((argtype,))
-        ret = finalize.overloads[(argtype,)].signature.return_type
-    except Exception:  # noqa: BLE001 - SQLite reports what is wrong with it
-        return False
-    kind = spec.result.kind
-    if isinstance(ret, types.Optional):
-        if not spec.result.optional or kind != "float":
-            return False
-        ret = ret.type
-    if isinstance(ret, types.NoneType):
-        return spec.result.optional and kind == "float"
-    if kind == "bool":
-        return isinstance(ret, types.Boolean)
-    if kind == "int":
-        return isinstance(ret, (types.Integer, types.Boolean))
-    return isinstance(ret, (types.Float, types.Integer, types.Boolean))
 
 
 _entry_cache: dict[int, tuple] = {}

@@ -58,7 +58,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["LANES", "null_variant", "loops", "sum_float_rows", "count_all"]
+__all__ = ["LANES", "null_variant", "loops", "result_type_exact", "sum_float_rows", "count_all"]
 
 #: States of an ungrouped mergeable aggregate per range of rows.
 LANES = 8
@@ -373,6 +373,41 @@ def loops(spec, variant: str) -> dict:
     funcs = {fn: njit(nogil=True, cache=cacheable)(getattr(mod, fn)) for fn in _LOOPS}
     _cache[key] = (spec, funcs)
     return funcs
+
+
+def result_type_exact(spec, finalize) -> bool:
+    """Whether ``finalize``'s inferred return type stores into the result as the SQLite callback would.
+
+    The array entry point writes the value into an int64 / float64 array;
+    the SQLite callback converts it with checks (a float for ``-> int`` out
+    of range, None for a non-optional result, a float for ``-> bool`` raise).
+    Only the types both treat alike run natively: integers (and booleans)
+    for ``-> int``, booleans for ``-> bool``, numbers for ``-> float`` (None
+    too when ``float | None``). Typing ``finalize`` compiles it once per
+    process when numba's cache gave the entry points without it.
+    """
+    if finalize is None:
+        return True
+    from numba import from_dtype, types
+
+    argtype = from_dtype(spec.state)
+    try:
+        finalize.compile((argtype,))
+        ret = finalize.overloads[(argtype,)].signature.return_type
+    except Exception:  # noqa: BLE001 - SQLite reports what is wrong with it
+        return False
+    kind = spec.result.kind
+    if isinstance(ret, types.Optional):
+        if not spec.result.optional or kind != "float":
+            return False
+        ret = ret.type
+    if isinstance(ret, types.NoneType):
+        return spec.result.optional and kind == "float"
+    if kind == "bool":
+        return isinstance(ret, types.Boolean)
+    if kind == "int":
+        return isinstance(ret, (types.Integer, types.Boolean))
+    return isinstance(ret, (types.Float, types.Integer, types.Boolean))
 
 
 # --------------------------------------------------------------------------
