@@ -113,6 +113,24 @@ def _executor(n: int):
         return _pool
 
 
+def pmap(fn, items):
+    """``[fn(item) for item in items]``: the first item on the calling thread, the others on the pool.
+
+    The caller works instead of waiting (one thread hop fewer per pass).
+    Every item has finished when it returns or raises; the error raised is
+    the first item's, in item order.
+    """
+    items = list(items)
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    futures = [_executor(len(items) - 1).submit(fn, item) for item in items[1:]]
+    try:
+        first = fn(items[0])
+    finally:
+        concurrent.futures.wait(futures)
+    return [first] + [f.result() for f in futures]
+
+
 def threads_for(nrows: int, workers: int | None) -> int:
     """Threads for *nrows* rows: *workers*, or by default 1 below a million rows, else min(cores, 4)."""
     if workers is not None:
@@ -168,7 +186,7 @@ def _sqlite_aggregate(agg, is_float, gids, ngroups, value, kernels, sums, key, n
         elif is_float:
             arrays, variant = arguments("f64", agg.args[0])
             if variant == "n":
-                rsum, cnt, rows = reduce.sum_float_rows(gids, ngroups, arrays[0])
+                rsum, cnt, rows = reduce.sum_float_rows(gids, ngroups, arrays[0], 24 * ngroups >= reduce.FAR_BYTES)
                 sums[key] = (None, rsum, cnt, None)
                 sums[("rows", agg.filter)] = rows
             else:
@@ -243,7 +261,7 @@ def _threaded_count(kernel, gids, ngroups, null, nthreads):
 
     if len(parts) == 1:
         return count(parts[0])
-    return np.sum(list(_executor(len(parts)).map(count, parts)), axis=0)
+    return np.sum(pmap(count, parts), axis=0)
 
 
 def _threaded_int_sum(gids, ngroups, x, null, nthreads):
@@ -253,8 +271,7 @@ def _threaded_int_sum(gids, ngroups, x, null, nthreads):
     parts = _ranges(len(gids), nthreads)
     if len(parts) == 1:
         return None
-    results = list(_executor(len(parts)).map(
-        lambda r: reduce.sum_int_range(gids, ngroups, x, null, r[0], r[1]), parts))
+    results = pmap(lambda r: reduce.sum_int_range(gids, ngroups, x, null, r[0], r[1]), parts)
     return reduce.combine_int_sums(results)
 
 
@@ -268,6 +285,7 @@ def _array_entry_points(spec):
     from numba import njit
 
     from ..compile import cache as _cache
+    from . import reduce
 
     _cache.compile_spec(spec)  # registers the SQLite callbacks (from an image, or compiled)
     module, cacheable = _cache.prepared_module(spec)  # user_* jitted into the module
@@ -278,47 +296,12 @@ def _array_entry_points(spec):
     for name in ("array_fresh", "array_step", "array_finalize", "array_merge"):
         if callable(ns.get(name)):
             funcs[name] = njit(nogil=True, cache=cacheable)(ns[name])
-    if not _result_type_exact(spec, ns.get("user_finalize")):
+    if not reduce.result_type_exact(spec, ns.get("user_finalize")):
         funcs = {}  # no entry points: the statement runs on SQLite, which converts (or refuses) the result
     _entry_cache[id(spec)] = (spec, funcs)
     if not funcs:
         raise NativeFailed(f"{spec.name}().finalize returns another type than its annotation")
     return funcs
-
-
-def _result_type_exact(spec, finalize) -> bool:
-    """Whether ``finalize``'s inferred return type stores into the result as the SQLite callback would.
-
-    The array entry point writes the value into an int64 / float64 array;
-    the SQLite callback converts it with checks (a float for ``-> int`` out
-    of range, None for a non-optional result, a float for ``-> bool`` raise).
-    Only the types both treat alike run natively: integers (and booleans)
-    for ``-> int``, booleans for ``-> bool``, numbers for ``-> float`` (None
-    too when ``float | None``). Typing ``finalize`` compiles it once per
-    process when numba's cache gave the entry points without it.
-    """
-    if finalize is None:
-        return True
-    from numba import from_dtype, types
-
-    argtype = from_dtype(spec.state)
-    try:
-        finalize.compile((argtype,))
-        ret = finalize.overloads[(argtype,)].signature.return_type
-    except Exception:  # noqa: BLE001 - SQLite reports what is wrong with it
-        return False
-    kind = spec.result.kind
-    if isinstance(ret, types.Optional):
-        if not spec.result.optional or kind != "float":
-            return False
-        ret = ret.type
-    if isinstance(ret, types.NoneType):
-        return spec.result.optional and kind == "float"
-    if kind == "bool":
-        return isinstance(ret, types.Boolean)
-    if kind == "int":
-        return isinstance(ret, (types.Integer, types.Boolean))
-    return isinstance(ret, (types.Float, types.Integer, types.Boolean))
 
 
 _entry_cache: dict[int, tuple] = {}
@@ -351,7 +334,7 @@ def _user_aggregate(agg, gids, ngroups, arguments, nthreads, grouped=True, base=
     if whole is not None:
         # A plain form with a kernel over the whole column (approx_count_distinct): it uses the threads itself.
         arrays, variant = arguments("i64" if spec.args[0].kind == "int" else "f64", agg.args[0])
-        return whole(gids, ngroups, arrays, variant, nthreads, lambda fn, k: list(_executor(k).map(fn, range(k))))
+        return whole(gids, ngroups, arrays, variant, nthreads, lambda fn, k: pmap(fn, range(k)))
     arrays, variant = [], ""
     for arg, column in zip(spec.args, agg.args):
         a, v = arguments("i64" if arg.kind == "int" else "f64", column)
@@ -370,42 +353,46 @@ def _user_aggregate(agg, gids, ngroups, arguments, nthreads, grouped=True, base=
     # Lanes only where threads already merge states: one thread is SQLite's row order, bit for bit.
     lanes = not grouped and mergeable and n >= LANES_MIN_ROWS and nthreads > 1
     width = ngroups if grouped else (reduce.LANES if lanes else 1)
+    far = grouped and width * spec.state.itemsize >= reduce.FAR_BYTES  # prefetch the states rows ahead
     arenas = []
+    if not grouped:
+        # Every range's states side by side in one arena, in row order: one merge call folds them.
+        states = np.zeros(nthreads * width, spec.state)
+        reached = np.zeros(nthreads * width, np.uint8)
+        arenas.append(states)
 
     def part(t):
+        lo, hi = bounds[t], bounds[t + 1]
+        if not grouped:
+            step = loops["lanes_step"] if lanes else loops["single_step"]
+            _call(step, f"{where}.step", states[t * width:(t + 1) * width], reached[t * width:(t + 1) * width],
+                  lo, hi, *arrays)
+            return None
         arena = np.zeros(width, spec.state)
         arenas.append(arena)
-        lo, hi = bounds[t], bounds[t + 1]
-        if grouped:
-            if spec.init is not None:
-                _call(loops["groups_init"], f"{where}.__init__", arena)
-            if nthreads == 1:
-                # One range: every group gets __init__ once, as SQLite's callback
-                # (here before the rows rather than at each group's first row).
-                seen = np.ones(width, np.uint8)
-                _call(loops["groups_step"], f"{where}.step", arena, gids, base, lo, hi, *arrays)
-            else:
-                seen = np.zeros(width, np.uint8)
-                _call(loops["groups_step_seen"], f"{where}.step", arena, seen, gids, base, lo, hi, *arrays)
+        if spec.init is not None:
+            _call(loops["groups_init"], f"{where}.__init__", arena)
+        if nthreads == 1:
+            # One range: every group gets __init__ once, as SQLite's callback
+            # (here before the rows rather than at each group's first row).
+            seen = np.ones(width, np.uint8)
+            _call(loops["groups_step"], f"{where}.step", arena, gids, base, lo, hi, far, *arrays)
         else:
             seen = np.zeros(width, np.uint8)
-            step = loops["lanes_step"] if lanes else loops["single_step"]
-            _call(step, f"{where}.step", arena, seen, lo, hi, *arrays)
+            _call(loops["groups_step_seen"], f"{where}.step", arena, seen, gids, base, lo, hi, far, *arrays)
         return arena, seen
 
     try:
-        if nthreads == 1:
-            parts = [part(0)]
-        else:
-            futures = [_executor(nthreads).submit(part, t) for t in range(nthreads)]
-            concurrent.futures.wait(futures)
-            parts = [f.result() for f in futures]  # the first range's error first
+        parts = pmap(part, range(nthreads))  # the first range's error first
         if not grouped:
-            # Lanes in row order, as one arena per lane of one group.
-            parts = [(arena[k:k + 1], seen[k:k + 1]) for arena, seen in parts for k in range(len(arena))]
-        arena, seen = parts[0]
+            if len(states) > 1:
+                # The lanes in row order into the first (merged-in vectors freed).
+                _call(loops["merge_lanes"], f"{where}.merge", states, reached)
+            arena, seen = states[:1], reached[:1]
+        else:
+            arena, seen = parts[0]
         rows = arena.view(np.uint8).reshape(len(arena), spec.state.itemsize)
-        for other, oseen in parts[1:]:
+        for other, oseen in parts[1:] if grouped else ():
             # Merged-in vectors are freed by merge_free; a group only *other* reached moves over
             # whole (merge_free freed the vectors of the fresh state it replaces).
             _call(loops["merge_free"], f"{where}.merge", arena, seen, other, oseen)
@@ -446,8 +433,7 @@ def _segment_aggregate(segment, agg, gids, ngroups, arguments, nthreads):
         # Group ranges of about equal values: the cut points from the starts.
         cuts = np.searchsorted(starts[:ngroups], [lo for lo, _ in parts] + [len(values)]).tolist()
         cuts[0], cuts[-1] = 0, ngroups
-        list(_executor(len(parts)).map(lambda t: segment(values, starts, cuts[t], cuts[t + 1], out, null),
-                                       range(len(parts))))
+        pmap(lambda t: segment(values, starts, cuts[t], cuts[t + 1], out, null), range(len(parts)))
     return out, null != 0
 
 
@@ -560,12 +546,16 @@ def compute_grouped(plan: Plan, registration, params, workers, constants):
     else:
         rows = _Rows(nrows)
     ngroups = -1
+    known = {}  # key column -> its Arrow array, when grouping gave the values
     base = 0  # row i's group is gids[i] - base (gids the key column itself)
-    pmap = lambda fn, items: list(_executor(len(items)).map(fn, items))  # noqa: E731
     if plan.grouped and plan.where is None and len(plan.keys) == 1:
         plain = _plain_buffer(columns[plan.keys[0]], np.int64)
         if plain is not None:
-            gids, base, ngroups, first = kernels.dense_int_groups(plain, threads_for(nrows, workers), pmap)
+            gids, base, ngroups, first, values = kernels.dense_int_groups(plain, threads_for(nrows, workers), pmap)
+            if ngroups >= 0:
+                import pyarrow as pa
+
+                known[plan.keys[0]] = pa.array(values)  # as key_array reads them, without the gather
     if ngroups >= 0:
         pass
     elif plan.grouped:
@@ -687,6 +677,9 @@ def compute_grouped(plan: Plan, registration, params, workers, constants):
     keys = {}
     if plan.grouped:
         for i in dict.fromkeys(plan.keys):
+            if i in known:
+                keys[i] = known[i]
+                continue
             keys[i] = key_array(columns[i], cols[i], np.ascontiguousarray(krows, dtype=np.int64))
     return keys, results, ngroups
 

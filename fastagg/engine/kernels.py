@@ -25,6 +25,7 @@ from ..native.intrinsics import as_voidptr
 from ..table.columns import K_F32, K_F64
 from ..table.ordering import _dense_ranks, _sort_keys
 from ..table.values import float_value, int_value, value_row
+from .reduce import FAR_BYTES, PREFETCH_ROWS, prefetch
 
 __all__ = ["key_ranks_into", "combine_ranks", "dense_int_groups", "column_f64", "column_i64",
            "count_rows", "sum_int", "sum_float", "sum_floats", "extreme", "run_real"]
@@ -73,23 +74,28 @@ def combine_ranks(ranks, sizes):
 @njit(cache=True, nogil=True)
 def _int_range(x, lo, hi):
     """(min, max) of ``x[lo:hi]`` (a non-empty range)."""
-    a = x[lo]
-    b = x[lo]
-    for i in range(lo, hi):
-        v = x[i]
-        a = min(a, v)  # branch-free: LLVM vectorises the min/max pass
-        b = max(b, v)
-    return a, b
+    part = x[lo:hi]
+    return part.min(), part.max()  # numba's reductions vectorise (a loop with signed indices did not)
 
 
 @njit(cache=True, nogil=True)
-def _first_rows(x, lo, hi, kmin, size):
-    """Per key value ``kmin + j``: its first row within ``lo..hi-1``, or -1 (*size* values)."""
-    pos = np.full(size, -1, np.int64)
+def _first_rows(x, lo, hi, kmin, pos, far):
+    """Into *pos* (all -1): per key value ``kmin + j``, its first row within ``lo..hi-1``; returns *pos*.
+
+    *far*: the table is beyond the caches; prefetch the entries rows ahead.
+    The tables are numpy's (transparent huge pages), not numba's allocations
+    (4 KiB page faults: a third of a million-group key's time).
+    """
     # Backwards, storing every row: the first row is the last stored, with no
     # test per row (a taken-or-not branch on the table costs twice as much).
-    for i in range(hi - 1, lo - 1, -1):
-        pos[x[i] - kmin] = i
+    # Unsigned indices: no negative-index wraparound per access (a third as fast with it).
+    top = np.uint64(hi) - np.uint64(1)
+    m = np.uint64(hi - lo)
+    for k in range(m):
+        i = top - k
+        if far and k + np.uint64(PREFETCH_ROWS) < m:
+            prefetch(pos, np.uint64(x[i - np.uint64(PREFETCH_ROWS)] - kmin))
+        pos[np.uint64(x[i] - kmin)] = np.int64(i)
     return pos
 
 
@@ -102,9 +108,8 @@ def _fill_missing(pos, later):
 
 
 @njit(cache=True, nogil=True)
-def _number_present(pos):
-    """Dense ids of the values present (``pos >= 0``), -1 for the others: (ids, count)."""
-    ids = np.empty(len(pos), np.int64)
+def _number_present(pos, ids):
+    """Into *ids*: dense ids of the values present (``pos >= 0``), -1 for the others; their count."""
     g = 0
     for j in range(len(pos)):
         if pos[j] >= 0:
@@ -112,13 +117,16 @@ def _number_present(pos):
             g += 1
         else:
             ids[j] = -1
-    return ids, g
+    return g
 
 
 @njit(cache=True, nogil=True)
-def _gather_ids(x, kmin, ids, out, lo, hi):
-    for i in range(lo, hi):
-        out[i] = ids[x[i] - kmin]
+def _gather_ids(x, kmin, ids, out, lo, hi, far):
+    h = np.uint64(hi)
+    for i in range(np.uint64(lo), h):
+        if far and i + np.uint64(PREFETCH_ROWS) < h:
+            prefetch(ids, np.uint64(x[i + np.uint64(PREFETCH_ROWS)] - kmin))
+        out[i] = ids[np.uint64(x[i] - kmin)]
 
 
 #: Rows a thread takes at least in :func:`dense_int_groups` (its passes run at memory speed).
@@ -126,11 +134,13 @@ _KEY_RANGE_ROWS = 1 << 18
 
 
 def dense_int_groups(x, nthreads=1, pmap=None):
-    """Group ids of a plain int64 key with a small value range: (gids, base, ngroups, first); ngroups -1 if not.
+    """Group ids of a plain int64 key with a small value range: (gids, base, ngroups, first, values);
+    ngroups -1 if not.
 
     Row ``i``'s group is ``gids[i] - base``: the keys' dense ranks, as
-    :func:`.keys.group_keys` numbers them, and ``first[g]`` group g's first
-    row. When every value from the minimum to the maximum occurs (keys
+    :func:`.keys.group_keys` numbers them, ``first[g]`` group g's first
+    row and ``values[g]`` its key value (``x[first[g]]``, known without a
+    gather: the minimum plus the offsets present). When every value from the minimum to the maximum occurs (keys
     ``0..k-1``, or ``1..k``), the ids are the keys less the minimum, and
     *gids* is *x* itself (``base`` the minimum): no pass writes them.
     Otherwise *gids* is a new array and *base* 0. The min/max, first-row
@@ -139,7 +149,7 @@ def dense_int_groups(x, nthreads=1, pmap=None):
     """
     n = len(x)
     if n == 0:
-        return np.zeros(0, np.int64), 0, 0, np.zeros(0, np.int64)
+        return np.zeros(0, np.int64), 0, 0, np.zeros(0, np.int64), np.zeros(0, np.int64)
     k = max(1, min(nthreads, n // _KEY_RANGE_ROWS)) if pmap is not None else 1
     parts = [(n * t // k, n * (t + 1) // k) for t in range(k)]
 
@@ -150,17 +160,20 @@ def dense_int_groups(x, nthreads=1, pmap=None):
     kmin = int(min(b[0] for b in bounds))
     span = int(max(b[1] for b in bounds)) - kmin  # Python ints: no wrap
     if span > 2 * n + 1024:
-        return np.zeros(0, np.int64), 0, -1, np.zeros(0, np.int64)
-    tables = each(lambda lo, hi: _first_rows(x, lo, hi, kmin, span + 1))
+        return np.zeros(0, np.int64), 0, -1, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    far = 8 * (span + 1) >= FAR_BYTES
+    tables = each(lambda lo, hi: _first_rows(x, lo, hi, kmin, np.full(span + 1, -1, np.int64), far))
     pos = tables[0]
     for later in tables[1:]:
         _fill_missing(pos, later)
-    ids, g = _number_present(pos)
+    ids = np.empty(span + 1, np.int64)
+    g = _number_present(pos, ids)
     if g == span + 1:
-        return x, kmin, g, pos
+        return x, kmin, g, pos, np.arange(g, dtype=np.int64) + np.int64(kmin)
     gids = np.empty(n, np.int64)
-    each(lambda lo, hi: _gather_ids(x, kmin, ids, gids, lo, hi))
-    return gids, 0, g, pos[pos >= 0]
+    each(lambda lo, hi: _gather_ids(x, kmin, ids, gids, lo, hi, far))
+    present = np.flatnonzero(pos >= 0)
+    return gids, 0, g, pos[present], present + np.int64(kmin)
 
 
 @njit(cache=True, nogil=True)

@@ -683,7 +683,7 @@ def _key_ids(cd, rows, allrows, keep, n, out, nthreads, pmap):
         import ctypes
 
         plain = np.frombuffer((ctypes.c_char * (8 * n)).from_address(int(cd["data"])), np.int64)
-        gids, base, g, first = kernels.dense_int_groups(plain, nthreads, pmap)
+        gids, base, g, first, _ = kernels.dense_int_groups(plain, nthreads, pmap)
         if g >= 0:
             np.subtract(gids, base, out=out)
             return g, first
