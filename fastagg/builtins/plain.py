@@ -30,7 +30,7 @@ from .keys import Entropy, Mode, _entropy
 from .numhash import int_hash, real_hash
 from .quantiles import Median, QuantileDisc, _check_q_disc, _quantile_cont, _quantile_disc_index, select_in_place
 from .sketches import (
-    TDIGEST_BUFFER, TDIGEST_CAPACITY, ApproxCountDistinct, ApproxQuantile,
+    ApproxCountDistinct, ApproxQuantile,
     hll_grouped, hll_merge, hll_result, hll_step, tdigest_result, tdigest_step,
 )
 
@@ -113,11 +113,9 @@ class ApproxQuantilePlain:
     2.5
     """
 
-    means: array(np.float64, TDIGEST_CAPACITY)
-    weights: array(np.float64, TDIGEST_CAPACITY)
-    buffer: array(np.float64, TDIGEST_BUFFER)
-    ncentroids: np.int64
-    nbuffer: np.int64
+    means: vector(np.float64)
+    weights: vector(np.float64)
+    buffer: vector(np.float64)
     count: np.float64
     lo: np.float64
     hi: np.float64

@@ -1,7 +1,7 @@
-"""Fixed-size sketches: approx_count_distinct (HyperLogLog) and approx_quantile (t-digest).
+"""Bounded sketches: approx_count_distinct (HyperLogLog) and approx_quantile (t-digest).
 
-Their state does not grow with the group and merges across processes. As
-window functions they also keep the frame's rows (up to
+Their state is bounded however many rows a group has, and merges across
+processes. As window functions they also keep the frame's rows (up to
 :data:`.frames.FRAME_LIMIT`) and rebuild the sketch from them after a row
 leaves the frame: a sketch has no exact inverse.
 """
@@ -517,28 +517,15 @@ def _tdigest_compress(means, weights, k, extra_means, extra_weights, count):
     return c + 1
 
 
-@numba.njit(cache=True)
-def _tdigest_rebuild(means, weights, buffer, values):
-    """Digest *values* from scratch as ``step`` does row by row: (ncentroids, nbuffer, lo, hi)."""
-    k = 0
-    nb = 0
-    lo = 0.0
-    hi = 0.0
+@register_jitable
+def _tdigest_rebuild(s, values):
+    """Digest *values* from scratch, as ``step`` does row by row (``q`` is kept)."""
+    s.means.clear()
+    s.weights.clear()
+    s.buffer.clear()
+    s.count = 0.0
     for i in range(len(values)):
-        x = values[i]
-        if i == 0:
-            lo = x
-            hi = x
-        elif x < lo:
-            lo = x
-        elif x > hi:
-            hi = x
-        buffer[nb] = x
-        nb += 1
-        if nb == TDIGEST_BUFFER:
-            k = _tdigest_compress(means, weights, k, buffer, np.ones(TDIGEST_BUFFER), float(i + 1))
-            nb = 0
-    return k, nb, lo, hi
+        _tdigest_add(s, values[i])
 
 
 @aggregate(name="approx_quantile")
@@ -552,17 +539,20 @@ class ApproxQuantile:
     error of the answer to about half a centroid, 0.25% of n. The answer
     interpolates linearly between centroid centres (and the exact minimum
     and maximum), which is ``quantile_cont`` exactly while every centroid
-    is a single row (fewer than 200 rows). State: 14.5 KB. A window
+    is a single row (fewer than 200 rows). State: a record of 136 bytes
+    and growable vectors (``sqlite3_malloc``) holding what the group has:
+    its unmerged rows and centroids, at most 13 KB however many rows, so a
+    group of a few rows costs a few hundred bytes. A window
     function: the state also keeps the rows (while it has seen at most
     ``FRAME_LIMIT``, see :mod:`.frames`) and after ``inverse`` digests the
     frame's rows again, in order, as a fresh state would.
 
     Attributes
     ----------
-    means, weights : fastagg.array(np.float64, 402)
-        The centroids, sorted by mean; ``ncentroids`` are in use.
-    buffer : fastagg.array(np.float64, 512)
-        Rows not merged yet; ``nbuffer`` are in use.
+    means, weights : fastagg.vector(np.float64)
+        The centroids (at most 402), sorted by mean.
+    buffer : fastagg.vector(np.float64)
+        Rows not merged yet (fewer than 512).
     count : np.float64
         Rows seen.
     lo, hi : np.float64
@@ -583,11 +573,9 @@ class ApproxQuantile:
     2.5
     """
 
-    means: array(np.float64, TDIGEST_CAPACITY)
-    weights: array(np.float64, TDIGEST_CAPACITY)
-    buffer: array(np.float64, TDIGEST_BUFFER)
-    ncentroids: np.int64
-    nbuffer: np.int64
+    means: vector(np.float64)
+    weights: vector(np.float64)
+    buffer: vector(np.float64)
     count: np.float64
     lo: np.float64
     hi: np.float64
@@ -620,26 +608,21 @@ class ApproxQuantile:
             self.lo = min(self.lo, other.lo)
             self.hi = max(self.hi, other.hi)
         self.count += other.count
-        b = self.nbuffer
-        k = other.ncentroids
-        b2 = other.nbuffer
+        b = len(self.buffer)
+        k = len(other.means)
+        b2 = len(other.buffer)
         extra_means = np.empty(b + k + b2)
         extra_weights = np.ones(b + k + b2)
-        extra_means[:b] = self.buffer[:b]
-        extra_means[b : b + k] = other.means[:k]
-        extra_weights[b : b + k] = other.weights[:k]
-        extra_means[b + k :] = other.buffer[:b2]
-        self.ncentroids = _tdigest_compress(
-            self.means, self.weights, self.ncentroids, extra_means, extra_weights, self.count
-        )
-        self.nbuffer = 0
+        extra_means[:b] = self.buffer.as_array()
+        extra_means[b : b + k] = other.means.as_array()
+        extra_weights[b : b + k] = other.weights.as_array()
+        extra_means[b + k :] = other.buffer.as_array()
+        _tdigest_merge_into(self, extra_means, extra_weights)
+        self.buffer.clear()
 
     def finalize(self) -> float | None:
         if self.stale:  # a row left the frame: the digest of the rows still in it, in order
-            self.ncentroids, self.nbuffer, self.lo, self.hi = _tdigest_rebuild(
-                self.means, self.weights, self.buffer, self.values.as_array()
-            )
-            self.count = float(len(self.values))
+            _tdigest_rebuild(self, self.values.as_array())
             self.stale = False
         return tdigest_result(self)
 
@@ -649,12 +632,25 @@ class ApproxQuantile:
 
 
 @register_jitable
-def tdigest_step(s, x, q):
-    """Add row *x* to the digest of state *s* (the first row's *q* is kept)."""
+def _tdigest_merge_into(s, extra_means, extra_weights):
+    """Merge weighted points into the centroids of state *s* (vectors), as :func:`_tdigest_compress` does."""
+    k = len(s.means)
+    b = len(extra_means)
+    means = np.empty(k + b)
+    weights = np.empty(k + b)
+    means[:k] = s.means.as_array()
+    weights[:k] = s.weights.as_array()
+    c = _tdigest_compress(means, weights, k, extra_means, extra_weights, s.count)
+    s.means.clear()
+    s.means.extend(means[:c])
+    s.weights.clear()
+    s.weights.extend(weights[:c])
+
+
+@register_jitable
+def _tdigest_add(s, x):
+    """Add row *x*: the exact extremes, the count, the buffer (merged in when full)."""
     if s.count == 0.0:
-        if not (0.0 <= q <= 1.0):
-            raise ValueError("approx_quantile(x, q): argument 'q' is out of range: q must be between 0 and 1")
-        s.q = q
         s.lo = x
         s.hi = x
     elif x < s.lo:
@@ -662,11 +658,20 @@ def tdigest_step(s, x, q):
     elif x > s.hi:
         s.hi = x
     s.count += 1.0
-    s.buffer[s.nbuffer] = x
-    s.nbuffer += 1
-    if s.nbuffer == TDIGEST_BUFFER:
-        s.ncentroids = _tdigest_compress(s.means, s.weights, s.ncentroids, s.buffer, np.ones(TDIGEST_BUFFER), s.count)
-        s.nbuffer = 0
+    s.buffer.append(x)
+    if len(s.buffer) == TDIGEST_BUFFER:
+        _tdigest_merge_into(s, s.buffer.as_array(), np.ones(TDIGEST_BUFFER))
+        s.buffer.clear()
+
+
+@register_jitable
+def tdigest_step(s, x, q):
+    """Add row *x* to the digest of state *s* (the first row's *q* is kept)."""
+    if s.count == 0.0:
+        if not (0.0 <= q <= 1.0):
+            raise ValueError("approx_quantile(x, q): argument 'q' is out of range: q must be between 0 and 1")
+        s.q = q
+    _tdigest_add(s, x)
 
 
 @register_jitable
@@ -674,28 +679,27 @@ def tdigest_result(s):
     """The quantile ``s.q`` of the digest of state *s*; None for no rows."""
     if s.count == 0.0:
         return None
-    if s.nbuffer > 0:
-        s.ncentroids = _tdigest_compress(
-            s.means, s.weights, s.ncentroids, s.buffer[: s.nbuffer],
-            np.ones(s.nbuffer), s.count,
-        )
-        s.nbuffer = 0
+    nb = len(s.buffer)
+    if nb > 0:
+        _tdigest_merge_into(s, s.buffer.as_array(), np.ones(nb))
+        s.buffer.clear()
     # Interpolate between centroid centres, at 0-based ranks.
-    k = s.ncentroids
+    means = s.means.as_array()
+    weights = s.weights.as_array()
     target = s.q * (s.count - 1.0)
     before = 0.0
     prev_rank = 0.0
     prev_value = s.lo
-    for i in range(k):
-        w = s.weights[i]
+    for i in range(len(means)):
+        w = weights[i]
         rank = before + (w - 1.0) / 2.0
         if target <= rank:
             if rank == prev_rank:
-                return float(s.means[i])
+                return float(means[i])
             t = (target - prev_rank) / (rank - prev_rank)
-            return float(prev_value + t * (s.means[i] - prev_value))
+            return float(prev_value + t * (means[i] - prev_value))
         prev_rank = rank
-        prev_value = s.means[i]
+        prev_value = means[i]
         before += w
     last = s.count - 1.0
     if last == prev_rank:

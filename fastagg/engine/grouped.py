@@ -40,9 +40,12 @@ on SQLite, which raises exactly its own error (the first in its order, also
 under ``LIMIT``, where SQLite may never reach the failing group). A failing
 statement therefore costs the native attempt plus the SQLite run.
 
-Exactness. SQLite here is 3.40: ``sum``/``total``/``avg`` add doubles in row
-order; 3.43 added Kahan-Babuska-Neumaier compensation, so on SQLite >= 3.43
-the shape check (:data:`.shape.KBN_SUMMATION`) leaves those three to SQLite.
+Exactness. Up to 3.42, SQLite's ``sum``/``total``/``avg`` add doubles in row
+order (:mod:`.kernels`); 3.43 added Kahan-Babuska-Neumaier compensation and
+keeps an all-integer group's sum exact: on SQLite >= 3.43
+(:data:`.shape.KBN_SUMMATION`) the engine sums as :mod:`.kbn` does, the same
+operations in the same order, and leaves an integer overflow or a
+non-finite sum to SQLite.
 Rows reach SQLite's aggregates in frame order within each group only when
 the virtual table scans once: ``IN`` on a numeric column (and an ``OR`` of
 equalities, which SQLite turns into ``IN``) is scanned one value at a time,
@@ -73,6 +76,7 @@ import threading
 
 import numpy as np
 
+from . import shape as _shape
 from .kinds import FLOAT_KINDS, NUMERIC_KINDS, NotInShape
 from .shape import Plan
 
@@ -145,8 +149,23 @@ def _sqlite_aggregate(agg, is_float, gids, ngroups, value, kernels, sums, key, n
         x, null = value("f64" if is_float else "i64", agg.args[0])
         best, have = kernels.extreme(gids, ngroups, x, null, name == "max")
         return best, have == 0
+    compensated = _shape.KBN_SUMMATION  # read per call: the SQLite loaded decides (tests switch it)
     if key not in sums:
-        if is_float:
+        if is_float and compensated:
+            from . import kbn
+
+            arrays, variant = arguments("f64", agg.args[0])
+            if variant == "n":
+                rsum, rerr, cnt, rows = kbn.kbn_sum_rows(gids, ngroups, arrays[0])
+                sums[("rows", agg.filter)] = rows
+            else:
+                x, null = value("f64", agg.args[0])
+                rsum, rerr, cnt = kbn.kbn_sum(gids, ngroups, x, null)
+            rsum = kbn.kbn_result(rsum, rerr)
+            if rsum is None:
+                raise NativeFailed("a compensated sum is not finite")
+            sums[key] = (None, rsum, cnt, None)
+        elif is_float:
             arrays, variant = arguments("f64", agg.args[0])
             if variant == "n":
                 rsum, cnt, rows = reduce.sum_float_rows(gids, ngroups, arrays[0])
@@ -157,8 +176,16 @@ def _sqlite_aggregate(agg, is_float, gids, ngroups, value, kernels, sums, key, n
                 sums[key] = (None, *kernels.sum_float(gids, ngroups, x, null), None)
         else:
             x, null = value("i64", agg.args[0])
-            sums[key] = _threaded_int_sum(gids, ngroups, x, null, nthreads) or kernels.sum_int(gids, ngroups, x, null)
+            isum, rsum, cnt, overflow = (_threaded_int_sum(gids, ngroups, x, null, nthreads)
+                                         or kernels.sum_int(gids, ngroups, x, null))
+            if compensated:
+                # 3.43+: an all-INTEGER group's total and avg are (double)iSum; past an
+                # overflow SQLite goes on in the compensated sum (left to it, below).
+                rsum = isum.astype(np.float64)
+            sums[key] = (isum, rsum, cnt, overflow)
     isum, rsum, cnt, overflow = sums[key]
+    if compensated and overflow is not None and overflow.any():
+        raise NativeFailed("integer overflow")
     if name == "total":
         return rsum, None
     empty = cnt == 0
@@ -173,16 +200,25 @@ def _sqlite_aggregate(agg, is_float, gids, ngroups, value, kernels, sums, key, n
 def _fused_float_sums(plan, gids, ngroups, value, is_float, kernels, sums):
     """Fill *sums* for every float argument of sum/avg/total without FILTER in one pass.
 
-    :func:`.kernels.sum_floats`: each group's additions stay in row order
-    (bit-identical to one :func:`.kernels.sum_float` per argument).
+    :func:`.kernels.sum_floats` (:func:`.kbn.kbn_sums` on SQLite >= 3.43): each
+    group's additions stay in row order (bit-identical to one pass per argument).
     """
     args = list(dict.fromkeys(a.args[0] for a in plan.aggregates if a.spec is None and a.filter is None and a.args
                               and a.name in ("sum", "avg", "total") and is_float(a.args[0])))
     if len(args) < 2:
         return
     loaded = [tuple(np.ascontiguousarray(v) for v in value("f64", a)) for a in args]
-    rsum, cnt = kernels.sum_floats(gids, ngroups, np.array([x.ctypes.data for x, _ in loaded], np.int64),
-                                   np.array([m.ctypes.data for _, m in loaded], np.int64))
+    addresses = (np.array([x.ctypes.data for x, _ in loaded], np.int64),
+                 np.array([m.ctypes.data for _, m in loaded], np.int64))
+    if _shape.KBN_SUMMATION:
+        from . import kbn
+
+        rsum, rerr, cnt = kbn.kbn_sums(gids, ngroups, *addresses)
+        rsum = kbn.kbn_result(rsum, rerr)
+        if rsum is None:
+            raise NativeFailed("a compensated sum is not finite")
+    else:
+        rsum, cnt = kernels.sum_floats(gids, ngroups, *addresses)
     for j, a in enumerate(args):
         sums[a, None] = (None, rsum[j], cnt[j], None)
 

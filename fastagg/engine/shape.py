@@ -49,8 +49,9 @@ __all__ = ["Aggregate", "Plan", "analyse", "SQLITE_AGGREGATES"]
 #: SQLite's aggregates the engine runs itself (name -> accepted argument counts).
 SQLITE_AGGREGATES = {"count": (0, 1), "sum": (1,), "total": (1,), "avg": (1,), "min": (1,), "max": (1,)}
 
-#: SQLite >= 3.43 sums with Kahan-Babuska-Neumaier compensation; the engine
-#: adds doubles in row order, as 3.40 does, so it leaves those to SQLite there.
+#: SQLite >= 3.43 sums with Kahan-Babuska-Neumaier compensation (and an
+#: all-integer sum exactly): the engine then sums as :mod:`.kbn` does, before
+#: in plain row order as SQLite does (:mod:`.kernels`).
 KBN_SUMMATION = sqlite3.sqlite_version_info >= (3, 43, 0)
 
 #: Scalar functions SQLite evaluates over the grouped result (deterministic,
@@ -249,9 +250,6 @@ def _analyse(sql, tables, specs) -> Plan:
                 i = column_of(args[0])
                 if columns[i].kind in TEXT_KINDS or columns[i].kind in (14, 15):  # text, blob: BINARY
                     return Aggregate(fname, (i,), None, filt)
-            if KBN_SUMMATION and fname in ("sum", "total", "avg"):
-                _fail(f"{fname}(): SQLite {sqlite3.sqlite_version} sums with Kahan-Babuska-Neumaier "
-                      f"compensation, which the engine does not reproduce")
             return Aggregate(fname, (numeric_arg(fname, args[0]),), None, filt)
         return None
 
