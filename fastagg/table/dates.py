@@ -1,0 +1,153 @@
+"""Date and datetime comparisons with text, pushed into the scan as integer intervals (pure Python).
+
+A date32 or datetime column reaches SQLite as text (``'YYYY-MM-DD'``,
+``'YYYY-MM-DD HH:MM:SS[.ffffff]'``, :func:`fastagg.table.values.format_datetime`),
+declared ``TEXT``: SQLite compares it with a TEXT right-hand side *L* by
+memcmp (BINARY). For values whose year is 0000-9999 that text is fixed-width
+up to the fraction and non-decreasing in the stored integer, so the values
+whose text satisfies ``text OP L`` form an interval of integers, whatever *L*
+is ('1995-09', 'abc', ''): :func:`bounds` finds its ends by binary search,
+formatting candidates exactly as xColumn does and comparing them with *L*.
+
+The compiled scan (:func:`fastagg.table.filtering.select_rows`) calls
+:func:`bounds` through a ctypes callback in a slot after the ``sqlite3_module``
+(:data:`fastagg.table.indirect.SLOT_DATES`) once per xFilter and constraint,
+then compares integers; a value outside the domain is kept (SQLite, which
+re-checks every row, decides). No numba here: the callback costs the base
+image no compile.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+from ..sqlite import capi as _capi
+
+__all__ = ["DATES_CALLBACK", "bounds", "domain", "text_of"]
+
+K_DATETIME, K_DATE32 = 16, 17  # fastagg.table.columns (which imports numba)
+OP_EQ, OP_GT, OP_LE, OP_LT, OP_GE = 2, 4, 8, 16, 32
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+US_PER_DAY = 86_400_000_000
+#: Day numbers (since 1970-01-01) of 0000-01-01 and 9999-12-31: the 4-digit years.
+DAY_MIN, DAY_MAX = -719_528, 2_932_896
+
+
+def _civil(days: int) -> tuple:
+    """(year, month, day) of a day count since 1970-01-01, as :func:`fastagg.table.values.civil`."""
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    y = yoe + era * 400
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    if month <= 2:
+        y += 1
+    return y, month, day
+
+
+def _micros(kind: int, unit: int, v: int) -> int:
+    if kind == K_DATE32:
+        return v * US_PER_DAY
+    return v * unit if unit > 0 else v // (-unit)
+
+
+def text_of(kind: int, unit: int, v: int) -> bytes:
+    """The text xColumn gives stored value *v* of a column of *kind* and *unit* (within :func:`domain`)."""
+    us = _micros(kind, unit, v)
+    days, rest = divmod(us, US_PER_DAY)
+    y, m, d = _civil(days)
+    s = "%04d-%02d-%02d" % (y, m, d)
+    if kind == K_DATETIME:
+        secs, frac = divmod(rest, 1_000_000)
+        s += " %02d:%02d:%02d" % (secs // 3600, (secs // 60) % 60, secs % 60)
+        if frac:
+            s += ".%06d" % frac
+    return s.encode()
+
+
+def domain(kind: int, unit: int) -> tuple:
+    """Stored values [lo, hi] whose text has a year 0000-9999 (NaT, the int64 minimum, excluded)."""
+    if kind == K_DATE32:
+        return DAY_MIN, DAY_MAX
+    us_lo, us_hi = DAY_MIN * US_PER_DAY, (DAY_MAX + 1) * US_PER_DAY - 1
+    if unit > 0:
+        lo, hi = -(-us_lo // unit), us_hi // unit
+    else:
+        w = -unit
+        lo, hi = us_lo * w, us_hi * w + w - 1
+    return max(lo, INT64_MIN + 1), min(hi, INT64_MAX)
+
+
+def _first(kind: int, unit: int, lo: int, hi: int, pred) -> int:
+    """Smallest v in [lo, hi] with pred(text(v)) (pred monotone: false then true); hi + 1 if none."""
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        if pred(text_of(kind, unit, mid)):
+            hi = mid - 1
+        else:
+            lo = mid + 1
+    return lo
+
+
+def bounds(kind: int, unit: int, op: int, rhs: bytes) -> tuple:
+    """(lo, hi, dlo, dhi): the values v of :func:`domain` [dlo, dhi] with ``text(v) OP rhs`` are [lo, hi].
+
+    ``lo > hi`` when none. Exact for any *rhs* (memcmp order: Python's bytes
+    order), since the text is non-decreasing in v over the domain.
+    """
+    dlo, dhi = domain(kind, unit)
+    if op in (OP_GE, OP_LT, OP_EQ):
+        a = _first(kind, unit, dlo, dhi, lambda t: t >= rhs)  # text(v) >= rhs from a on
+    if op in (OP_GT, OP_LE, OP_EQ):
+        b = _first(kind, unit, dlo, dhi, lambda t: t > rhs)  # text(v) > rhs from b on
+    if op == OP_GE:
+        return a, dhi, dlo, dhi
+    if op == OP_GT:
+        return b, dhi, dlo, dhi
+    if op == OP_LT:
+        return dlo, a - 1, dlo, dhi
+    if op == OP_LE:
+        return dlo, b - 1, dlo, dhi
+    return a, b - 1, dlo, dhi
+
+
+_cache: dict = {}
+_CACHE_MAX = 4096
+
+
+def _dates(value, kind, unit, op, out):
+    """The callback: bounds of ``column OP value`` into int64 out[0:4]; 0 = use them, 1 = do not filter.
+
+    *value* is the ``sqlite3_value *`` (TEXT) of the right-hand side. Text
+    with a byte >= 0x80 is not filtered: in a UTF-16 database SQLite's
+    memcmp of the UTF-16 encodings orders it differently from UTF-8.
+    """
+    try:
+        p = _capi.lib.sqlite3_value_text(value)
+        n = _capi.lib.sqlite3_value_bytes(value)
+        rhs = ctypes.string_at(p, n) if p else b""
+        key = (kind, unit, op, rhs)
+        got = _cache.get(key)
+        if got is None:
+            if any(c >= 0x80 for c in rhs) or op not in (OP_EQ, OP_GT, OP_LE, OP_LT, OP_GE):
+                got = ()
+            else:
+                got = bounds(kind, unit, op, rhs)
+            if len(_cache) >= _CACHE_MAX:
+                _cache.clear()
+            _cache[key] = got
+        if not got:
+            return 1
+        arr = (ctypes.c_int64 * 4).from_address(out)
+        arr[0], arr[1], arr[2], arr[3] = got
+        return 0
+    except BaseException:  # noqa: BLE001 - nothing may unwind into SQLite's C frames
+        return 1
+
+
+#: The ctypes callback (``int32(int64 x 5)``, kept alive here) whose address fills the dates slot.
+DATES_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int32, *[ctypes.c_int64] * 5)(_dates)
