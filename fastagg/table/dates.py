@@ -23,9 +23,10 @@ import ctypes
 
 from ..sqlite import capi as _capi
 
-__all__ = ["DATES_CALLBACK", "bounds", "domain", "text_of"]
+__all__ = ["DATES_CALLBACK", "bounds", "domain", "set_pushdown", "text_of"]
 
 K_DATETIME, K_DATE32 = 16, 17  # fastagg.table.columns (which imports numba)
+SQLITE_TEXT = 3
 OP_EQ, OP_GT, OP_LE, OP_LT, OP_GE = 2, 4, 8, 16, 32
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 US_PER_DAY = 86_400_000_000
@@ -117,36 +118,75 @@ def bounds(kind: int, unit: int, op: int, rhs: bytes) -> tuple:
 
 _cache: dict = {}
 _CACHE_MAX = 4096
+_enabled = True
 
 
-def _dates(value, kind, unit, op, out):
-    """The callback: bounds of ``column OP value`` into int64 out[0:4]; 0 = use them, 1 = do not filter.
+def set_pushdown(enabled: bool) -> bool:
+    """Turn the scan's date filtering on or off (process-wide); return the previous setting.
 
-    *value* is the ``sqlite3_value *`` (TEXT) of the right-hand side. Text
-    with a byte >= 0x80 is not filtered: in a UTF-16 database SQLite's
-    memcmp of the UTF-16 encodings orders it differently from UTF-8.
+    Off, xFilter tests no date comparison (SQLite tests them all, as before
+    this pushdown existed): for benchmarks and bisecting, not needed otherwise.
+    """
+    global _enabled
+    old, _enabled = _enabled, bool(enabled)
+    return old
+
+
+def _plan(info, i) -> int:
+    """xBestIndex's question for constraint *i* on a date column: 0 leave it, 1 push (RHS unknown), 2 push (TEXT).
+
+    Pushed only under BINARY (a collation name is case-insensitive) and
+    unless the right-hand side is a constant other than TEXT (an integer or
+    real compares otherwise): xFilter filters on TEXT values only.
+    """
+    name = _capi.lib.sqlite3_vtab_collation(info, i)
+    if not name or ctypes.string_at(name).upper() != b"BINARY":
+        return 0
+    slot = ctypes.c_void_p(0)
+    if _capi.lib.sqlite3_vtab_rhs_value(info, i, ctypes.byref(slot)) != _capi.SQLITE_OK or not slot.value:
+        return 1
+    return 2 if _capi.lib.sqlite3_value_type(slot.value) == SQLITE_TEXT else 0
+
+
+def _bounds_of(value, kind, unit, op, out) -> int:
+    """:func:`bounds` of ``column OP value`` into int64 out[0:4]; 0 = use them, 1 = do not filter."""
+    if not _enabled:
+        return 1
+    p = _capi.lib.sqlite3_value_text(value)
+    n = _capi.lib.sqlite3_value_bytes(value)
+    rhs = ctypes.string_at(p, n) if p else b""
+    key = (kind, unit, op, rhs)
+    got = _cache.get(key)
+    if got is None:
+        # Text with a byte >= 0x80 is not filtered: in a UTF-16 database
+        # SQLite's memcmp of the UTF-16 encodings orders it otherwise than UTF-8.
+        if any(c >= 0x80 for c in rhs) or op not in (OP_EQ, OP_GT, OP_LE, OP_LT, OP_GE):
+            got = ()
+        else:
+            got = bounds(kind, unit, op, rhs)
+        if len(_cache) >= _CACHE_MAX:
+            _cache.clear()
+        _cache[key] = got
+    if not got:
+        return 1
+    arr = (ctypes.c_int64 * 4).from_address(out)
+    arr[0], arr[1], arr[2], arr[3] = got
+    return 0
+
+
+def _dates(what, a, b, c, d):
+    """The callback, ``int32(int64 x 5)``: *what* 0 is xBestIndex's question, 1 xFilter's bounds.
+
+    ``_dates(0, info, i, 0, 0)``: :func:`_plan`. ``_dates(1, value, kind << 8
+    | op, unit, out)``: :func:`_bounds_of` (*value* the ``sqlite3_value *``
+    of the right-hand side, TEXT). Any error answers "leave it to SQLite".
     """
     try:
-        p = _capi.lib.sqlite3_value_text(value)
-        n = _capi.lib.sqlite3_value_bytes(value)
-        rhs = ctypes.string_at(p, n) if p else b""
-        key = (kind, unit, op, rhs)
-        got = _cache.get(key)
-        if got is None:
-            if any(c >= 0x80 for c in rhs) or op not in (OP_EQ, OP_GT, OP_LE, OP_LT, OP_GE):
-                got = ()
-            else:
-                got = bounds(kind, unit, op, rhs)
-            if len(_cache) >= _CACHE_MAX:
-                _cache.clear()
-            _cache[key] = got
-        if not got:
-            return 1
-        arr = (ctypes.c_int64 * 4).from_address(out)
-        arr[0], arr[1], arr[2], arr[3] = got
-        return 0
+        if what == 0:
+            return _plan(a, b)
+        return _bounds_of(a, b >> 8, c, b & 255, d)
     except BaseException:  # noqa: BLE001 - nothing may unwind into SQLite's C frames
-        return 1
+        return 0 if what == 0 else 1
 
 
 #: The ctypes callback (``int32(int64 x 5)``, kept alive here) whose address fills the dates slot.

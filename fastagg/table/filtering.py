@@ -13,17 +13,17 @@ BINARY test the interval of stored integers whose text compares so
 from __future__ import annotations
 
 import numpy as np
-from numba import carray, njit
+from numba import njit
 
-from ..native.intrinsics import as_voidptr, is_null
-from ..sqlite.declarations import sqlite3_value_double, sqlite3_value_int64, sqlite3_value_type, sqlite3_vtab_collation
+from ..native.intrinsics import as_voidptr
+from ..sqlite.declarations import sqlite3_value_double, sqlite3_value_int64, sqlite3_value_type
 from .columns import K_DATE32, K_DATETIME, K_F32, K_F64
 from .indirect import call5
 from .values import (
     INT64_MAX, INT64_MIN, SQLITE_FLOAT, SQLITE_INTEGER, SQLITE_NULL, SQLITE_TEXT, float_value, int_value, value_row,
 )
 
-__all__ = ["DATE_MIN_ROWS", "OP_EQ", "OP_GE", "OP_GT", "OP_LE", "OP_LT", "binary_collation", "select_rows"]
+__all__ = ["DATE_MIN_ROWS", "OP_EQ", "OP_GE", "OP_GT", "OP_LE", "OP_LT", "select_rows"]
 
 # Constraint operators (https://www.sqlite.org/c3ref/c_index_constraint_eq.html)
 OP_EQ, OP_GT, OP_LE, OP_LT, OP_GE = 2, 4, 8, 16, 32
@@ -32,24 +32,6 @@ OP_EQ, OP_GT, OP_LE, OP_LT, OP_GE = 2, 4, 8, 16, 32
 #: Python callback per xFilter (microseconds cached), more than SQLite's
 #: test of a few hundred rows (an inner loop of a join calls xFilter per outer row).
 DATE_MIN_ROWS = 256
-
-_BINARY = np.frombuffer(b"BINARY\0", np.uint8).copy()
-
-
-@njit(cache=True)
-def binary_collation(info, i):
-    """Whether constraint *i* of xBestIndex's *info* compares under BINARY (names are case-insensitive)."""
-    p = sqlite3_vtab_collation(info, i)
-    if is_null(p):
-        return False
-    for j in range(7):  # "BINARY" and its NUL, read byte by byte (never past the name's NUL)
-        c = carray(p, j + 1, np.uint8)[j]
-        if c >= 97 and c <= 122:
-            c -= 32
-        if c != _BINARY[j]:
-            return False
-    return True
-
 
 @njit(cache=True)
 def _int_bounds(op, t, v_int, v_real):
@@ -115,12 +97,12 @@ def select_rows(cols, nrows, cons, argv, nargs, dates):
     lo_row = np.int64(0)
     hi_row = nrows  # exclusive
     nc = len(cons)
-    kind = np.zeros(nc, np.int64)  # 0 skip, 1 int interval, 2 float test
+    kind = np.zeros(nc, np.int64)  # 0 skip, 1 int interval (values outside [dlo, dhi] kept), 2 float test
     ilo = np.zeros(nc, np.int64)
     ihi = np.zeros(nc, np.int64)
     fv = np.zeros(nc, np.float64)
-    dlo = np.zeros(nc, np.int64)
-    dhi = np.zeros(nc, np.int64)
+    dlo = np.full(nc, INT64_MIN)
+    dhi = np.full(nc, INT64_MAX)
     out4 = np.zeros(4, np.int64)
     for j in range(nc):
         col = cons[j].column
@@ -133,8 +115,10 @@ def select_rows(cols, nrows, cons, argv, nargs, dates):
             return np.arange(0)
         if t == SQLITE_TEXT and col >= 0 and dates != 0:
             k = cols[col].kind
-            if (k == K_DATE32 or k == K_DATETIME) and call5(dates, v, k, cols[col].unit, op, out4.ctypes.data) == 0:
-                kind[j] = 3
+            if (k == K_DATE32 or k == K_DATETIME) and call5(
+                dates, 1, v, k * 256 + op, cols[col].unit, out4.ctypes.data
+            ) == 0:  # the bounds, fastagg.table.dates._bounds_of
+                kind[j] = 1
                 ilo[j] = out4[0]
                 ihi[j] = out4[1]
                 dlo[j] = out4[2]
@@ -185,12 +169,7 @@ def select_rows(cols, nrows, cons, argv, nargs, dates):
                 break
             if kind[j] == 1:
                 x = int_value(cd, rr)
-                if x < ilo[j] or x > ihi[j]:
-                    ok = False
-                    break
-            elif kind[j] == 3:  # date interval; values outside the domain are SQLite's to test
-                x = int_value(cd, rr)
-                if (x < ilo[j] or x > ihi[j]) and x >= dlo[j] and x <= dhi[j]:
+                if (x < ilo[j] or x > ihi[j]) and x >= dlo[j] and x <= dhi[j]:  # dates: outside, SQLite's
                     ok = False
                     break
             elif not _float_test(float_value(cd, rr), cons[j].op, fv[j]):

@@ -35,7 +35,7 @@ from ..sqlite.structs import (
     MAX_INDEX_COLUMNS, TABLE, TOKEN, VTAB,
 )
 from .columns import K_BOOLBITS, K_DATE32, K_DATETIME, K_F32, K_F64, K_I8, K_I16, K_I32, K_I64, K_U8, K_U16, K_U32
-from .filtering import DATE_MIN_ROWS, OP_EQ, OP_GE, OP_GT, OP_LE, OP_LT, binary_collation, select_rows
+from .filtering import DATE_MIN_ROWS, OP_EQ, OP_GE, OP_GT, OP_LE, OP_LT, select_rows
 from .gather import CHUNK, alloc_block, fill_block
 from .index import OP_IS
 from .indirect import (
@@ -47,7 +47,7 @@ from .plan import PLAN_INDEX, PLAN_SCAN, new_plan, plan_filters, plan_header, pl
 from .records import columns_of as _columns
 from .records import record as _record
 from .records import set_rows as _set_rows
-from .values import SQLITE_FLOAT, SQLITE_INTEGER, SQLITE_TEXT, result_cell
+from .values import SQLITE_FLOAT, SQLITE_INTEGER, result_cell
 
 __all__ = ["CALLBACKS", "module_destroy"]
 
@@ -129,21 +129,6 @@ def _exact_rhs(info, i, is_float):
         iv = sqlite3_value_int64(as_voidptr(slot[0]))
         return -9007199254740992 <= iv <= 9007199254740992
     return False
-
-
-@njit(cache=True)
-def _date_rhs(info, i):
-    """Constraint *i* on a date or datetime column: 0 not pushed, 1 pushed (RHS unknown), 2 pushed (TEXT constant).
-
-    Only under BINARY, and not against a constant that is not TEXT (an
-    integer or real compares otherwise): xFilter tests its TEXT values only.
-    """
-    if not binary_collation(info, i):
-        return 0
-    slot = np.zeros(1, np.intp)
-    if sqlite3_vtab_rhs_value(info, i, as_voidptr(slot.ctypes.data)) != SQLITE_OK or slot[0] == 0:
-        return 1
-    return 2 if sqlite3_value_type(as_voidptr(slot[0])) == SQLITE_TEXT else 0
 
 
 @njit(cache=True)
@@ -248,13 +233,15 @@ def x_best_index(vtab, info):
         if cons[i].usable == 0 or not (op == OP_EQ or op == OP_GT or op == OP_LE or op == OP_LT or op == OP_GE):
             continue
         is_float = False
-        date = 0  # a date column against text (see _date_rhs)
+        date = 0  # a date column against text: 1 pushed (RHS unknown), 2 pushed (TEXT constant)
         if col >= 0:
             k = cols[col].kind
             if k == K_F32 or k == K_F64:
                 is_float = True
             elif k == K_DATE32 or k == K_DATETIME:
-                date = _date_rhs(info, i) if nrows >= DATE_MIN_ROWS else 0
+                fn = index_slots(vt.pModule)[SLOT_DATES]
+                if nrows >= DATE_MIN_ROWS and fn != 0:  # fastagg.table.dates: BINARY, a TEXT or unknown RHS?
+                    date = call5(fn, 0, address_of(info), i, 0, 0)
                 if date == 0:
                     continue
             elif not (k == K_I8 or k == K_I16 or k == K_I32 or k == K_I64 or k == K_U8
