@@ -169,6 +169,13 @@ def test_pushed_and_equal_on_tpch_shaped_dates():
         asked = {(op, rhs) for (_, _, op, rhs) in dates._cache}
         assert {(32, b"1995-09-01"), (16, b"1995-10-01")} <= asked  # xFilter asked for both bounds
         _same(con, "d >= '1995-09-01' AND d < date('1995-09-01', '+1 months')")  # TPC-H's form
+        assert dates._in_domain[reg] == {0: True}  # so SQLite omits its test of the constant bounds
+        # LIMIT is pushed into a scan whose filters are all exact (without ORDER BY
+        # the order is unspecified: SQLite's table scans, fastagg's scan or index)
+        for q in ("SELECT rowid, d FROM {} WHERE d >= '1995-09-01' ORDER BY rowid LIMIT 7 OFFSET 3",
+                  "SELECT rowid, d FROM {} WHERE d BETWEEN '1995-09-01' AND '1995-09-30' ORDER BY rowid LIMIT 5",
+                  "SELECT count(*) FROM (SELECT d FROM {} WHERE d > '1998-12' LIMIT 100000)"):
+            assert con.execute(q.format("t")).fetchall() == con.execute(q.format("r")).fetchall(), q
         n = con.execute(f"SELECT count(*) FROM t WHERE {where}").fetchone()[0]
         assert n == int(((days >= 9374) & (days < 9404)).sum())
 
@@ -259,10 +266,12 @@ def test_bounds_are_the_text_order():
             vs = list(range(start, start + 400))
             texts = [dates.text_of(kind, unit, v) for v in vs]
             assert texts == sorted(texts)
-            for rhs in (texts[0], texts[57], texts[57][:7], texts[-1] + b" ", b"", b"abc", b"\xff", texts[200][:-1]):
+            for rhs in (texts[0], texts[57], texts[57][:7], texts[-1] + b" ", b"", b"abc", b"\xff", texts[200][:-1],
+                        b"2262-04-12", b"10000", b"9999-12-31 23:59:59.9999999"):
                 for op, test in ((2, bytes.__eq__), (4, bytes.__gt__), (8, bytes.__le__), (16, bytes.__lt__),
                                  (32, bytes.__ge__)):
                     b_lo, b_hi, d_lo, d_hi = dates.bounds(kind, unit, op, rhs)
                     assert (d_lo, d_hi) == (lo, hi)
+                    assert -(2**63) <= b_lo < 2**63 and -(2**63) <= b_hi < 2**63  # int64 words
                     for v, t in zip(vs, texts):
                         assert test(t, rhs) == (b_lo <= v <= b_hi), (kind, unit, op, rhs, v)

@@ -20,6 +20,9 @@ image no compile.
 from __future__ import annotations
 
 import ctypes
+import weakref
+
+import numpy as np
 
 from ..sqlite import capi as _capi
 
@@ -106,55 +109,104 @@ def bounds(kind: int, unit: int, op: int, rhs: bytes) -> tuple:
     if op in (OP_GT, OP_LE, OP_EQ):
         b = _first(kind, unit, dlo, dhi, lambda t: t > rhs)  # text(v) > rhs from b on
     if op == OP_GE:
-        return a, dhi, dlo, dhi
-    if op == OP_GT:
-        return b, dhi, dlo, dhi
-    if op == OP_LT:
-        return dlo, a - 1, dlo, dhi
-    if op == OP_LE:
-        return dlo, b - 1, dlo, dhi
-    return a, b - 1, dlo, dhi
+        lo, hi = a, dhi
+    elif op == OP_GT:
+        lo, hi = b, dhi
+    elif op == OP_LT:
+        lo, hi = dlo, a - 1
+    elif op == OP_LE:
+        lo, hi = dlo, b - 1
+    else:
+        lo, hi = a, b - 1
+    if lo > hi:
+        return 1, 0, dlo, dhi  # empty (and within int64: lo may be dhi + 1 = 2**63)
+    return lo, hi, dlo, dhi
 
 
 _cache: dict = {}
 _CACHE_MAX = 4096
 _enabled = True
+_in_domain: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # Registration -> {column: bool}
 
 
 def set_pushdown(enabled: bool) -> bool:
     """Turn the scan's date filtering on or off (process-wide); return the previous setting.
 
-    Off, xFilter tests no date comparison (SQLite tests them all, as before
-    this pushdown existed): for benchmarks and bisecting, not needed otherwise.
+    Off, xBestIndex pushes no date comparison into statements prepared from
+    then on (SQLite tests them all, as before this pushdown existed): for
+    benchmarks and bisecting, not needed otherwise.
     """
     global _enabled
     old, _enabled = _enabled, bool(enabled)
     return old
 
 
-def _plan(info, i) -> int:
-    """xBestIndex's question for constraint *i* on a date column: 0 leave it, 1 push (RHS unknown), 2 push (TEXT).
+def _column_in_domain(token: int, col: int) -> bool:
+    """Whether every stored value of column *col* of the registration with *token* is in :func:`domain`.
 
-    Pushed only under BINARY (a collation name is case-insensitive) and
-    unless the right-hand side is a constant other than TEXT (an integer or
-    real compares otherwise): xFilter filters on TEXT values only.
+    Computed once per registration and column (numpy min and max over the
+    value buffer, NULL slots included: conservative), kept while the
+    registration lives.
     """
+    from .registration import _registry  # not at import: registration imports this module's importer
+
+    reg = _registry.get(token)
+    if reg is None or col >= len(reg.columns):
+        return False
+    per = _in_domain.setdefault(reg, {})
+    got = per.get(col)
+    if got is None:
+        c = reg.columns[col]
+        n = c.nvalues
+        if c.data == 0 or n == 0:
+            got = n == 0
+        else:
+            ctype, dtype = (ctypes.c_int32, np.int32) if c.kind == K_DATE32 else (ctypes.c_int64, np.int64)
+            v = np.frombuffer((ctype * n).from_address(c.data), dtype)
+            if c.kind == K_DATETIME:
+                v = v[v != INT64_MIN]  # NaT: NULL
+            lo, hi = domain(c.kind, c.unit)
+            got = len(v) == 0 or (lo <= int(v.min()) and int(v.max()) <= hi)
+        per[col] = got
+    return got
+
+
+def _plan(info: int, i: int, token: int, col: int, op: int) -> int:
+    """xBestIndex's question for constraint *i* (column *col*, operator *op*) on a date column.
+
+    0 leave it to SQLite; 1 push it (right-hand side unknown until xFilter);
+    2 push it (a TEXT constant); 3 push it and let SQLite omit its test (a
+    TEXT constant the scan decides exactly: ASCII, and every value of the
+    column within :func:`domain`). Pushed only under BINARY (a collation
+    name is case-insensitive) and unless the right-hand side is a constant
+    other than TEXT (an integer or real compares otherwise): xFilter filters
+    on TEXT values only.
+    """
+    if not _enabled:
+        return 0
     name = _capi.lib.sqlite3_vtab_collation(info, i)
     if not name or ctypes.string_at(name).upper() != b"BINARY":
         return 0
     slot = ctypes.c_void_p(0)
     if _capi.lib.sqlite3_vtab_rhs_value(info, i, ctypes.byref(slot)) != _capi.SQLITE_OK or not slot.value:
         return 1
-    return 2 if _capi.lib.sqlite3_value_type(slot.value) == SQLITE_TEXT else 0
+    if _capi.lib.sqlite3_value_type(slot.value) != SQLITE_TEXT:
+        return 0
+    if op in (OP_EQ, OP_GT, OP_LE, OP_LT, OP_GE) and _column_in_domain(token, col):
+        p = _capi.lib.sqlite3_value_text(slot.value)
+        n = _capi.lib.sqlite3_value_bytes(slot.value)
+        if p and all(c < 0x80 for c in ctypes.string_at(p, n)):
+            return 3
+    return 2
 
 
 def _bounds_of(value, kind, unit, op, out) -> int:
     """:func:`bounds` of ``column OP value`` into int64 out[0:4]; 0 = use them, 1 = do not filter."""
-    if not _enabled:
-        return 1
     p = _capi.lib.sqlite3_value_text(value)
     n = _capi.lib.sqlite3_value_bytes(value)
-    rhs = ctypes.string_at(p, n) if p else b""
+    if not p:
+        return 1  # out of memory (NULL is not TEXT)
+    rhs = ctypes.string_at(p, n)
     key = (kind, unit, op, rhs)
     got = _cache.get(key)
     if got is None:
@@ -177,13 +229,15 @@ def _bounds_of(value, kind, unit, op, out) -> int:
 def _dates(what, a, b, c, d):
     """The callback, ``int32(int64 x 5)``: *what* 0 is xBestIndex's question, 1 xFilter's bounds.
 
-    ``_dates(0, info, i, 0, 0)``: :func:`_plan`. ``_dates(1, value, kind << 8
-    | op, unit, out)``: :func:`_bounds_of` (*value* the ``sqlite3_value *``
-    of the right-hand side, TEXT). Any error answers "leave it to SQLite".
+    ``_dates(0, info, i, token, column << 8 | op)``: :func:`_plan`.
+    ``_dates(1, value, kind << 8 | op, unit, out)``: :func:`_bounds_of`
+    (*value* the ``sqlite3_value *`` of the right-hand side, TEXT). Any error
+    answers "leave it to SQLite" (xFilter fails the statement if SQLite omits
+    its test of that constraint, see :func:`fastagg.table.filtering.select_rows`).
     """
     try:
         if what == 0:
-            return _plan(a, b)
+            return _plan(a, b, c, d >> 8, d & 255)
         return _bounds_of(a, b >> 8, c, b & 255, d)
     except BaseException:  # noqa: BLE001 - nothing may unwind into SQLite's C frames
         return 0 if what == 0 else 1

@@ -223,6 +223,7 @@ def x_best_index(vtab, info):
             break
 
     pushed = np.zeros(max(ncons, 1), np.int64)  # constraints in plan order
+    exact_date = np.zeros(max(ncons, 1), np.int64)  # omitted date comparisons: xFilter must test them
     nargs = np.int64(0)  # not 0: a literal start types a call with it once more (a second specialisation)
     rows = np.float64(max(nrows, 1))
     cost = np.float64(max(nrows, 1))
@@ -233,7 +234,7 @@ def x_best_index(vtab, info):
         if cons[i].usable == 0 or not (op == OP_EQ or op == OP_GT or op == OP_LE or op == OP_LT or op == OP_GE):
             continue
         is_float = False
-        date = 0  # a date column against text: 1 pushed (RHS unknown), 2 pushed (TEXT constant)
+        date = 0  # a date column against text: 1 pushed (RHS unknown), 2 (TEXT constant), 3 (and exact)
         if col >= 0:
             k = cols[col].kind
             if k == K_F32 or k == K_F64:
@@ -241,7 +242,7 @@ def x_best_index(vtab, info):
             elif k == K_DATE32 or k == K_DATETIME:
                 fn = index_slots(vt.pModule)[SLOT_DATES]
                 if nrows >= DATE_MIN_ROWS and fn != 0:  # fastagg.table.dates: BINARY, a TEXT or unknown RHS?
-                    date = call5(fn, 0, address_of(info), i, 0, 0)
+                    date = call5(fn, 0, address_of(info), i, vt.token, col * 256 + op)
                 if date == 0:
                     continue
             elif not (k == K_I8 or k == K_I16 or k == K_I32 or k == K_I64 or k == K_U8
@@ -250,7 +251,8 @@ def x_best_index(vtab, info):
         pushed[nargs] = i
         nargs += 1
         usage[i].argvIndex = nargs
-        usage[i].omit = 1 if date == 0 and _exact_rhs(info, i, is_float) else 0
+        usage[i].omit = 1 if (date == 0 and _exact_rhs(info, i, is_float)) or date == 3 else 0
+        exact_date[i] = 1 if date == 3 else 0
         if date == 1:
             continue  # unknown right-hand side (a join's column?): the estimate as if not pushed
         if col < 0:
@@ -334,6 +336,8 @@ def x_best_index(vtab, info):
         filters[f].column = cons[pushed[f]].iColumn
         filters[f].op = cons[pushed[f]].op
         filters[f].argv = f
+        if kind == PLAN_SCAN:
+            filters[f].desc = exact_date[pushed[f]]  # select_rows fails rather than skip it
     order = plan_order(plan)
     for i in range(norder):
         order[i].column = orderby[i].iColumn
@@ -466,7 +470,10 @@ def x_filter(cursor, idx_num, idx_str, argc, argv):
         k = _limit(filters, av, argc)
         if len(filters) > 0:
             dates = index_slots(_record(cur.pVtab, VTAB)[0].pModule)[SLOT_DATES]  # .dates' callback
-            rows = select_rows(cols, nrows, filters, av, argc, dates)
+            rows, ok = select_rows(cols, nrows, filters, av, argc, dates)
+            if not ok:  # an omitted date comparison it could not test
+                _set_error(cur.pVtab, _MSG_NOMEM)
+                return SQLITE_NOMEM
         else:
             rows = np.arange(nrows)
         top = 0
