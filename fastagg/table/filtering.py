@@ -7,7 +7,10 @@ integer within 2**53, which is when xBestIndex lets SQLite omit its own
 test). Date and datetime columns against a TEXT right-hand side under
 BINARY test the interval of stored integers whose text compares so
 (:mod:`.dates`, reached through the dates slot); values outside years
-0000-9999 are kept, and SQLite re-checks every row (omit = 0).
+0000-9999 are kept for SQLite to test. SQLite omits its own test only of a
+constant ASCII bound on a column with every value within those years
+(exact: the plan term's ``desc`` is then 1, and xFilter fails rather than
+skip it).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ OP_EQ, OP_GT, OP_LE, OP_LT, OP_GE = 2, 4, 8, 16, 32
 #: Python callback per xFilter (microseconds cached), more than SQLite's
 #: test of a few hundred rows (an inner loop of a join calls xFilter per outer row).
 DATE_MIN_ROWS = 256
+
 
 @njit(cache=True)
 def _int_bounds(op, t, v_int, v_real):

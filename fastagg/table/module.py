@@ -191,6 +191,11 @@ def _may_index(info, cons, ncons, dir_addr):
 def x_best_index(vtab, info):
     """xBestIndex: an index probe or a scan with pushed-down numeric comparisons; any ORDER BY.
 
+    Date and datetime columns compared with text are pushed as well when
+    :mod:`fastagg.table.dates` (asked through the dates slot) says so:
+    BINARY, a TEXT or unknown right-hand side; SQLite omits its own test
+    only when that module proves the scan's test exact.
+
     The plan goes to xFilter as idxStr (:mod:`fastagg.table.plan`). The cost
     model steers SQLite's planner: a scan costs n rows (a rowid equality is
     one row and unique, each other pushed comparison narrows the estimate);
