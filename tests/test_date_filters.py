@@ -50,8 +50,8 @@ def _values(col):
     top = 2**31 - 1 if col == "d" else 2**63 - 1
     edges = st.sampled_from([v for v in (lo, lo + 1, hi - 1, hi, lo - 1, hi + 1, 0, -1) if -top <= v <= top])
     near = st.integers(lo, hi)
-    day = 86_400 * 1_000_000 // max(UNITS.get(col[3:], 1), 1) if col != "d" else 1
-    whole_days = st.integers(lo // day, hi // day).map(lambda k: k * day if col != "d" else k)
+    day = {"d": 1, "ts_s": 86_400, "ts_ms": 86_400_000, "ts_us": 86_400_000_000, "ts_ns": 86_400_000_000_000}[col]
+    whole_days = st.integers(-(-lo // day), hi // day).map(lambda k: k * day)  # midnights within the domain
     return st.one_of(st.none(), edges, near, whole_days, outside)
 
 

@@ -88,17 +88,17 @@ def _float_test(x, op, v):
 
 
 @njit(cache=True)
-def select_rows(cols, nrows, cons, argv, nargs, dates):
-    """(row indices passing the pushed-down constraints, a superset when inexact; whether it could test them).
+def select_rows(cols, nrows, cons, argv, nargs, dates, failed):
+    """Row indices passing the pushed-down constraints (a superset when inexact).
 
     *cons* are the plan's filter terms (``PLAN_TERM``: column, op, argv);
     argument ``argv`` of *argv* (``sqlite3_value *`` addresses, *nargs* of
     them) is the right-hand side of each. *dates* is the address of the
     date-bounds callback (:data:`fastagg.table.dates.DATES_CALLBACK`), 0 for
     none: a date or datetime column against TEXT then tests the stored
-    integers [lo, hi], keeping values outside the callback's domain. Not
-    ok when the callback fails for a term SQLite does not test (``desc`` 1:
-    xBestIndex let it omit the test).
+    integers [lo, hi], keeping values outside the callback's domain. Sets
+    ``failed[0]`` (and returns no rows) when the callback fails for a term
+    SQLite does not test (``desc`` 1: xBestIndex let it omit the test).
     """
     lo_row = np.int64(0)
     hi_row = nrows  # exclusive
@@ -118,7 +118,7 @@ def select_rows(cols, nrows, cons, argv, nargs, dates):
         v = argv[cons[j].argv]
         t = sqlite3_value_type(as_voidptr(v))
         if t == SQLITE_NULL:  # x OP NULL is never true
-            return np.arange(0), True
+            return np.arange(0)
         if t == SQLITE_TEXT and col >= 0 and dates != 0:
             k = cols[col].kind
             if (k == K_DATE32 or k == K_DATETIME) and call5(
@@ -131,7 +131,8 @@ def select_rows(cols, nrows, cons, argv, nargs, dates):
                 dhi[j] = out4[3]
                 continue
         if cons[j].desc != 0:  # a date comparison SQLite omits, and no bounds: fail, never skip it
-            return np.arange(0), False
+            failed[0] = 1
+            return np.arange(0)
         if t != SQLITE_INTEGER and t != SQLITE_FLOAT:
             continue  # text / blob right-hand side: leave it to SQLite
         vi = sqlite3_value_int64(as_voidptr(v))
@@ -140,7 +141,7 @@ def select_rows(cols, nrows, cons, argv, nargs, dates):
             lo, hi = _int_bounds(op, t, vi, vr)
             # rowid = row + 1
             if lo > hi:
-                return np.arange(0), True
+                return np.arange(0)
             if lo > 1 and lo - 1 > lo_row:
                 lo_row = lo - 1
             if hi != INT64_MAX and hi < hi_row:
@@ -157,12 +158,12 @@ def select_rows(cols, nrows, cons, argv, nargs, dates):
         else:
             lo, hi = _int_bounds(op, t, vi, vr)
             if lo > hi:
-                return np.arange(0), True
+                return np.arange(0)
             kind[j] = 1
             ilo[j] = lo
             ihi[j] = hi
     if hi_row <= lo_row:
-        return np.arange(0), True
+        return np.arange(0)
     out = np.empty(hi_row - lo_row, np.int64)
     m = 0
     for r in range(lo_row, hi_row):
@@ -186,4 +187,4 @@ def select_rows(cols, nrows, cons, argv, nargs, dates):
         if ok:
             out[m] = r
             m += 1
-    return out[:m], True
+    return out[:m]

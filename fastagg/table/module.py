@@ -475,8 +475,9 @@ def x_filter(cursor, idx_num, idx_str, argc, argv):
         k = _limit(filters, av, argc)
         if len(filters) > 0:
             dates = index_slots(_record(cur.pVtab, VTAB)[0].pModule)[SLOT_DATES]  # .dates' callback
-            rows, ok = select_rows(cols, nrows, filters, av, argc, dates)
-            if not ok:  # an omitted date comparison it could not test
+            failed = np.zeros(1, np.int64)
+            rows = select_rows(cols, nrows, filters, av, argc, dates, failed)
+            if failed[0] != 0:  # an omitted date comparison it could not test
                 _set_error(cur.pVtab, _MSG_NOMEM)
                 return SQLITE_NOMEM
         else:
