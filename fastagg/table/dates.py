@@ -20,6 +20,7 @@ image no compile.
 from __future__ import annotations
 
 import ctypes
+import sys
 import weakref
 
 import numpy as np
@@ -148,9 +149,10 @@ def _column_in_domain(token: int, col: int) -> bool:
     value buffer, NULL slots included: conservative), kept while the
     registration lives.
     """
-    from .registration import _registry  # not at import: registration imports this module's importer
-
-    reg = _registry.get(token)
+    # The live registrations by token (fastagg.table.registration, loaded
+    # since a table is registered); not imported: it imports this module's importer.
+    registration = sys.modules.get(__package__ + ".registration")
+    reg = registration._registry.get(token) if registration is not None else None
     if reg is None or col >= len(reg.columns):
         return False
     per = _in_domain.setdefault(reg, {})
