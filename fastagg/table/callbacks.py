@@ -28,6 +28,7 @@ import threading
 
 from ..native.loader import NativeImage
 from ..sqlite import capi as _capi
+from .dates import DATES_CALLBACK
 
 __all__ = [
     "IMAGE", "INDEX_IMAGE", "TEXT_IMAGE", "index_loaded", "load_index", "load_text", "module_address",
@@ -62,7 +63,7 @@ TEXT_IMAGE = NativeImage("vtab-text", _build_text, stages=("table", "native", "s
 
 # Mirrors fastagg.table.indirect (which imports numba): the slots after the module's.
 _MODULE_SLOTS = 24
-_SLOT_HOOK, _NSLOTS = 0, 5
+_SLOT_HOOK, _SLOT_DATES, _NSLOTS = 0, 5, 6
 _INDEX_SLOTS = {"filter": 1, "top": 2, "price": 4}
 _TEXT_SLOTS = {"keys": 3}
 
@@ -183,5 +184,6 @@ def module_address() -> int:
                     slots[_MODULE_FIELDS.index(name)] = fn
             extra = (ctypes.c_uint64 * _NSLOTS).from_address(addr + 8 * _MODULE_SLOTS)
             extra[_SLOT_HOOK] = ctypes.cast(_HOOK, ctypes.c_void_p).value
+            extra[_SLOT_DATES] = ctypes.cast(DATES_CALLBACK, ctypes.c_void_p).value  # .dates: no numba
             _module_address = addr
         return _module_address

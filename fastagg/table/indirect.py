@@ -22,16 +22,17 @@ from ..sqlite.structs import MAX_INDEX_COLUMNS
 
 __all__ = [
     "MODULE_SLOTS", "NSLOTS", "PRICE_COST", "PRICE_KEYS", "PRICE_KIND", "PRICE_NKEY", "PRICE_NPICK",
-    "PRICE_PICKS", "PRICE_ROWS", "PRICE_UNIQUE", "SLOT_FILTER", "SLOT_HOOK", "SLOT_PRICE", "SLOT_TEXT", "SLOT_TOP", "call5", "index_slots",
+    "PRICE_PICKS", "PRICE_ROWS", "PRICE_UNIQUE", "SLOT_DATES", "SLOT_FILTER", "SLOT_HOOK", "SLOT_PRICE", "SLOT_TEXT", "SLOT_TOP", "call5", "index_slots",
 ]
 
 #: Pointer-sized fields of ``sqlite3_module`` (iVersion, then 23 callbacks).
 MODULE_SLOTS = 24
 #: After them: the loader's hook (``hook(slot, 0, 0, 0, 0)`` loads the image
 #: holding *slot* and fills its slots; 0 = loaded), the index image's
-#: entries (filter, top-k), the text image's entry, the index image's cost model.
-SLOT_HOOK, SLOT_FILTER, SLOT_TOP, SLOT_TEXT, SLOT_PRICE = 0, 1, 2, 3, 4
-NSLOTS = 5
+#: entries (filter, top-k), the text image's entry, the index image's cost model,
+#: then the date-bounds callback (:mod:`.dates`; filled when the module is built).
+SLOT_HOOK, SLOT_FILTER, SLOT_TOP, SLOT_TEXT, SLOT_PRICE, SLOT_DATES = 0, 1, 2, 3, 4, 5
+NSLOTS = 6
 
 #: Layout of the cost model's output (:func:`fastagg.table.indexed.price_entry`):
 #: int64 words, cost and rows as float64 bits, then the key columns, then the

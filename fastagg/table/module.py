@@ -34,13 +34,13 @@ from ..sqlite.structs import (
     COLUMN, CURSOR, INDEX_CONSTRAINT, INDEX_CONSTRAINT_USAGE, INDEX_INFO, INDEX_ORDERBY, INDEXES,
     MAX_INDEX_COLUMNS, TABLE, TOKEN, VTAB,
 )
-from .columns import K_BOOLBITS, K_F32, K_F64, K_I8, K_I16, K_I32, K_I64, K_U8, K_U16, K_U32
-from .filtering import OP_EQ, OP_GE, OP_GT, OP_LE, OP_LT, select_rows
+from .columns import K_BOOLBITS, K_DATE32, K_DATETIME, K_F32, K_F64, K_I8, K_I16, K_I32, K_I64, K_U8, K_U16, K_U32
+from .filtering import DATE_MIN_ROWS, OP_EQ, OP_GE, OP_GT, OP_LE, OP_LT, select_rows
 from .gather import CHUNK, alloc_block, fill_block
 from .index import OP_IS
 from .indirect import (
     PRICE_COST, PRICE_KEYS, PRICE_KIND, PRICE_NKEY, PRICE_NPICK, PRICE_PICKS, PRICE_ROWS, PRICE_UNIQUE, SLOT_FILTER,
-    SLOT_HOOK, SLOT_PRICE, SLOT_TEXT, SLOT_TOP, call5, index_slots,
+    SLOT_DATES, SLOT_HOOK, SLOT_PRICE, SLOT_TEXT, SLOT_TOP, call5, index_slots,
 )
 from .ordering import order_rows, plain_kind
 from .plan import PLAN_INDEX, PLAN_SCAN, new_plan, plan_filters, plan_header, plan_keys, plan_order
@@ -191,6 +191,11 @@ def _may_index(info, cons, ncons, dir_addr):
 def x_best_index(vtab, info):
     """xBestIndex: an index probe or a scan with pushed-down numeric comparisons; any ORDER BY.
 
+    Date and datetime columns compared with text are pushed as well when
+    :mod:`fastagg.table.dates` (asked through the dates slot) says so:
+    BINARY, a TEXT or unknown right-hand side; SQLite omits its own test
+    only when that module proves the scan's test exact.
+
     The plan goes to xFilter as idxStr (:mod:`fastagg.table.plan`). The cost
     model steers SQLite's planner: a scan costs n rows (a rowid equality is
     one row and unique, each other pushed comparison narrows the estimate);
@@ -224,6 +229,7 @@ def x_best_index(vtab, info):
             break
 
     pushed = np.zeros(max(ncons, 1), np.int64)  # constraints in plan order
+    exact_date = np.zeros(max(ncons, 1), np.int64)  # omitted date comparisons: xFilter must test them
     nargs = np.int64(0)  # not 0: a literal start types a call with it once more (a second specialisation)
     rows = np.float64(max(nrows, 1))
     cost = np.float64(max(nrows, 1))
@@ -234,17 +240,27 @@ def x_best_index(vtab, info):
         if cons[i].usable == 0 or not (op == OP_EQ or op == OP_GT or op == OP_LE or op == OP_LT or op == OP_GE):
             continue
         is_float = False
+        date = 0  # a date column against text: 1 pushed (RHS unknown), 2 (TEXT constant), 3 (and exact)
         if col >= 0:
             k = cols[col].kind
             if k == K_F32 or k == K_F64:
                 is_float = True
+            elif k == K_DATE32 or k == K_DATETIME:
+                fn = index_slots(vt.pModule)[SLOT_DATES]
+                if nrows >= DATE_MIN_ROWS and fn != 0:  # fastagg.table.dates: BINARY, a TEXT or unknown RHS?
+                    date = call5(fn, 0, address_of(info), i, vt.token, col * 256 + op)
+                if date == 0:
+                    continue
             elif not (k == K_I8 or k == K_I16 or k == K_I32 or k == K_I64 or k == K_U8
                       or k == K_U16 or k == K_U32 or k == K_BOOLBITS):
                 continue
         pushed[nargs] = i
         nargs += 1
         usage[i].argvIndex = nargs
-        usage[i].omit = 1 if _exact_rhs(info, i, is_float) else 0
+        usage[i].omit = 1 if (date == 0 and _exact_rhs(info, i, is_float)) or date == 3 else 0
+        exact_date[i] = 1 if date == 3 else 0
+        if date == 1:
+            continue  # unknown right-hand side (a join's column?): the estimate as if not pushed
         if col < 0:
             if op == OP_EQ:
                 unique = True
@@ -326,6 +342,8 @@ def x_best_index(vtab, info):
         filters[f].column = cons[pushed[f]].iColumn
         filters[f].op = cons[pushed[f]].op
         filters[f].argv = f
+        if kind == PLAN_SCAN:
+            filters[f].desc = exact_date[pushed[f]]  # select_rows fails rather than skip it
     order = plan_order(plan)
     for i in range(norder):
         order[i].column = orderby[i].iColumn
@@ -457,7 +475,12 @@ def x_filter(cursor, idx_num, idx_str, argc, argv):
         av = carray(argv, max(argc, 1), np.intp)
         k = _limit(filters, av, argc)
         if len(filters) > 0:
-            rows = select_rows(cols, nrows, filters, av, argc)
+            dates = index_slots(_record(cur.pVtab, VTAB)[0].pModule)[SLOT_DATES]  # .dates' callback
+            failed = np.zeros(1, np.int64)
+            rows = select_rows(cols, nrows, filters, av, argc, dates, failed)
+            if failed[0] != 0:  # an omitted date comparison it could not test
+                _set_error(cur.pVtab, _MSG_NOMEM)
+                return SQLITE_NOMEM
         else:
             rows = np.arange(nrows)
         top = 0
