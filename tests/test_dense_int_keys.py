@@ -23,29 +23,12 @@ import pytest
 import fastagg
 from fastagg.engine.native import last_run
 from fastagg.sqlite import capi
-from test_engine_threads import _close_tables
+from test_engine_threads import TMean, _close_tables
 
 # The native engine leaves small frames to SQLite while numba is not loaded.
 import numba  # noqa: E402, F401
 
 ROWS = 600_000
-
-
-@fastagg.aggregate(name="dk_mean")
-class DenseMean:
-    n: np.int64
-    total: np.float64
-
-    def step(self, x: float):
-        self.n += 1
-        self.total += x
-
-    def merge(self, other):
-        self.n += other.n
-        self.total += other.total
-
-    def finalize(self) -> float | None:
-        return self.total / self.n if self.n else None
 
 
 @fastagg.aggregate(name="dk_last")
@@ -71,10 +54,10 @@ class DenseLastTwo:
         return float(a[-2:].sum())
 
 
-AGGS = [DenseMean, DenseLastTwo]
+AGGS = [TMean, DenseLastTwo]
 
 SQL = ("SELECT g, count(*) AS n, sum(x) AS s, sum(i) AS si, avg(x) AS a, min(x) AS lo, max(i) AS hi, "
-       "var_samp(x) AS v, dk_mean(x) AS m, dk_last(x) AS l FROM df GROUP BY g")
+       "var_samp(x) AS v, tmean(x) AS m, dk_last(x) AS l FROM df GROUP BY g")
 EXACT = ["g", "n", "s", "si", "a", "lo", "hi", "l"]  # bit-identical on any number of threads
 
 
