@@ -234,6 +234,13 @@ class _Buffers:
         self._descriptor = build_table(columns, None)  # pinned by this object while the run reads it
 
 
+def _plain_frames(frames: dict) -> bool:
+    """Whether *frames* is non-empty and every frame a pandas DataFrame or a pyarrow Table (read any number of times)."""
+    pd, pa = sys.modules.get("pandas"), sys.modules.get("pyarrow")
+    return bool(frames) and all((pd is not None and type(f) is pd.DataFrame) or (pa is not None and type(f) is pa.Table)
+                                for f in frames.values())
+
+
 def run_remembered(frames: dict, sql, options, decimals: str):
     """The result of a remembered one-shot statement over *frames*, or None for the usual path.
 
@@ -244,9 +251,7 @@ def run_remembered(frames: dict, sql, options, decimals: str):
     """
     if not isinstance(sql, str) or sql not in _remembered_texts or options.params is not None or options.read_only:
         return None
-    pd, pa = sys.modules.get("pandas"), sys.modules.get("pyarrow")
-    if not frames or not all((pd is not None and type(f) is pd.DataFrame) or (pa is not None and type(f) is pa.Table)
-                             for f in frames.values()):
+    if not _plain_frames(frames):
         return None  # an Arrow stream is read once: only the usual path may read it
     try:
         given, builtins = options.spec_groups(sql)
@@ -294,9 +299,7 @@ def warm_native(frames: dict, sql, options, decimals: str, numba_loaded: bool) -
     """
     if not isinstance(sql, str) or options.engine == "sqlite" or options.params is not None or options.read_only:
         return False
-    pd, pa = sys.modules.get("pandas"), sys.modules.get("pyarrow")
-    if not frames or not all((pd is not None and type(f) is pd.DataFrame) or (pa is not None and type(f) is pa.Table)
-                             for f in frames.values()):
+    if not _plain_frames(frames):
         return False
     try:
         from ..table.columns import frame_columns
